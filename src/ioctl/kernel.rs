@@ -1,0 +1,1 @@
+//! DragonFly HAMMER ioctls (placeholder being written).

@@ -1,0 +1,173 @@
+//! The HAMMER interface: the `Pfs` trait with the operations cmd_mirror.c makes through ioctl(2).
+//!
+//! Two implementations: [`kernel`] (the real DragonFly ioctls; the only
+//! `unsafe` code of the crate) and the userspace store (`crate::store`). The
+//! mirror halves only ever talk to a `dyn Pfs`.
+
+pub mod kernel;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::mrecord::{BaseElm, PseudofsData};
+
+/// `HAMMER_IOC_HEAD_ERROR`.
+pub const HEAD_ERROR: u32 = 0x0000_8000;
+/// `HAMMER_IOC_HEAD_INTR`: the call was interrupted by a signal.
+pub const HEAD_INTR: u32 = 0x0001_0000;
+/// `HAMMER_IOC_MIRROR_NODATA`: MIRROR_READ without bulk data (the prescan).
+pub const MIRROR_NODATA: u32 = 0x0000_0001;
+
+/// `enum hammer_synctid_op`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum SynctidOp {
+    None = 0,
+    Async = 1,
+    Sync1 = 2,
+    Sync2 = 3,
+}
+
+/// The arguments of MIRROR_READ / MIRROR_WRITE (`struct hammer_ioc_mirror_rw`
+/// without the user buffer, which is passed beside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorRw {
+    /// `head.flags`: in, [`MIRROR_NODATA`]; out, [`HEAD_INTR`] / [`HEAD_ERROR`].
+    pub flags: u32,
+    /// `head.error`: the errno that goes with [`HEAD_ERROR`].
+    pub error: i32,
+    pub key_beg: BaseElm,
+    pub key_end: BaseElm,
+    /// Where the scan stopped (read) or the tracking position (write). The
+    /// caller passes it back unchanged between calls of one batch.
+    pub key_cur: BaseElm,
+    pub tid_beg: u64,
+    pub tid_end: u64,
+    pub pfs_id: i32,
+    pub shared_uuid: [u8; 16],
+    /// Opaque per-batch state of an implementation that has more tracking
+    /// state than `key_cur` (the store's sweep position is inclusive after a
+    /// SKIP). The kernel keeps this in its cursor and ignores the field.
+    pub cursor_state: u32,
+}
+
+impl MirrorRw {
+    /// A read over the whole key space, as `hammer_cmd_mirror_read` sets it up.
+    pub fn for_read(tid_beg: u64, tid_end: u64) -> Self {
+        MirrorRw {
+            flags: 0,
+            error: 0,
+            key_beg: BaseElm::key_beg_init(),
+            key_end: BaseElm::key_end_init(),
+            key_cur: BaseElm::default(),
+            tid_beg,
+            tid_end,
+            pfs_id: 0,
+            shared_uuid: [0; 16],
+            cursor_state: 0,
+        }
+    }
+
+    /// A write as `hammer_cmd_mirror_write` sets it up (note: key_end =
+    /// key_beg and key_cur all-zero, exactly as the C code does).
+    pub fn for_write(tid_beg: u64, tid_end: u64) -> Self {
+        let beg = BaseElm::key_beg_init();
+        MirrorRw {
+            flags: 0,
+            error: 0,
+            key_beg: beg,
+            key_end: beg,
+            key_cur: BaseElm::default(),
+            tid_beg,
+            tid_end,
+            pfs_id: 0,
+            shared_uuid: [0; 16],
+            cursor_state: 0,
+        }
+    }
+}
+
+/// Why a PFS operation failed. Every variant names the PFS path.
+#[derive(Debug, thiserror::Error)]
+pub enum PfsError {
+    #[error("{}: not a HAMMER filesystem", path.display())]
+    NotHammer { path: PathBuf },
+    #[error("{}: no such PFS", path.display())]
+    NotFound { path: PathBuf },
+    #[error("{}: not a PFS: {detail}", path.display())]
+    NotPfs { path: PathBuf, detail: String },
+    #[error("{}: PFS is busy: another process is writing to it ({detail})", path.display())]
+    Busy { path: PathBuf, detail: String },
+    #[error("{}: PFS store is corrupt: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{}: PFS is a slave; only mirror-write may change it (use pfs-upgrade to make it a master)", path.display())]
+    SlaveReadOnly { path: PathBuf },
+    #[error("{}: {op}: {detail}", path.display())]
+    Invalid { path: PathBuf, op: &'static str, detail: String },
+    #[error("{}: {op} failed: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl PfsError {
+    pub fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
+        PfsError::Io { path: path.to_path_buf(), op, source }
+    }
+
+    pub fn invalid(path: &Path, op: &'static str, detail: impl Into<String>) -> Self {
+        PfsError::Invalid { path: path.to_path_buf(), op, detail: detail.into() }
+    }
+}
+
+pub type Result<T, E = PfsError> = std::result::Result<T, E>;
+
+/// A pseudo-filesystem, as the HAMMER ioctls see it.
+///
+/// The operations and their semantics are the kernel's
+/// (`sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`): see
+/// `../shared/spec/store.md`.
+pub trait Pfs: Send {
+    /// The path the PFS was opened by (for messages).
+    fn path(&self) -> &Path;
+
+    /// The PFS id (the upper 16 bits of its records' localization).
+    fn pfs_id(&self) -> i32;
+
+    /// GET_PSEUDOFS. For a master, `sync_end_tid` is the last committed TID.
+    fn get_pseudofs(&self) -> Result<PseudofsData>;
+
+    /// SET_PSEUDOFS: replaces the description; wakes `wait_pseudofs` callers.
+    fn set_pseudofs(&mut self, pfsd: &PseudofsData) -> Result<()>;
+
+    /// WAI_PSEUDOFS: waits until the PFS's `sync_end_tid` passes
+    /// `pfsd.sync_end_tid`, or `timeout` runs out. Returns true when it moved.
+    /// The kernel implementation ignores the timeout (a signal ends its wait).
+    fn wait_pseudofs(&self, pfsd: &PseudofsData, timeout: Option<Duration>) -> Result<bool>;
+
+    /// MIRROR_READ: fills `buf` with packed REC/PASS/SKIP records from
+    /// `m.key_beg` on, sets `m.key_cur`, and returns the bytes used. 0 means the
+    /// key range is exhausted.
+    fn mirror_read(&self, m: &mut MirrorRw, buf: &mut [u8]) -> Result<usize>;
+
+    /// MIRROR_WRITE: applies packed REC/PASS/SKIP records, advancing
+    /// `m.key_cur`. On failure `m.error` holds the errno and the error says
+    /// which record.
+    fn mirror_write(&mut self, m: &mut MirrorRw, buf: &[u8]) -> Result<()>;
+
+    /// SYNCTID: flushes and returns the current TID.
+    fn synctid(&mut self, op: SynctidOp) -> Result<u64>;
+
+    /// UPG_PSEUDOFS: slave to master (rolls back anything after `sync_end_tid`).
+    fn upgrade(&mut self) -> Result<()>;
+
+    /// DGD_PSEUDOFS: master to slave.
+    fn downgrade(&mut self) -> Result<()>;
+
+    /// RMR_PSEUDOFS: destroys every record and marks the PFS deleted.
+    fn destroy(&mut self) -> Result<()>;
+}

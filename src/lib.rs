@@ -1,0 +1,8 @@
+//! hammer-mirror: replicate HAMMER pseudo-filesystems between hosts, byte-compatible with DragonFly's `hammer mirror-*`.
+//!
+//! Module map (dependencies point down): `cli` → `orchestrate` → `mirror` →
+//! {`mrecord`, `ioctl`}; `pfs` picks the kernel or the userspace `store`
+//! implementation of [`ioctl::Pfs`] for a path.
+
+pub mod ioctl;
+pub mod mrecord;
