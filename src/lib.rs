@@ -6,3 +6,7 @@
 
 pub mod ioctl;
 pub mod mrecord;
+pub mod app;
+pub mod cli;
+pub mod exit;
+pub mod mirror;

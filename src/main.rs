@@ -1,1 +1,18 @@
-fn main() {}
+//! The `hammer-mirror` binary: parse the command line, run it, print the one error, exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hammer_mirror::cli::Cli;
+use hammer_mirror::exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match hammer_mirror::app::run(cli) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            eprintln!("hammer-mirror: {err:#}");
+            exit::status_of(&err).into()
+        }
+    }
+}

@@ -495,9 +495,7 @@ impl Record<'_> {
                 pfsd.encode(&mut out[24..PFSD_SIZE]);
             }
             Record::Update { tid } => put_u64(out, 16, *tid),
-            Record::Sync | Record::Idle | Record::Term => {
-                out[16..24].copy_from_slice(&CONTROL_PAYLOAD)
-            }
+            Record::Sync | Record::Idle | Record::Term => out[16..24].copy_from_slice(&CONTROL_PAYLOAD),
         }
         out[size..].fill(0);
         put_u32(out, 0, SIGNATURE);
@@ -527,12 +525,7 @@ pub struct Head {
 
 impl Head {
     pub fn decode(b: &[u8]) -> Self {
-        Head {
-            signature: u32_at(b, 0),
-            rec_crc: u32_at(b, 4),
-            rec_size: u32_at(b, 8),
-            rtype: u32_at(b, 12),
-        }
+        Head { signature: u32_at(b, 0), rec_crc: u32_at(b, 4), rec_size: u32_at(b, 8), rtype: u32_at(b, 12) }
     }
 
     /// Checks signature and size bounds; returns the aligned length on success.
@@ -599,21 +592,13 @@ const INODE_CRCSIZE: usize = 112;
 
 /// The bytes of `data` that the leaf `data_crc` covers (`hammer_crc_get_leaf`).
 fn leaf_crc_span(rec_type: u16, data: &[u8]) -> &[u8] {
-    if rec_type == RECTYPE_INODE && data.len() == INODE_DATA_SIZE {
-        &data[..INODE_CRCSIZE]
-    } else {
-        data
-    }
+    if rec_type == RECTYPE_INODE && data.len() == INODE_DATA_SIZE { &data[..INODE_CRCSIZE] } else { data }
 }
 
 /// The leaf `data_crc` HAMMER (volume version 6 and below) stores for `data`.
 /// Our store writes this form; version 7 targets accept it too.
 pub fn leaf_data_crc(rec_type: u16, data: &[u8]) -> u32 {
-    if data.is_empty() {
-        0
-    } else {
-        crc32(leaf_crc_span(rec_type, data))
-    }
+    if data.is_empty() { 0 } else { crc32(leaf_crc_span(rec_type, data)) }
 }
 
 /// `hammer_crc_test_leaf()`: accepts the CRC-32 of version <= 6 and the
@@ -651,11 +636,7 @@ pub fn decode(b: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
 fn decode_body<'a>(head: &Head, rec: &'a [u8]) -> Result<Record<'a>, DecodeError> {
     let size = head.rec_size;
     let exact = |name: &'static str, expected: usize| {
-        if rec.len() == expected {
-            Ok(())
-        } else {
-            Err(DecodeError::WrongSize { name, size, expected })
-        }
+        if rec.len() == expected { Ok(()) } else { Err(DecodeError::WrongSize { name, size, expected }) }
     };
     let t = head.rtype;
     match t & rtype::LOMASK {

@@ -17,13 +17,13 @@ use super::{DecodeError, HEAD_SIZE, Head, MAX_REC_SIZE, Record, SERIALBUF_SIZE, 
 pub enum StreamError {
     #[error("truncated stream at byte {offset}: record needs {need} bytes, stream ended after {have}")]
     Truncated { offset: u64, have: usize, need: usize },
-    #[error("malformed record at byte {offset}: {source}")]
+    #[error("malformed record at byte {offset}")]
     Malformed {
         offset: u64,
         #[source]
         source: DecodeError,
     },
-    #[error("reading the stream at byte {offset}: {source}")]
+    #[error("reading the stream at byte {offset}")]
     Io {
         offset: u64,
         #[source]
@@ -110,7 +110,9 @@ impl<R: Read> RecordReader<R> {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(StreamError::Io { offset: self.offset + (self.end - self.start) as u64, source: e }),
+                Err(e) => {
+                    return Err(StreamError::Io { offset: self.offset + (self.end - self.start) as u64, source: e });
+                }
             }
         }
         Ok(true)
@@ -357,8 +359,8 @@ mod tests {
         Record::Sync.encode_to_vec(&mut v);
         v[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut r = RecordReader::new(&v[..16]);
-        let e = r.next_record().unwrap_err();
-        assert!(e.to_string().contains("illegal rec_size 4294967295"), "{e}");
+        let e = anyhow::Error::new(r.next_record().unwrap_err());
+        assert_eq!(format!("{e:#}"), "malformed record at byte 0: illegal rec_size 4294967295 (must be 16..=65856)");
     }
 
     #[test]
@@ -374,7 +376,7 @@ mod tests {
         assert_eq!(b.records, 2);
         let e = r.next_record().unwrap_err();
         assert_eq!(e.offset(), at as u64);
-        assert!(e.to_string().contains("bad record CRC"), "{e}");
+        assert!(format!("{:#}", anyhow::Error::new(e)).contains("bad record CRC"));
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! Command-line syntax (clap derive) only: no I/O, no validation beyond parsing single values.
+//!
+//! The global options are hammer(8)'s, spelled the same way, plus long
+//! options of our own; `../shared/spec/cli.md` is the contract.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Replicate HAMMER pseudo-filesystems (PFS) between hosts.
+///
+/// A reimplementation of DragonFly BSD's `hammer mirror-*` commands, byte-compatible
+/// on the wire with stock hammer, with an embedded userspace PFS store so that it
+/// runs on any Unix.
+#[derive(Debug, Parser)]
+#[command(name = "hammer-mirror", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A byte count given with hammer's suffixes (k, m, g, t: powers of 1024),
+/// keeping the text as typed so that it can be passed on to a remote hammer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Size {
+    pub bytes: u64,
+    pub text: String,
+}
+
+/// Parses a size as hammer.c does: a C integer (decimal, 0x hex or 0 octal)
+/// followed by at most one suffix letter k/m/g/t (either case).
+pub fn parse_size(s: &str) -> Result<Size, String> {
+    let bad = || format!("invalid size '{s}': expected a number with an optional k, m, g or t suffix (e.g. 4g)");
+    // The number ends where strtoull would stop: at the first non-(hex)digit.
+    let (skip, hex) = if s.starts_with("0x") || s.starts_with("0X") { (2, true) } else { (0, false) };
+    let end = s[skip..]
+        .find(|c: char| if hex { !c.is_ascii_hexdigit() } else { !c.is_ascii_digit() })
+        .map_or(s.len(), |i| i + skip);
+    let (num, suffix) = s.split_at(end);
+    let value = parse_c_integer(num).ok_or_else(bad)?;
+    let shift = match suffix {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value.checked_mul(1u64 << shift).ok_or_else(|| format!("size '{s}' is too large"))?;
+    Ok(Size { bytes, text: s.to_string() })
+}
+
+/// `strtoull(s, NULL, 0)` without its silent acceptance of garbage.
+pub fn parse_c_integer(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// When to draw progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressWhen {
+    /// Only when stderr is a terminal.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// hammer's global options, and ours. They may be given before or after the command.
+#[derive(Debug, Args, Default, Clone)]
+pub struct GlobalOpts {
+    /// More messages (-v, -vv, -vvv), as hammer prints them
+    #[arg(short = 'v', action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// No progress, only errors
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// Answer yes: create a missing slave PFS, destroy without asking
+    #[arg(short = 'y', long = "yes", global = true)]
+    pub yes: bool,
+
+    /// Two-way pipe mode: the target acknowledges every pass (set by copy and stream)
+    #[arg(short = '2', global = true)]
+    pub two_way: bool,
+
+    /// Stop a read after this many seconds; with -c, save where it stopped
+    #[arg(short = 't', value_name = "SECONDS", global = true)]
+    pub timeout: Option<u64>,
+
+    /// Split bulk transfers into chunks of this size (default 4g; suffixes k, m, g, t)
+    #[arg(short = 'S', value_name = "SIZE", value_parser = parse_size, global = true)]
+    pub splitup: Option<Size>,
+
+    /// Limit the reader to this many bytes per second (suffixes k, m, g)
+    #[arg(short = 'b', value_name = "BYTES", value_parser = parse_size, global = true)]
+    pub bandwidth: Option<Size>,
+
+    /// Cycle file: where a read resumes (object and TID)
+    #[arg(short = 'c', value_name = "FILE", global = true)]
+    pub cycle_file: Option<PathBuf>,
+
+    /// Minimum delay between stream passes, in seconds
+    #[arg(short = 'i', value_name = "SECONDS", default_value_t = 5, global = true)]
+    pub delay: u64,
+
+    /// Bulk: no prescan histogram (one pass, no intermediate commits)
+    #[arg(short = 'B', global = true)]
+    pub bulk: bool,
+
+    /// Compress the ssh link (ssh -C); -C is the older spelling
+    #[arg(short = 'X', short_alias = 'C', global = true)]
+    pub compress: bool,
+
+    /// ssh port of remote endpoints
+    #[arg(short = 'p', value_name = "PORT", global = true)]
+    pub port: Option<u16>,
+
+    /// Progress bars on stderr
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t, global = true)]
+    pub progress: ProgressWhen,
+
+    /// The ssh program and leading options, split like a shell line (default: ssh on PATH)
+    #[arg(long, value_name = "COMMAND", env = "HAMMER_RSH", global = true)]
+    pub ssh: Option<String>,
+
+    /// Pass an option to ssh as -o OPTION (repeatable)
+    #[arg(short = 'o', value_name = "OPTION", global = true)]
+    pub ssh_option: Vec<OsString>,
+
+    /// Program run on remote hosts ('hammer' to drive stock DragonFly)
+    #[arg(long, value_name = "PATH", default_value = "hammer-mirror", global = true)]
+    pub remote_cmd: String,
+
+    /// stream: first wait after a lost link, in seconds (default 15 + -i)
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub retry_delay: Option<u64>,
+
+    /// stream: the longest wait between retries, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    pub max_retry_delay: u64,
+
+    /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the records of a mirror stream read on stdin, as hammer mirror-dump does
+    #[command(visible_alias = "mirror-dump")]
+    Dump,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_like_hammer() {
+        let b = |s: &str| parse_size(s).map(|x| x.bytes);
+        assert_eq!(b("4g"), Ok(4 << 30));
+        assert_eq!(b("4G"), Ok(4 << 30));
+        assert_eq!(b("100"), Ok(100));
+        assert_eq!(b("0x10k"), Ok(16 << 10));
+        assert_eq!(b("010"), Ok(8));
+        assert_eq!(b("2t"), Ok(2 << 40));
+        assert_eq!(b("50m"), Ok(50 << 20));
+        assert!(b("4x").is_err());
+        assert!(b("").is_err());
+        assert!(b("k").is_err());
+        assert!(b("4gb").is_err());
+        assert!(b("99999999999t").unwrap_err().contains("too large"));
+        assert_eq!(parse_size("4g").unwrap().text, "4g");
+    }
+
+    #[test]
+    fn global_options_parse_before_and_after_the_command() {
+        let c = Cli::try_parse_from(["hammer-mirror", "-vv", "-y", "-2", "-S", "1m", "dump", "-t", "5"]).unwrap();
+        assert_eq!(c.global.verbose, 2);
+        assert!(c.global.yes && c.global.two_way);
+        assert_eq!(c.global.splitup.unwrap().bytes, 1 << 20);
+        assert_eq!(c.global.timeout, Some(5));
+        assert_eq!(c.global.delay, 5);
+        let c = Cli::try_parse_from(["hammer-mirror", "-C", "mirror-dump"]).unwrap();
+        assert!(c.global.compress);
+        assert!(Cli::try_parse_from(["hammer-mirror", "-S", "4q", "dump"]).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! The two halves of mirroring (read, write) and the stream tools built on them (dump).
+
+pub mod dump;
