@@ -10,3 +10,4 @@ pub mod app;
 pub mod cli;
 pub mod exit;
 pub mod mirror;
+pub mod store;

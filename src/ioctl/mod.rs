@@ -5,6 +5,7 @@
 //! mirror halves only ever talk to a `dyn Pfs`.
 
 pub mod kernel;
+pub mod mapped;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -632,6 +632,21 @@ pub fn decode(b: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     decode_body(&head, &b[..size]).map(|r| (r, total))
 }
 
+/// Decodes one record like [`decode`] but without checking `rec_crc`, as the
+/// kernel's MIRROR_WRITE does: for buffers whose CRCs a [`RecordReader`]
+/// already verified.
+pub fn decode_unverified(b: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
+    if b.len() < HEAD_SIZE {
+        return Err(DecodeError::Short { have: b.len(), need: HEAD_SIZE });
+    }
+    let head = Head::decode(b);
+    let total = head.check()?;
+    if b.len() < total {
+        return Err(DecodeError::Short { have: b.len(), need: total });
+    }
+    decode_body(&head, &b[..head.rec_size as usize]).map(|r| (r, total))
+}
+
 /// Decodes a record whose head was already checked and whose CRC was verified.
 fn decode_body<'a>(head: &Head, rec: &'a [u8]) -> Result<Record<'a>, DecodeError> {
     let size = head.rec_size;

@@ -1,0 +1,229 @@
+//! How store records are laid out in LMDB: sortable 28-byte B-tree keys, leaf values, the TID index.
+//!
+//! A record key is HAMMER's `(localization, obj_id, rec_type, key,
+//! create_tid)` in big-endian, sign-flipped form so that LMDB's byte order is
+//! `hammer_btree_cmp` order (only the low 16 localization bits are stored: a
+//! store file holds one PFS). The value holds the other leaf fields and the
+//! data. The TID index maps `tid ‖ record key` to nothing, one entry per
+//! non-zero create_tid and delete_tid, so that a scan for changes since a TID
+//! touches only the changed records.
+
+use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm};
+
+/// Bytes in a record key.
+pub const KEY_LEN: usize = 28;
+/// Bytes in a TID index key.
+pub const TID_KEY_LEN: usize = 8 + KEY_LEN;
+/// Bytes of leaf fields in front of the data in a record value.
+pub const VALUE_HEAD: usize = 34;
+
+pub type Key = [u8; KEY_LEN];
+
+const SIGN: u64 = 1 << 63;
+
+/// The sortable key of a B-tree element (create_tid 0 sorts last, as in HAMMER).
+pub fn encode_key(b: &BaseElm) -> Key {
+    let mut k = [0u8; KEY_LEN];
+    k[0..2].copy_from_slice(&((b.localization & LOCALIZE_MASK) as u16).to_be_bytes());
+    k[2..10].copy_from_slice(&((b.obj_id as u64) ^ SIGN).to_be_bytes());
+    k[10..12].copy_from_slice(&b.rec_type.to_be_bytes());
+    k[12..20].copy_from_slice(&((b.key as u64) ^ SIGN).to_be_bytes());
+    let tid = if b.create_tid == 0 { u64::MAX } else { b.create_tid };
+    k[20..28].copy_from_slice(&tid.to_be_bytes());
+    k
+}
+
+/// The B-tree element of a key, localized to PFS `pfs_id`. delete_tid and
+/// the type bytes are not part of the key (see [`decode_leaf`]).
+pub fn decode_key(k: &[u8], pfs_id: u32) -> BaseElm {
+    let be = |r: std::ops::Range<usize>| u64::from_be_bytes(k[r].try_into().expect("8 bytes"));
+    BaseElm {
+        localization: (pfs_id << 16) | u16::from_be_bytes([k[0], k[1]]) as u32,
+        obj_id: (be(2..10) ^ SIGN) as i64,
+        rec_type: u16::from_be_bytes([k[10], k[11]]),
+        key: (be(12..20) ^ SIGN) as i64,
+        create_tid: be(20..28),
+        delete_tid: 0,
+        obj_type: 0,
+        btype: BTYPE_RECORD,
+    }
+}
+
+/// The smallest key greater than `k` (the 224-bit big-endian successor).
+pub fn successor(k: &Key) -> Option<Key> {
+    let mut s = *k;
+    for byte in s.iter_mut().rev() {
+        if *byte == 0xff {
+            *byte = 0;
+        } else {
+            *byte += 1;
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// Leaf fields stored in a record value (everything but the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueHead {
+    pub delete_tid: u64,
+    pub create_ts: u32,
+    pub delete_ts: u32,
+    pub data_offset: u64,
+    pub data_len: i32,
+    pub data_crc: u32,
+    pub obj_type: u8,
+    pub btype: u8,
+}
+
+impl ValueHead {
+    pub fn of_leaf(l: &LeafElm) -> Self {
+        ValueHead {
+            delete_tid: l.base.delete_tid,
+            create_ts: l.create_ts,
+            delete_ts: l.delete_ts,
+            data_offset: l.data_offset,
+            data_len: l.data_len,
+            data_crc: l.data_crc,
+            obj_type: l.base.obj_type,
+            btype: l.base.btype,
+        }
+    }
+
+    pub fn encode(&self, v: &mut [u8]) {
+        v[0..8].copy_from_slice(&self.delete_tid.to_le_bytes());
+        v[8..12].copy_from_slice(&self.create_ts.to_le_bytes());
+        v[12..16].copy_from_slice(&self.delete_ts.to_le_bytes());
+        v[16..24].copy_from_slice(&self.data_offset.to_le_bytes());
+        v[24..28].copy_from_slice(&self.data_len.to_le_bytes());
+        v[28..32].copy_from_slice(&self.data_crc.to_le_bytes());
+        v[32] = self.obj_type;
+        v[33] = self.btype;
+    }
+
+    /// None when the value is too short to be a record (a corrupt store).
+    pub fn decode(v: &[u8]) -> Option<Self> {
+        if v.len() < VALUE_HEAD {
+            return None;
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(v[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(v[o..o + 8].try_into().expect("8 bytes"));
+        Some(ValueHead {
+            delete_tid: u64_at(0),
+            create_ts: u32_at(8),
+            delete_ts: u32_at(12),
+            data_offset: u64_at(16),
+            data_len: u32_at(24) as i32,
+            data_crc: u32_at(28),
+            obj_type: v[32],
+            btype: v[33],
+        })
+    }
+}
+
+/// A record value: leaf fields, then the data.
+pub fn encode_value(l: &LeafElm, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0u8; VALUE_HEAD + data.len()];
+    ValueHead::of_leaf(l).encode(&mut v);
+    v[VALUE_HEAD..].copy_from_slice(data);
+    v
+}
+
+/// The full leaf and data of a stored record; None if the value is corrupt.
+pub fn decode_leaf<'v>(k: &[u8], v: &'v [u8], pfs_id: u32) -> Option<(LeafElm, &'v [u8])> {
+    let h = ValueHead::decode(v)?;
+    let data = &v[VALUE_HEAD..];
+    if h.data_len < 0 || h.data_len as usize != data.len() || k.len() != KEY_LEN {
+        return None;
+    }
+    let mut base = decode_key(k, pfs_id);
+    base.delete_tid = h.delete_tid;
+    base.obj_type = h.obj_type;
+    base.btype = h.btype;
+    let leaf = LeafElm {
+        base,
+        create_ts: h.create_ts,
+        delete_ts: h.delete_ts,
+        data_offset: h.data_offset,
+        data_len: h.data_len,
+        data_crc: h.data_crc,
+    };
+    Some((leaf, data))
+}
+
+/// The TID index key of `tid` for record key `k`.
+pub fn tid_key(tid: u64, k: &Key) -> [u8; TID_KEY_LEN] {
+    let mut t = [0u8; TID_KEY_LEN];
+    t[..8].copy_from_slice(&tid.to_be_bytes());
+    t[8..].copy_from_slice(k);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    fn elm(loc: u32, obj: i64, rt: u16, key: i64, tid: u64) -> BaseElm {
+        BaseElm { localization: loc, obj_id: obj, rec_type: rt, key, create_tid: tid, ..Default::default() }
+    }
+
+    #[test]
+    fn byte_order_is_btree_order() {
+        let elms = [
+            elm(1, i64::MIN, 0, 0, 1),
+            elm(1, -1, 0, 0, 1),
+            elm(1, 0, 0, 0, 1),
+            elm(1, 1, 1, i64::MIN, 5),
+            elm(1, 1, 1, -3, 5),
+            elm(1, 1, 1, 7, 5),
+            elm(1, 1, 1, 7, 6),
+            elm(1, 1, 1, 7, 0),
+            elm(1, 1, 0x10, 0, 1),
+            elm(2, 0, 0, 0, 1),
+        ];
+        for a in &elms {
+            for b in &elms {
+                assert_eq!(encode_key(a).cmp(&encode_key(b)), a.btree_cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(elms[0].btree_cmp(&elms[9]), Ordering::Less);
+    }
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let l = LeafElm {
+            base: BaseElm {
+                localization: 0x0005_0002,
+                obj_id: -77,
+                rec_type: 0x11,
+                key: 0x1234_0000_0000,
+                create_tid: 9,
+                delete_tid: 12,
+                obj_type: 2,
+                btype: BTYPE_RECORD,
+            },
+            create_ts: 1,
+            delete_ts: 2,
+            data_offset: 3,
+            data_len: 3,
+            data_crc: 4,
+        };
+        let k = encode_key(&l.base);
+        let v = encode_value(&l, b"abc");
+        let (back, data) = decode_leaf(&k, &v, 5).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(data, b"abc");
+        assert!(decode_leaf(&k, &v[..10], 5).is_none());
+    }
+
+    #[test]
+    fn successor_carries() {
+        let mut k = [0u8; KEY_LEN];
+        k[27] = 0xff;
+        let s = successor(&k).unwrap();
+        assert_eq!(s[26], 1);
+        assert_eq!(s[27], 0);
+        assert!(successor(&[0xff; KEY_LEN]).is_none());
+    }
+}
