@@ -1,19 +1,117 @@
 //! Runs one parsed command line: the dispatch from `cli::Command` to the modules that do the work.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, IsTerminal};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use crate::cli::{Cli, Command};
-use crate::exit::Status;
+use anyhow::{Context, bail};
+
+use crate::cli::{Cli, Command, GlobalOpts};
+use crate::exit::{Status, Usage};
+use crate::mirror::read::ReadOpts;
+use crate::mirror::write::{Create, WriteOpts};
+use crate::mirror::{self, NoProgress};
+use crate::store::Access;
 
 /// Runs the command; the caller prints the error and maps it to an exit status.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
-    match cli.command {
+    let g = &cli.global;
+    match &cli.command {
         Command::Dump => {
-            let stats = crate::mirror::dump::dump(io::stdin().lock(), io::stdout().lock())?;
-            if cli.global.verbose > 0 {
+            let stats = mirror::dump::dump(io::stdin().lock(), io::stdout().lock())?;
+            if g.verbose > 0 {
                 eprintln!("Mirror-dump: {} records, {} bytes", stats.records, stats.bytes);
             }
             Ok(Status::Success)
         }
+        Command::Read { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, false),
+        Command::ReadStream { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, true),
+        Command::Write { pfs } => cmd_write(g, pfs),
     }
+}
+
+/// SIGINT/SIGTERM set this flag; long-running halves check it and end cleanly.
+pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+/// The read half's options from the global options.
+pub fn read_opts(g: &GlobalOpts, streaming: bool, begin_tid: Option<u64>) -> ReadOpts {
+    ReadOpts {
+        verbose: g.verbose,
+        two_way: g.two_way,
+        streaming,
+        timeout: g.timeout.map(Duration::from_secs),
+        splitup: g.splitup.as_ref().map_or(4 << 30, |s| s.bytes.max(1)),
+        cycle_file: g.cycle_file.clone(),
+        delay: Duration::from_secs(g.delay),
+        bulk: g.bulk,
+        begin_tid,
+    }
+}
+
+/// Unbuffered handles on fds 0 and 1 for the binary stream (std's stdout is
+/// line-buffered, which would scan every batch for newlines).
+pub fn raw_stdio() -> anyhow::Result<(File, File)> {
+    let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map(File::from).context("duplicating stdin/stdout");
+    Ok((dup(io::stdin().as_fd())?, dup(io::stdout().as_fd())?))
+}
+
+fn cmd_read(g: &GlobalOpts, path: &Path, begin_tid: Option<u64>, streaming: bool) -> anyhow::Result<Status> {
+    if io::stdout().is_terminal() {
+        bail!(Usage(
+            "refusing to write a binary mirror stream to a terminal; pipe it into `hammer-mirror write <pfs>` or a file"
+                .into()
+        ));
+    }
+    let pfs = crate::pfs::open(path, Access::Read).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let opts = read_opts(g, streaming, begin_tid);
+    let stop = stop_flag()?;
+    let (stdin, stdout) = raw_stdio()?;
+    let out: Box<dyn io::Write> = match &g.bandwidth {
+        Some(b) => Box::new(mirror::bwlimit::BwLimit::new(stdout, b.bytes)),
+        None => Box::new(stdout),
+    };
+    mirror::read::read(pfs.as_ref(), &opts, out, stdin, &mut io::stderr(), &NoProgress, &stop)
+        .map_err(|e| e.context(format!("mirror-read {}", path.display())))?;
+    Ok(Status::Success)
+}
+
+/// A terminal is there to answer a question (never the stream pipe).
+pub fn have_terminal() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+}
+
+/// Asks a yes/no question on the terminal.
+pub fn ask(question: &str) -> anyhow::Result<bool> {
+    dialoguer::Confirm::new().with_prompt(question).default(false).interact().context("reading the answer from the terminal")
+}
+
+fn cmd_write(g: &GlobalOpts, path: &Path) -> anyhow::Result<Status> {
+    let opts = WriteOpts { verbose: g.verbose, two_way: g.two_way };
+    let create = if g.yes {
+        Create::Yes
+    } else if have_terminal() {
+        Create::Ask(&ask)
+    } else {
+        Create::Refuse
+    };
+    let stop = stop_flag()?;
+    let (stdin, stdout) = raw_stdio()?;
+    // In two-way mode stdout is the stream back to the source; text goes to stderr.
+    let mut text_out = io::stderr();
+    let mut plain_out = io::stdout();
+    let (back, text): (Box<dyn io::Write>, &mut dyn io::Write) =
+        if g.two_way { (Box::new(stdout), &mut text_out) } else { (Box::new(io::sink()), &mut plain_out) };
+    mirror::write::write(path, &opts, create, stdin, back, text, &mut io::stderr(), &NoProgress, &stop)
+        .map_err(|e| e.context(format!("mirror-write {}", path.display())))?;
+    Ok(Status::Success)
 }

@@ -155,8 +155,46 @@ pub struct GlobalOpts {
     pub json: bool,
 }
 
+/// A TID as hammer takes it (strtoull base 0: 0x hex, 0 octal, or decimal).
+pub fn parse_tid(s: &str) -> Result<u64, String> {
+    parse_c_integer(s).ok_or_else(|| format!("invalid TID '{s}': expected a number such as 0x00000001061a8ba0"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Send a PFS's changes since a TID as a mirror stream on stdout
+    ///
+    /// Without -2 the stream starts at begin-tid (or the cycle file's TID, or
+    /// the PFS's first TID); with -2 the target's PFSD on stdin says where to start.
+    #[command(visible_alias = "mirror-read")]
+    Read {
+        /// The source PFS
+        pfs: PathBuf,
+        /// Start after this TID instead of the beginning
+        #[arg(value_parser = parse_tid)]
+        begin_tid: Option<u64>,
+    },
+
+    /// Like read, then wait for new TIDs and send them too, until stopped
+    #[command(visible_alias = "mirror-read-stream")]
+    ReadStream {
+        /// The source PFS
+        pfs: PathBuf,
+        /// Start after this TID instead of the beginning
+        #[arg(value_parser = parse_tid)]
+        begin_tid: Option<u64>,
+    },
+
+    /// Apply a mirror stream from stdin to a slave PFS
+    ///
+    /// A missing PFS is created as a slave of the source (with -y, or after
+    /// asking on the terminal).
+    #[command(visible_alias = "mirror-write")]
+    Write {
+        /// The target (slave) PFS
+        pfs: PathBuf,
+    },
+
     /// Print the records of a mirror stream read on stdin, as hammer mirror-dump does
     #[command(visible_alias = "mirror-dump")]
     Dump,

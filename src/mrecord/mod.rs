@@ -701,6 +701,23 @@ fn decode_body<'a>(head: &Head, rec: &'a [u8]) -> Result<Record<'a>, DecodeError
     }
 }
 
+/// Walks the heads of a buffer of whole records that was already validated:
+/// `(offset, head, record bytes)` for each, without decoding bodies.
+pub fn heads(buf: &[u8]) -> impl Iterator<Item = (usize, Head, &[u8])> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        if off + HEAD_SIZE > buf.len() {
+            return None;
+        }
+        let head = Head::decode(&buf[off..]);
+        let total = head.check().ok()?;
+        let end = (off + head.rec_size as usize).min(buf.len());
+        let item = (off, head, &buf[off..end]);
+        off += total;
+        Some(item)
+    })
+}
+
 /// Iterates over the records of a buffer that was already validated (by
 /// [`RecordReader::next_batch`] or by a PFS's `mirror_read`). Stops at the
 /// first record that does not decode, returning its error.

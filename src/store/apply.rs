@@ -46,7 +46,6 @@ struct Apply<'s, 't> {
     now: u32,
     max_tid: u64,
     data_off: u64,
-    bad_crc: u64,
 }
 
 impl Apply<'_, '_> {
@@ -251,13 +250,14 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
         txn,
         tid_beg: m.tid_beg,
         tid_end: m.tid_end,
-        pos: keys::encode_key(&m.key_cur),
+        // A fresh cycle (key_cur all-zero, as userland passes it) sweeps from
+        // the very first key.
+        pos: if fresh && m.key_cur == BaseElm::default() { [0; keys::KEY_LEN] } else { keys::encode_key(&m.key_cur) },
         pos_inclusive: fresh,
         key_cur: m.key_cur,
         now: now_secs(),
         max_tid,
         data_off,
-        bad_crc: 0,
     };
     let mut off = 0;
     while off < buf.len() {
@@ -268,9 +268,8 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
                     Record::Skip { beg, end } => a.skip(&beg, &end),
                     Record::Rec { rtype: t, leaf, data } if t & rtype::TYPE_MASK == rtype::REC_BADCRC => {
                         // The source could not read this record intact; the
-                        // kernel drops it too. The write half reports the count.
+                        // kernel drops it too. The write half reports it.
                         let _ = (leaf, data);
-                        a.bad_crc += 1;
                         Ok(())
                     }
                     Record::Rec { rtype: t, .. } if t & rtype::NODATA != 0 => Err(Fail::Invalid(
@@ -300,13 +299,9 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
             }
         }
     }
-    let Apply { mut txn, key_cur, pos_inclusive, max_tid, data_off, bad_crc, .. } = a;
+    let Apply { mut txn, key_cur, pos_inclusive, max_tid, data_off, .. } = a;
     store.put_meta(&mut txn, "data_off", &data_off.to_le_bytes())?;
     store.put_meta(&mut txn, "last_tid", &max_tid.to_le_bytes())?;
-    let prior_bad = store.meta_u64(&txn, "bad_crc")?.unwrap_or(0);
-    if bad_crc > 0 {
-        store.put_meta(&mut txn, "bad_crc", &(prior_bad + bad_crc).to_le_bytes())?;
-    }
     store.commit(txn, "mirror-write")?;
     m.key_cur = BaseElm { localization: key_cur.localization & LOCALIZE_MASK, ..key_cur };
     m.cursor_state = if pos_inclusive { 0 } else { AFTER_KEY };

@@ -1,0 +1,351 @@
+//! The source half (`mirror-read`, `mirror-read-stream`): PFSD exchange, prescan chunks, bulk records, SYNC/IDLE/TERM.
+//!
+//! A transcription of `hammer_cmd_mirror_read` over `Write`/`Read` instead
+//! of fds 1 and 0, with the same messages at each verbosity. Deliberate
+//! differences, each because hammer's behaviour loses work or hangs:
+//! * one-shot reads do not sleep `-i` seconds after "No work to do";
+//! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
+//!   UPDATE that the target never sends (hammer deadlocks there);
+//! * a read resumed from a cycle file starts with a SKIP over the part
+//!   already sent, so that the target does not mark that part deleted;
+//! * a completed one-way read saves `(start, tid_end)` in the cycle file, so
+//!   the next run sends the next increment (hammer saves a useless key);
+//! * the prescan histogram is redone for each new stream pass instead of
+//!   being indexed past its end.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::histogram::{self, Histogram};
+use super::{Progress, cycle, pfs_header, read_peer_pfsd};
+use crate::ioctl::{HEAD_ERROR, MirrorRw, Pfs};
+use crate::mrecord::{BaseElm, MIN_KEY, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
+
+/// Options of the source half (hammer's global options that concern it).
+#[derive(Debug, Clone)]
+pub struct ReadOpts {
+    pub verbose: u8,
+    /// `-2`: the target sends its PFSD first and acknowledges every pass.
+    pub two_way: bool,
+    /// `mirror-read-stream`: wait for new TIDs and send them, forever.
+    pub streaming: bool,
+    /// `-t`: stop after this long.
+    pub timeout: Option<Duration>,
+    /// `-S`: prescan chunk size.
+    pub splitup: u64,
+    /// `-c`: the cycle file.
+    pub cycle_file: Option<PathBuf>,
+    /// `-i`: minimum time between stream passes.
+    pub delay: Duration,
+    /// `-B`: no prescan.
+    pub bulk: bool,
+    /// The optional `begin-tid` argument.
+    pub begin_tid: Option<u64>,
+}
+
+impl Default for ReadOpts {
+    fn default() -> Self {
+        ReadOpts {
+            verbose: 0,
+            two_way: false,
+            streaming: false,
+            timeout: None,
+            splitup: 4 << 30,
+            cycle_file: None,
+            delay: Duration::from_secs(5),
+            bulk: false,
+            begin_tid: None,
+        }
+    }
+}
+
+/// How a read ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Passes (prescan chunks and stream increments) that ended in SYNC or IDLE.
+    pub passes: u64,
+    /// Stream bytes written.
+    pub bytes: u64,
+    /// The last TID the target acknowledged (two-way mode).
+    pub acked_tid: Option<u64>,
+    /// Stopped by `-t`.
+    pub interrupted: bool,
+    /// The target sent TERM instead of its PFSD.
+    pub peer_terminated: bool,
+}
+
+/// Where the scan of one pass stands (for progress).
+fn scan_line(m: &MirrorRw, total: u64) -> String {
+    format!("\rscan obj={:016x} tids={:016x}:{:016x} {:>11}", m.key_cur.obj_id as u64, m.tid_beg, m.tid_end, total)
+}
+
+/// Runs the source half until the stream ends (one-shot: after the last
+/// chunk; streaming: when `stop` is set or the peer goes away). `out` is the
+/// stream to the target, `back` the target's answers (read only with `-2`).
+pub fn read(
+    pfs: &dyn Pfs,
+    opts: &ReadOpts,
+    out: impl Write,
+    back: impl Read,
+    log: &mut dyn Write,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> anyhow::Result<ReadSummary> {
+    let fs = pfs.path().display().to_string();
+    let start = Instant::now();
+    let mut w = RecordWriter::new(out);
+    let mut r = RecordReader::new(back);
+    let mut summary = ReadSummary::default();
+    let mut buf = vec![0u8; SERIALBUF_SIZE];
+    // hammer's `streaming`: 1 = read-stream, 0 = one-shot, -1 = one-shot
+    // running prescan chunks.
+    let mut streaming: i32 = i32::from(opts.streaming);
+    let mut hist: Option<(Histogram, usize)> = None;
+    let mut repeat = false;
+    let mut sameline = false;
+    let v = opts.verbose;
+    let send = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
+        w.write_record(rec).context("sending to the target")
+    };
+
+    'again: loop {
+        let mut m = MirrorRw::for_read(0, 0);
+        if streaming >= 0 && v == 1 {
+            write!(log, "{}Running  \x08\x08", if sameline { '\r' } else { '\n' })?;
+        }
+        sameline = true;
+        let mut total_bytes: u64 = 0;
+
+        // PFSD #1: who we are (the target checks the shared uuid).
+        let own = pfs_header(pfs, "Mirror-read")?;
+        send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: own })?;
+        w.flush().context("sending to the target")?;
+
+        if opts.two_way {
+            match read_peer_pfsd(pfs, &mut r, false)? {
+                None => {
+                    summary.peer_terminated = true;
+                    return Ok(summary);
+                }
+                Some(target) => {
+                    // Never trust a target that claims to be ahead of us.
+                    if target.sync_end_tid > own.sync_end_tid {
+                        bail!(crate::exit::Refused(format!(
+                            "mirror-read {fs}: target claims sync-end-tid {:#018x}, beyond the source's {:#018x}; \
+                             the target does not hold this PFS's history",
+                            target.sync_end_tid, own.sync_end_tid
+                        )));
+                    }
+                    m.tid_beg = target.sync_end_tid + 1;
+                }
+            }
+        } else if let (true, Some((h, idx))) = (streaming != 0, &hist) {
+            m.tid_beg = h.chunks[*idx].tid + 1;
+        }
+
+        // PFSD #2: the TID range of this pass.
+        let mut pfsd = pfs_header(pfs, "Mirror-read")?;
+        m.tid_beg = m.tid_beg.max(pfsd.sync_beg_tid);
+        m.tid_end = pfsd.sync_end_tid;
+        m.pfs_id = pfs.pfs_id();
+        m.shared_uuid = pfsd.shared_uuid;
+
+        if hist.is_none() && !opts.bulk {
+            if v > 0 && !repeat {
+                writeln!(log)?;
+                sameline = false;
+            }
+            let h = histogram::generate(pfs, &m, opts.splitup, v, !repeat, log)?;
+            repeat = true;
+            hist = Some((h, 0));
+            if streaming == 0 {
+                streaming = -1;
+            }
+        }
+        let mut estbytes = 0;
+        if let (true, Some((h, idx))) = (streaming != 0, &mut hist) {
+            *idx += 1;
+            m.tid_end = h.chunks[*idx].tid;
+            estbytes = h.chunks[*idx - 1].bytes;
+            pfsd.sync_end_tid = m.tid_end;
+        }
+        send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd })?;
+
+        if !opts.two_way && hist.is_none() {
+            if let Some(cf) = &opts.cycle_file {
+                if let cycle::Cycle::Found { key, tid } = cycle::read(cf, log)? {
+                    m.key_beg = key;
+                    if let Some(t) = tid {
+                        m.tid_beg = t;
+                    }
+                }
+            }
+        }
+        if let Some(t) = opts.begin_tid {
+            m.tid_beg = t;
+        }
+        if streaming == 0 || v >= 2 {
+            write!(log, "Mirror-read: Mirror {:016x} to {:016x}", m.tid_beg, m.tid_end)?;
+            if hist.is_some() {
+                write!(log, " (bulk= {estbytes})")?;
+            }
+            writeln!(log)?;
+        }
+        if m.key_beg.obj_id != MIN_KEY {
+            writeln!(log, "Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64)?;
+        }
+
+        let mut interrupted = false;
+        let didwork = m.tid_beg < m.tid_end;
+        progress.pass_started(m.tid_beg, m.tid_end, if hist.is_some() { Some(estbytes) } else { None });
+        if !didwork {
+            if streaming == 0 || v >= 2 {
+                writeln!(log, "Mirror-read: No work to do")?;
+            }
+            if streaming > 0 {
+                sleep_unless(opts.delay, stop);
+            }
+            hist = None;
+        } else {
+            if m.key_beg != BaseElm::key_beg_init() {
+                // Resumed: the part before key_beg was sent by an earlier run.
+                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: m.key_beg })?;
+            }
+            loop {
+                let n = pfs.mirror_read(&mut m, &mut buf).with_context(|| format!("Mirror-read {fs} failed"))?;
+                if m.flags & HEAD_ERROR != 0 {
+                    bail!("Mirror-read {fs} fatal error {}", m.error);
+                }
+                if n > 0 {
+                    w.write_raw(&buf[..n]).context("sending to the target")?;
+                }
+                total_bytes += n as u64;
+                progress.bytes(total_bytes);
+                if streaming != 0 && v > 0 {
+                    write!(log, "{}", scan_line(&m, total_bytes))?;
+                    sameline = false;
+                }
+                m.key_beg = m.key_cur;
+                if opts.timeout.is_some_and(|t| start.elapsed() > t) {
+                    writeln!(log, "Mirror-read {fs} interrupted by timer at {:016x}", m.key_cur.obj_id as u64)?;
+                    interrupted = true;
+                    break;
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        summary.bytes = w.bytes_written();
+        if streaming != 0 && v > 0 && !sameline {
+            writeln!(log)?;
+            sameline = true;
+        }
+        if !interrupted {
+            send(&mut w, if didwork { &Record::Sync } else { &Record::Idle })?;
+        }
+        w.flush().context("sending to the target")?;
+
+        if opts.two_way && !interrupted {
+            let tid = match r.next_record().context("reading the target's acknowledgement")? {
+                Some(Record::Update { tid }) => tid,
+                _ => bail!("mirror_read: Did not get final acknowledgement packet from target"),
+            };
+            summary.acked_tid = Some(tid);
+            summary.passes += 1;
+            progress.pass_done(tid, total_bytes);
+            if let Some(cf) = &opts.cycle_file {
+                cycle::write(cf, &BaseElm::key_beg_init(), tid)?;
+                writeln!(log, "Cyclefile {} updated to 0x{tid:016x}", cf.display())?;
+            }
+        } else if let Some(cf) = &opts.cycle_file {
+            if interrupted {
+                cycle::write(cf, &m.key_cur, m.tid_beg)?;
+                writeln!(log, "Cyclefile {} updated for continuation", cf.display())?;
+            } else {
+                // One-way: the stream is complete; the next run starts after it.
+                cycle::write(cf, &BaseElm::key_beg_init(), m.tid_end)?;
+                writeln!(log, "Cyclefile {} updated to 0x{:016x}", cf.display(), m.tid_end)?;
+            }
+        }
+        if !opts.two_way && !interrupted {
+            summary.passes += 1;
+            progress.pass_done(m.tid_end, total_bytes);
+        }
+        summary.interrupted = interrupted;
+
+        if streaming != 0 && !interrupted && !stop.load(Ordering::Relaxed) {
+            if let Some((h, idx)) = &hist {
+                if *idx != h.max_index() {
+                    if v == 1 && streaming >= 0 {
+                        write!(log, " (bulk incremental)")?;
+                    }
+                    continue 'again;
+                }
+                hist = None;
+            }
+            if v > 0 && streaming >= 0 {
+                write!(log, " W")?;
+            }
+            // streaming < 0 (one-shot prescan chunks) ends here, with TERM.
+            if streaming > 0 {
+                let t1 = Instant::now();
+                let mut target = pfs_header(pfs, "Mirror-read")?;
+                target.sync_end_tid = m.tid_end;
+                match wait_for_new_tid(pfs, &target, stop) {
+                    Err(e) => writeln!(log, "Mirror-read {fs}: cannot stream: {e:#}")?,
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let t2 = t1.elapsed();
+                        if t2 < opts.delay {
+                            if v > 0 {
+                                write!(log, "\x08D")?;
+                            }
+                            sleep_unless(opts.delay - t2, stop);
+                        }
+                        if v > 0 {
+                            write!(log, "\x08 ")?;
+                        }
+                        if !stop.load(Ordering::Relaxed) {
+                            continue 'again;
+                        }
+                    }
+                }
+            }
+        }
+        break;
+    }
+    send(&mut w, &Record::Term)?;
+    w.flush().context("sending to the target")?;
+    summary.bytes = w.bytes_written();
+    writeln!(log, "Mirror-read {fs} succeeded")?;
+    Ok(summary)
+}
+
+/// WAI_PSEUDOFS, in slices so that `stop` is noticed. Ok(false) when stopped.
+fn wait_for_new_tid(pfs: &dyn Pfs, pfsd: &crate::mrecord::PseudofsData, stop: &AtomicBool) -> anyhow::Result<bool> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if pfs.wait_pseudofs(pfsd, Some(Duration::from_millis(250)))? {
+            return Ok(true);
+        }
+    }
+}
+
+/// Sleeps `d`, waking early when `stop` is set.
+pub(crate) fn sleep_unless(d: Duration, stop: &AtomicBool) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}

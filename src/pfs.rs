@@ -1,0 +1,65 @@
+//! Opening a PFS by path: the DragonFly kernel implementation for HAMMER mounts, the userspace store otherwise.
+//!
+//! A regular file is a store PFS. Anything else (a directory, or hammer's
+//! `@@PFS%05d` softlink) goes to the kernel implementation, which reports
+//! "not a HAMMER filesystem" where HAMMER is not there. Kept apart from
+//! `ioctl` so that `ioctl` never depends on the store.
+
+use std::path::Path;
+
+use crate::ioctl::{Pfs, PfsError, kernel::KernelPfs};
+use crate::mrecord::{PFSD_SLAVE, PseudofsData};
+use crate::store::{Access, Store};
+
+/// The PFS id given to store PFSs (the first id `hammer pfs-master` hands out).
+pub const STORE_PFS_ID: u32 = 1;
+
+/// Opens the PFS at `path`.
+pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
+    match path.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PfsError::NotFound { path: path.to_path_buf() }),
+        Err(e) => Err(PfsError::io(path, "stat", e)),
+        Ok(m) if m.is_file() => Ok(Box::new(Store::open(path, access)?)),
+        Ok(_) => Ok(Box::new(KernelPfs::open(path)?)),
+    }
+}
+
+/// Opens a store PFS (for commands that only work on the store, like import).
+pub fn open_store(path: &Path, access: Access) -> Result<Store, PfsError> {
+    match path.symlink_metadata() {
+        Ok(m) if !m.is_file() => {
+            // Give the kernel's answer ("not a HAMMER filesystem") for directories.
+            KernelPfs::open(path)?;
+            Err(PfsError::NotPfs { path: path.to_path_buf(), detail: "not a PFS store file".into() })
+        }
+        _ => Store::open(path, access),
+    }
+}
+
+/// True when something exists at `path` (hammer's `lstat()` test).
+pub fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
+/// `init_pfsd`: a new PFS description with fresh uuids, sync TIDs at 1.
+pub fn init_pfsd(slave: bool) -> PseudofsData {
+    PseudofsData {
+        sync_beg_tid: 1,
+        sync_end_tid: 1,
+        shared_uuid: crate::mrecord::uuid_to_wire(&uuid::Uuid::new_v4()),
+        unique_uuid: crate::mrecord::uuid_to_wire(&uuid::Uuid::new_v4()),
+        mirror_flags: if slave { PFSD_SLAVE } else { 0 },
+        ..Default::default()
+    }
+}
+
+/// Creates a store PFS at `path` (pfs-master / pfs-slave) and returns it
+/// open for writing. A master gets its root directory, as HAMMER's
+/// SET_PSEUDOFS does for a new master.
+pub fn create_store(path: &Path, pfsd: &PseudofsData) -> Result<Store, PfsError> {
+    let store = Store::create(path, pfsd, STORE_PFS_ID)?;
+    if !pfsd.is_slave() {
+        //ROOT crate::store::import::make_root(&store)?;
+    }
+    Ok(store)
+}
