@@ -31,7 +31,88 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Read { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, false),
         Command::ReadStream { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, true),
         Command::Write { pfs } => cmd_write(g, pfs),
+        Command::Copy { source, target } => cmd_copy(g, source, target, false),
+        Command::Stream { source, target } => cmd_copy(g, source, target, true),
     }
+}
+
+/// Signal flags: `stop` is set by SIGINT and SIGTERM, `interrupted` by SIGINT only.
+pub struct Signals {
+    pub stop: Arc<AtomicBool>,
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// Installs the handlers; with `ignore_hup`, SIGHUP no longer ends the process (nohup-proof).
+pub fn signals(ignore_hup: bool) -> anyhow::Result<Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let s = Signals { stop: stop_flag()?, interrupted: Arc::new(AtomicBool::new(false)) };
+    signal_hook::flag::register(SIGINT, Arc::clone(&s.interrupted)).context("installing signal handlers")?;
+    let _ = SIGTERM;
+    if ignore_hup {
+        signal_hook::flag::register(SIGHUP, Arc::new(AtomicBool::new(false))).context("ignoring SIGHUP")?;
+    }
+    Ok(s)
+}
+
+/// The orchestrator's configuration from the global options.
+pub fn orchestrator_config(g: &GlobalOpts, log: crate::child::LineSink) -> anyhow::Result<crate::orchestrate::Config> {
+    let program = match &g.ssh {
+        Some(cmd) => crate::ssh::split_command(cmd).map_err(Usage)?,
+        None => vec!["ssh".into()],
+    };
+    let ssh = crate::ssh::SshOpts {
+        program,
+        compress: g.compress,
+        port: g.port,
+        options: g.ssh_option.clone(),
+        batch: !io::stdin().is_terminal(),
+        remote_cmd: g.remote_cmd.clone().into(),
+        verbose: g.verbose,
+        yes: g.yes,
+        timeout: g.timeout,
+        splitup: g.splitup.as_ref().map(|s| s.text.clone()),
+        bandwidth: g.bandwidth.as_ref().map(|b| b.text.clone()),
+        bulk: g.bulk,
+        delay: (g.delay != 5).then_some(g.delay),
+    };
+    let retry = g.retry_delay.unwrap_or(15 + g.delay);
+    Ok(crate::orchestrate::Config {
+        ssh,
+        read: read_opts(g, false, None),
+        write: WriteOpts { verbose: g.verbose, two_way: true },
+        yes: g.yes,
+        bandwidth: g.bandwidth.as_ref().map(|b| b.bytes),
+        retry_delay: Duration::from_secs(retry),
+        max_retry_delay: Duration::from_secs(g.max_retry_delay.max(retry)),
+        log,
+        progress: Arc::new(NoProgress),
+    })
+}
+
+fn cmd_copy(g: &GlobalOpts, source: &std::ffi::OsStr, target: &std::ffi::OsStr, streaming: bool) -> anyhow::Result<Status> {
+    let src = crate::endpoint::parse(source).map_err(|e| Usage(e.to_string()))?;
+    let dst = crate::endpoint::parse(target).map_err(|e| Usage(e.to_string()))?;
+    crate::orchestrate::check_pair(&src, &dst)?;
+    let sig = signals(streaming)?;
+    let log: crate::child::LineSink = Arc::new(|line: &str| eprintln!("{line}"));
+    let cfg = orchestrator_config(g, log)?;
+    let result = if streaming {
+        crate::orchestrate::stream(&cfg, &src, &dst, &sig.stop).map(|()| None)
+    } else {
+        crate::orchestrate::copy(&cfg, &src, &dst, &sig.stop).map(Some)
+    };
+    if sig.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(Status::Interrupted);
+    }
+    let outcome = result.with_context(|| format!("{} {src} to {dst}", if streaming { "stream" } else { "copy" }))?;
+    if let Some(o) = outcome {
+        if g.verbose > 0 || o.acked_tid.is_some() && !g.quiet {
+            if let Some(t) = o.acked_tid {
+                eprintln!("copy {src} to {dst}: target synced to 0x{t:016x}");
+            }
+        }
+    }
+    Ok(Status::Success)
 }
 
 /// SIGINT/SIGTERM set this flag; long-running halves check it and end cleanly.

@@ -198,6 +198,26 @@ pub enum Command {
     /// Print the records of a mirror stream read on stdin, as hammer mirror-dump does
     #[command(visible_alias = "mirror-dump")]
     Dump,
+
+    /// Mirror a PFS to a slave once, locally or over ssh ([user@]host:pfs)
+    ///
+    /// Exits 0 only when the target acknowledged the new TID.
+    #[command(visible_alias = "mirror-copy")]
+    Copy {
+        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        source: OsString,
+        /// The target PFS (a slave, created with -y when missing)
+        target: OsString,
+    },
+
+    /// Mirror continuously: send every new TID, restart after a lost link
+    #[command(visible_alias = "mirror-stream")]
+    Stream {
+        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        source: OsString,
+        /// The target PFS (a slave, created with -y when missing)
+        target: OsString,
+    },
 }
 
 #[cfg(test)]

@@ -1,0 +1,214 @@
+//! Parsing `[user@]host:pfs`, `ssh://[user@]host[:port]/pfs` and local paths (pure; spawns nothing).
+//!
+//! scp's colon rule: text is remote when the part before the first `:`
+//! contains no `/`, so `./a:b` and `/x:y` stay local. An IPv6 host is
+//! written in brackets (`[::1]:pfs`). A host that starts with `-` (it would
+//! reach ssh as an option), or a user or host with whitespace or shell
+//! metacharacters, is refused before anything runs.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// One side of a copy or stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Local(PathBuf),
+    Remote(Remote),
+}
+
+/// A PFS on another host, reached through ssh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub user: Option<String>,
+    pub host: String,
+    /// From `ssh://host:port/...`; `-p` applies otherwise.
+    pub port: Option<u16>,
+    /// The PFS path on the remote host, as given (not interpreted here).
+    pub path: OsString,
+}
+
+impl Remote {
+    /// `user@host` or `host`, as ssh takes it.
+    pub fn destination(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Local(p) => write!(f, "{}", p.display()),
+            Endpoint::Remote(r) => write!(f, "{}:{}", r.destination(), r.path.to_string_lossy()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint '{0}': empty PFS path")]
+    EmptyPath(String),
+    #[error("endpoint '{0}': empty host name")]
+    EmptyHost(String),
+    #[error("endpoint '{0}': a host may not start with '-'")]
+    DashHost(String),
+    #[error("endpoint '{endpoint}': illegal character {ch:?} in {what}")]
+    BadChar { endpoint: String, what: &'static str, ch: char },
+    #[error("endpoint '{0}': bad port")]
+    BadPort(String),
+    #[error("endpoint '{0}': ssh:// needs a path after the host (ssh://host/pfs)")]
+    UrlPath(String),
+}
+
+/// Characters allowed in a host name (letters, digits, `.`, `-`, `_`; `:` and
+/// `%` inside IPv6 brackets).
+fn check_host(host: &str, full: &str, v6: bool) -> Result<(), EndpointError> {
+    if host.is_empty() {
+        return Err(EndpointError::EmptyHost(full.into()));
+    }
+    if host.starts_with('-') {
+        return Err(EndpointError::DashHost(full.into()));
+    }
+    for ch in host.chars() {
+        let ok = ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_') || (v6 && matches!(ch, ':' | '%'));
+        if !ok {
+            return Err(EndpointError::BadChar { endpoint: full.into(), what: "host", ch });
+        }
+    }
+    Ok(())
+}
+
+fn check_user(user: &str, full: &str) -> Result<(), EndpointError> {
+    if user.starts_with('-') {
+        return Err(EndpointError::BadChar { endpoint: full.into(), what: "user", ch: '-' });
+    }
+    match user.chars().find(|&ch| !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '$'))) {
+        Some(ch) => Err(EndpointError::BadChar { endpoint: full.into(), what: "user", ch }),
+        None if user.is_empty() => Err(EndpointError::BadChar { endpoint: full.into(), what: "user", ch: '@' }),
+        None => Ok(()),
+    }
+}
+
+/// Splits `[user@]host` and checks both parts.
+fn user_host(s: &str, full: &str) -> Result<(Option<String>, String, bool), EndpointError> {
+    let (user, host) = match s.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, s),
+    };
+    if let Some(u) = user {
+        check_user(u, full)?;
+    }
+    let (host, v6) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => (inner, true),
+        None => (host, false),
+    };
+    check_host(host, full, v6)?;
+    Ok((user.map(str::to_string), host.to_string(), v6))
+}
+
+/// Parses one endpoint argument.
+pub fn parse(arg: &OsStr) -> Result<Endpoint, EndpointError> {
+    let bytes = arg.as_bytes();
+    let full = arg.to_string_lossy().into_owned();
+    if let Some(rest) = bytes.strip_prefix(b"ssh://") {
+        let slash = rest.iter().position(|&b| b == b'/').ok_or_else(|| EndpointError::UrlPath(full.clone()))?;
+        let authority = std::str::from_utf8(&rest[..slash]).map_err(|_| EndpointError::EmptyHost(full.clone()))?;
+        let path = OsStr::from_bytes(&rest[slash..]).to_os_string();
+        // [user@]host[:port], host possibly [v6]
+        let (uh, port) = match authority.rsplit_once(':') {
+            Some((uh, p)) if !uh.ends_with(':') && (!uh.starts_with('[') || uh.ends_with(']')) => {
+                (uh, Some(p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| EndpointError::BadPort(full.clone()))?))
+            }
+            _ => (authority, None),
+        };
+        let (user, host, _) = user_host(uh, &full)?;
+        return Ok(Endpoint::Remote(Remote { user, host, port, path }));
+    }
+    // scp's rule, with [v6] hosts: the colon that ends the host.
+    let colon = if bytes.first() == Some(&b'[') {
+        bytes.iter().position(|&b| b == b']').and_then(|close| (bytes.get(close + 1) == Some(&b':')).then_some(close + 1))
+    } else {
+        bytes.iter().position(|&b| b == b':')
+    };
+    match colon {
+        Some(c) if !bytes[..c].contains(&b'/') => {
+            let uh = std::str::from_utf8(&bytes[..c])
+                .map_err(|_| EndpointError::BadChar { endpoint: full.clone(), what: "host", ch: '\u{fffd}' })?;
+            let path = OsStr::from_bytes(&bytes[c + 1..]).to_os_string();
+            if path.is_empty() {
+                return Err(EndpointError::EmptyPath(full));
+            }
+            let (user, host, _) = user_host(uh, &full)?;
+            Ok(Endpoint::Remote(Remote { user, host, port: None, path }))
+        }
+        _ => {
+            if arg.is_empty() {
+                return Err(EndpointError::EmptyPath(full));
+            }
+            Ok(Endpoint::Local(PathBuf::from(arg)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(user: Option<&str>, host: &str, port: Option<u16>, path: &str) -> Endpoint {
+        Endpoint::Remote(Remote { user: user.map(Into::into), host: host.into(), port, path: path.into() })
+    }
+
+    #[test]
+    fn table() {
+        let ok: &[(&str, Endpoint)] = &[
+            ("/pfs/a", Endpoint::Local("/pfs/a".into())),
+            ("pfs", Endpoint::Local("pfs".into())),
+            ("./a:b", Endpoint::Local("./a:b".into())),
+            ("/x:y", Endpoint::Local("/x:y".into())),
+            ("backup:/pfs/a", remote(None, "backup", None, "/pfs/a")),
+            ("root@backup:/pfs/a", remote(Some("root"), "backup", None, "/pfs/a")),
+            ("host:rel/pfs", remote(None, "host", None, "rel/pfs")),
+            ("h:/a b'c", remote(None, "h", None, "/a b'c")),
+            ("h:/x:y", remote(None, "h", None, "/x:y")),
+            ("[::1]:/pfs", remote(None, "::1", None, "/pfs")),
+            ("u@[fe80::1%eth0]:/p", remote(Some("u"), "fe80::1%eth0", None, "/p")),
+            ("ssh://backup/pfs/a", remote(None, "backup", None, "/pfs/a")),
+            ("ssh://u@backup:2222/pfs/a", remote(Some("u"), "backup", Some(2222), "/pfs/a")),
+            ("ssh://[::1]:22/p", remote(None, "::1", Some(22), "/p")),
+            ("ssh://[::1]/p", remote(None, "::1", None, "/p")),
+        ];
+        for (s, want) in ok {
+            assert_eq!(&parse(OsStr::new(s)).unwrap(), want, "{s}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("-oProxyCommand=x:/p", "may not start with '-'"),
+            ("host:", "empty PFS path"),
+            (":/p", "empty host name"),
+            ("h;rm:/p", "illegal character ';' in host"),
+            ("h$(x):/p", "illegal character '$' in host"),
+            ("us er@h:/p", "illegal character ' ' in user"),
+            ("-u@h:/p", "in user"),
+            ("ssh://h", "needs a path"),
+            ("ssh://h:0/p", "bad port"),
+            ("ssh://h:99999/p", "bad port"),
+            ("ssh://-h/p", "may not start with '-'"),
+            ("", "empty PFS path"),
+        ];
+        for (s, msg) in bad {
+            let e = parse(OsStr::new(s)).unwrap_err().to_string();
+            assert!(e.contains(msg), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_paths_stay_intact() {
+        let raw = OsStr::from_bytes(b"h:/p\xff");
+        match parse(raw).unwrap() {
+            Endpoint::Remote(r) => assert_eq!(r.path.as_bytes(), b"/p\xff"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The ssh command line of a remote peer, shell quoting, and ssh failure typing (pure functions).
+//!
+//! ssh joins the words after the destination with spaces and hands the
+//! result to the remote user's shell, so every remote word is quoted here:
+//! an allow-list of bytes passes as is, anything else goes inside single
+//! quotes (`'` itself as `'\''`). Nothing here runs a process.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use crate::endpoint::Remote;
+
+/// Quotes one word for a POSIX shell.
+pub fn quote(word: &OsStr) -> OsString {
+    let b = word.as_bytes();
+    let safe = |c: &u8| c.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(c);
+    if !b.is_empty() && b.iter().all(safe) {
+        return word.to_os_string();
+    }
+    let mut out = Vec::with_capacity(b.len() + 2);
+    out.push(b'\'');
+    for &c in b {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    OsString::from_vec(out)
+}
+
+/// The mirror verb a remote peer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Read,
+    ReadStream,
+    Write,
+}
+
+impl Verb {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Read => "mirror-read",
+            Verb::ReadStream => "mirror-read-stream",
+            Verb::Write => "mirror-write",
+        }
+    }
+}
+
+/// What the orchestrator's options put on a remote command line.
+#[derive(Debug, Clone, Default)]
+pub struct SshOpts {
+    /// The ssh program and its leading options (`--ssh` / `HAMMER_RSH`), already split.
+    pub program: Vec<OsString>,
+    /// `-X`/`-C`: ssh -C.
+    pub compress: bool,
+    /// `-p`.
+    pub port: Option<u16>,
+    /// `-o` options, in order.
+    pub options: Vec<OsString>,
+    /// stdin is not a terminal: add `-o BatchMode=yes`.
+    pub batch: bool,
+    /// `--remote-cmd`.
+    pub remote_cmd: OsString,
+    pub verbose: u8,
+    pub yes: bool,
+    /// `-t` (source only).
+    pub timeout: Option<u64>,
+    /// `-S` as typed (source only).
+    pub splitup: Option<String>,
+    /// `-b` as typed (source only, and only to our own remote).
+    pub bandwidth: Option<String>,
+    /// `-B` (source only, our own remote).
+    pub bulk: bool,
+    /// `-i` (source only, our own remote): minimum delay between stream passes.
+    pub delay: Option<u64>,
+}
+
+impl SshOpts {
+    /// True when the remote program is stock DragonFly hammer (no options of ours).
+    pub fn stock_remote(&self) -> bool {
+        std::path::Path::new(&self.remote_cmd).file_name().is_some_and(|n| n == "hammer")
+    }
+}
+
+/// The argument vector of the ssh child for `remote` running `verb`:
+/// `ssh [-C] [-p port] [-o opt ...] [user@]host -- <remote-cmd> [-v..] [-y] -2 [-t N] [-S X] <verb> <path>`.
+pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
+    let mut v: Vec<OsString> = o.program.clone();
+    if o.compress {
+        v.push("-C".into());
+    }
+    if let Some(p) = remote.port.or(o.port) {
+        v.push("-p".into());
+        v.push(p.to_string().into());
+    }
+    for opt in &o.options {
+        v.push("-o".into());
+        v.push(opt.clone());
+    }
+    if o.batch {
+        v.push("-o".into());
+        v.push("BatchMode=yes".into());
+    }
+    v.push(remote.destination().into());
+    v.push("--".into());
+    let mut words: Vec<OsString> = vec![o.remote_cmd.clone()];
+    match o.verbose {
+        0 => {}
+        1 => words.push("-v".into()),
+        2 => words.push("-vv".into()),
+        _ => words.push("-vvv".into()),
+    }
+    if o.yes {
+        words.push("-y".into());
+    }
+    words.push("-2".into());
+    if verb != Verb::Write {
+        if let Some(t) = o.timeout {
+            words.push("-t".into());
+            words.push(t.to_string().into());
+        }
+        if let Some(s) = &o.splitup {
+            words.push("-S".into());
+            words.push(s.into());
+        }
+        if !o.stock_remote() {
+            if let Some(b) = &o.bandwidth {
+                words.push("-b".into());
+                words.push(b.into());
+            }
+            if o.bulk {
+                words.push("-B".into());
+            }
+            if let Some(i) = o.delay {
+                words.push("-i".into());
+                words.push(i.to_string().into());
+            }
+        }
+    }
+    words.push(verb.word().into());
+    words.push(remote.path.clone());
+    v.extend(words.iter().map(|w| quote(w)));
+    v
+}
+
+/// Splits `--ssh` / `HAMMER_RSH` like a shell line (quotes honoured, nothing expanded).
+pub fn split_command(s: &str) -> Result<Vec<OsString>, String> {
+    let words = shell_words::split(s).map_err(|e| format!("cannot parse ssh command '{s}': {e}"))?;
+    if words.is_empty() {
+        return Err("the ssh command is empty".into());
+    }
+    Ok(words.into_iter().map(OsString::from).collect())
+}
+
+/// Why ssh itself failed (exit status 255), from its stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshFailure {
+    AuthRefused,
+    HostUnreachable,
+    HostKey,
+    Timeout,
+    Other,
+}
+
+impl SshFailure {
+    /// A sentence for the user, naming what to check.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            SshFailure::AuthRefused => {
+                "ssh authentication was refused (check the key in authorized_keys, or use -o IdentityFile=...)"
+            }
+            SshFailure::HostUnreachable => "the host could not be reached (check the name, the port (-p) and the network)",
+            SshFailure::HostKey => {
+                "the host key could not be verified (connect once with ssh to accept it, or fix known_hosts)"
+            }
+            SshFailure::Timeout => "the connection timed out",
+            SshFailure::Other => "ssh failed",
+        }
+    }
+}
+
+/// Types an ssh failure from its stderr text (OpenSSH 9.x messages).
+pub fn classify(stderr: &str) -> SshFailure {
+    let s = stderr.to_ascii_lowercase();
+    if s.contains("host key verification failed") || s.contains("remote host identification has changed") {
+        SshFailure::HostKey
+    } else if s.contains("permission denied") || s.contains("too many authentication failures") {
+        SshFailure::AuthRefused
+    } else if s.contains("timed out") {
+        SshFailure::Timeout
+    } else if s.contains("could not resolve hostname")
+        || s.contains("connection refused")
+        || s.contains("no route to host")
+        || s.contains("network is unreachable")
+        || s.contains("name or service not known")
+        || s.contains("connection closed by")
+        || s.contains("kex_exchange_identification")
+    {
+        SshFailure::HostUnreachable
+    } else {
+        SshFailure::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_table() {
+        let q = |s: &[u8]| quote(OsStr::from_bytes(s)).into_vec();
+        assert_eq!(q(b"/pfs/a"), b"/pfs/a");
+        assert_eq!(q(b"user@host:1,2=3+%"), b"user@host:1,2=3+%");
+        assert_eq!(q(b""), b"''");
+        assert_eq!(q(b"a b"), b"'a b'");
+        assert_eq!(q(b"it's"), b"'it'\\''s'");
+        assert_eq!(q(b"!"), b"'!'");
+        assert_eq!(q(b"*"), b"'*'");
+        assert_eq!(q(b"$(touch x)"), b"'$(touch x)'");
+        assert_eq!(q(b"`x`;y|z&"), b"'`x`;y|z&'");
+        assert_eq!(q(b"\xff\xfe"), b"'\xff\xfe'");
+        assert_eq!(q(b"new\nline"), b"'new\nline'");
+    }
+
+    fn opts() -> SshOpts {
+        SshOpts { program: vec!["ssh".into()], remote_cmd: "hammer-mirror".into(), ..Default::default() }
+    }
+
+    fn remote(path: &str) -> Remote {
+        Remote { user: Some("root".into()), host: "backup".into(), port: None, path: path.into() }
+    }
+
+    fn s(v: Vec<OsString>) -> Vec<String> {
+        v.into_iter().map(|x| x.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn argv_as_cli_md_shows_it() {
+        let mut o = opts();
+        assert_eq!(
+            s(argv(&o, &remote("/pfs/a"), Verb::Write)),
+            ["ssh", "root@backup", "--", "hammer-mirror", "-2", "mirror-write", "/pfs/a"]
+        );
+        o.compress = true;
+        o.port = Some(2222);
+        o.options = vec!["Cipher=aes128-gcm@openssh.com".into(), "ConnectTimeout=5".into()];
+        o.batch = true;
+        o.verbose = 2;
+        o.yes = true;
+        o.timeout = Some(60);
+        o.splitup = Some("1g".into());
+        o.bandwidth = Some("50m".into());
+        assert_eq!(
+            s(argv(&o, &remote("/pfs/my pfs"), Verb::ReadStream)),
+            [
+                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ConnectTimeout=5", "-o",
+                "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "-t", "60", "-S", "1g",
+                "-b", "50m", "mirror-read-stream", "'/pfs/my pfs'"
+            ]
+        );
+        // The target gets no source-only options; stock hammer gets no -b.
+        assert_eq!(
+            s(argv(&o, &remote("/p"), Verb::Write)),
+            [
+                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ConnectTimeout=5", "-o",
+                "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "mirror-write", "/p"
+            ]
+        );
+        o.remote_cmd = "/sbin/hammer".into();
+        o.verbose = 5;
+        let a = s(argv(&o, &remote("/p"), Verb::Read));
+        assert!(!a.contains(&"-b".to_string()), "{a:?}");
+        assert!(a.contains(&"-vvv".to_string()));
+        // A URL port wins over -p.
+        let mut r = remote("/p");
+        r.port = Some(22);
+        assert_eq!(s(argv(&o, &r, Verb::Read))[2..4], ["-p", "22"]);
+    }
+
+    #[test]
+    fn ssh_command_is_split_like_a_shell_line() {
+        assert_eq!(
+            s(split_command("ssh -i '/k ey' -o 'A=b c'").unwrap()),
+            ["ssh", "-i", "/k ey", "-o", "A=b c"]
+        );
+        assert!(split_command("ssh 'unterminated").is_err());
+        assert!(split_command("  ").is_err());
+    }
+
+    #[test]
+    fn ssh_failures_are_typed() {
+        assert_eq!(classify("root@h: Permission denied (publickey).\r\n"), SshFailure::AuthRefused);
+        assert_eq!(classify("ssh: connect to host 127.0.0.1 port 1: Connection refused"), SshFailure::HostUnreachable);
+        assert_eq!(classify("ssh: Could not resolve hostname nohost: Name or service not known"), SshFailure::HostUnreachable);
+        assert_eq!(classify("Host key verification failed."), SshFailure::HostKey);
+        assert_eq!(classify("ssh: connect to host 10.0.0.1 port 22: Connection timed out"), SshFailure::Timeout);
+        assert_eq!(classify("something else"), SshFailure::Other);
+    }
+}
