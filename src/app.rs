@@ -33,7 +33,63 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Write { pfs } => cmd_write(g, pfs),
         Command::Copy { source, target } => cmd_copy(g, source, target, false),
         Command::Stream { source, target } => cmd_copy(g, source, target, true),
+        Command::PfsMaster { pfs, options } => pfs_done(crate::pfscmd::create(pfs, false, options, &mut io::stdout())),
+        Command::PfsSlave { pfs, options } => pfs_done(crate::pfscmd::create(pfs, true, options, &mut io::stdout())),
+        Command::PfsStatus { pfs } => {
+            let ok = crate::pfscmd::status(pfs, g.json, &mut io::stdout())?;
+            Ok(if ok { Status::Success } else { Status::Failure })
+        }
+        Command::PfsUpdate { pfs, options } => pfs_done(crate::pfscmd::update(pfs, options, &mut io::stdout())),
+        Command::PfsUpgrade { pfs } => pfs_done(crate::pfscmd::change_mode(pfs, true, &mut io::stdout())),
+        Command::PfsDowngrade { pfs } => pfs_done(crate::pfscmd::change_mode(pfs, false, &mut io::stdout())),
+        Command::PfsDestroy { pfs } => {
+            pfs_done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut io::stdout()))
+        }
+        Command::Import { dir, pfs } => cmd_import(g, dir, pfs),
+        Command::Export { pfs, dir, as_of } => cmd_export(g, pfs, dir, *as_of),
     }
+}
+
+fn pfs_done(r: anyhow::Result<()>) -> anyhow::Result<Status> {
+    r.map(|()| Status::Success)
+}
+
+fn cmd_import(g: &GlobalOpts, dir: &Path, path: &Path) -> anyhow::Result<Status> {
+    let store = crate::pfs::open_store(path, Access::Write).with_context(|| format!("import into {}", path.display()))?;
+    let t = std::time::Instant::now();
+    let st = crate::store::import::import(&store, dir)
+        .with_context(|| format!("import {} into {}", dir.display(), path.display()))?;
+    if !g.quiet {
+        eprintln!(
+            "Imported {} into {} as TID 0x{:016x}: {} files, {} directories, {} symlinks, {} unchanged, {} removed, {} records changed, {} bytes read in {:.2} s",
+            dir.display(),
+            path.display(),
+            st.tid,
+            st.files,
+            st.dirs,
+            st.symlinks,
+            st.unchanged,
+            st.removed,
+            st.changed_records,
+            st.bytes_read,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Status::Success)
+}
+
+fn cmd_export(g: &GlobalOpts, path: &Path, dir: &Path, as_of: Option<u64>) -> anyhow::Result<Status> {
+    let store = crate::pfs::open_store(path, Access::Read).with_context(|| format!("export {}", path.display()))?;
+    let asof = match as_of {
+        Some(t) => t,
+        None => crate::store::export::default_asof(&store)?,
+    };
+    crate::store::export::export(&store, dir, asof)
+        .with_context(|| format!("export {} to {}", path.display(), dir.display()))?;
+    if !g.quiet {
+        eprintln!("Exported {} as of 0x{asof:016x} to {}", path.display(), dir.display());
+    }
+    Ok(Status::Success)
 }
 
 /// Signal flags: `stop` is set by SIGINT and SIGTERM, `interrupted` by SIGINT only.

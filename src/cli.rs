@@ -210,6 +210,64 @@ pub enum Command {
         target: OsString,
     },
 
+    /// Create a master PFS (options: label=, snapshots=, prune-min=, shared-uuid=, ...)
+    PfsMaster {
+        /// Path of the new PFS (a store file; a HAMMER mount's PFS softlink on DragonFly)
+        pfs: PathBuf,
+        /// hammer's name=value options
+        options: Vec<String>,
+    },
+
+    /// Create a slave PFS; give shared-uuid=<master's> to pair it with a master
+    PfsSlave {
+        /// Path of the new PFS
+        pfs: PathBuf,
+        /// hammer's name=value options
+        options: Vec<String>,
+    },
+
+    /// Show PFS fields: TIDs, uuids, mode, label
+    PfsStatus {
+        /// One or more PFSs
+        #[arg(required = true)]
+        pfs: Vec<PathBuf>,
+    },
+
+    /// Change a PFS's label, snapshots directory or prune-min
+    PfsUpdate {
+        pfs: PathBuf,
+        /// hammer's name=value options
+        options: Vec<String>,
+    },
+
+    /// Make a slave a master (rolls back anything after its sync-end-tid)
+    PfsUpgrade { pfs: PathBuf },
+
+    /// Make a master a slave
+    PfsDowngrade { pfs: PathBuf },
+
+    /// Destroy a PFS and all its history (asks unless -y)
+    PfsDestroy { pfs: PathBuf },
+
+    /// Record a directory tree into a master PFS as one new transaction (TID)
+    Import {
+        /// The directory to record
+        dir: PathBuf,
+        /// The master PFS
+        pfs: PathBuf,
+    },
+
+    /// Recreate a PFS's tree as of a TID (default: latest; a slave's sync-end-tid)
+    Export {
+        /// The PFS
+        pfs: PathBuf,
+        /// A new or empty directory
+        dir: PathBuf,
+        /// Show the PFS as of this TID
+        #[arg(long, value_name = "TID", value_parser = parse_tid)]
+        as_of: Option<u64>,
+    },
+
     /// Mirror continuously: send every new TID, restart after a lost link
     #[command(visible_alias = "mirror-stream")]
     Stream {

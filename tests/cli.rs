@@ -1,0 +1,124 @@
+//! Integration tests: the real binary, as an administrator runs it.
+
+mod util;
+
+use std::ffi::OsStr;
+
+use util::{Env, fails, ok, stderr, stdout};
+
+#[test]
+fn help_lists_the_working_commands() {
+    let e = Env::new();
+    let o = e.run(["--help"]);
+    ok(&o);
+    let h = stdout(&o);
+    for cmd in ["read", "read-stream", "write", "dump", "copy", "stream", "pfs-master", "pfs-status", "import", "export"] {
+        assert!(h.contains(&format!("  {cmd} ")), "--help lacks {cmd}:\n{h}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let e = Env::new();
+    fails(&e.run(["-S", "4q", "dump"]), 2, "invalid size '4q'");
+    fails(&e.run(["copy", "-bad:/x", "y"]), 2, "a host may not start with '-'");
+    fails(&e.run(["copy", "h;x:/p", "y"]), 2, "illegal character ';' in host");
+    fails(&e.run(["frobnicate"]), 2, "unrecognized subcommand");
+}
+
+#[test]
+fn dump_rejects_garbage_with_the_offset() {
+    let e = Env::new();
+    let o = e.sh("head -c 64 /dev/zero | $HM dump");
+    fails(&o, 1, "mirror-dump: malformed record at byte 0: bad signature 0x00000000");
+    let o = e.sh("printf 'rr\\xd9M' | $HM dump");
+    fails(&o, 1, "truncated stream at byte 0: record needs 16 bytes, stream ended after 4");
+    let o = e.sh("printf 'M\\xd9rr\\x00\\x00\\x00\\x00\\x18\\x00\\x00\\x00\\x04\\x00\\x00\\x00' | $HM dump");
+    fails(&o, 1, "stream written on a host of the other byte order");
+}
+
+#[test]
+fn pfs_commands_create_show_update_and_destroy() {
+    let e = Env::new();
+    let m = e.path("m");
+    let o = ok(&e.run([OsStr::new("pfs-master"), m.as_os_str(), OsStr::new("label=main")])).clone();
+    assert!(stdout(&o).contains("Creating PFS #1\tsucceeded!"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("    operating as a MASTER"));
+    let st = util::status_json(&e, &m);
+    assert_eq!(st["label"], "main");
+    assert_eq!(st["mode"], "master");
+    let uuid = st["shared_uuid"].as_str().unwrap().to_string();
+    fails(&e.run([OsStr::new("pfs-master"), m.as_os_str()]), 1, "file exists");
+
+    let s = e.path("s");
+    ok(&e.run([OsStr::new("pfs-slave"), s.as_os_str(), OsStr::new(&format!("shared-uuid={uuid}"))]));
+    let st = util::status_json(&e, &s);
+    assert_eq!(st["mode"], "slave");
+    assert_eq!(st["shared_uuid"], uuid.as_str());
+
+    ok(&e.run([OsStr::new("pfs-update"), m.as_os_str(), OsStr::new("label=renamed"), OsStr::new("prune-min=1d")]));
+    let o = ok(&e.run([OsStr::new("pfs-status"), m.as_os_str()])).clone();
+    assert!(stdout(&o).contains("    label=\"renamed\"\n    prune-min=1d\n"), "{}", stdout(&o));
+
+    fails(&e.run([OsStr::new("pfs-destroy"), s.as_os_str()]), 3, "pass -y");
+    assert!(s.exists());
+    ok(&e.run([OsStr::new("-y"), OsStr::new("pfs-destroy"), s.as_os_str()]));
+    assert!(!s.exists());
+    fails(&e.run([OsStr::new("pfs-status"), s.as_os_str()]), 1, "no such PFS");
+}
+
+#[test]
+fn read_pipe_write_then_dump() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a/b.txt", "hello"), ("c.txt", "world")]);
+    let o = e.sh("$HM read m | $HM -y write s");
+    ok(&o);
+    let tid = util::sync_end_tid(&e, &m);
+    assert!(stdout(&o).contains(&format!("Source can update synctid to {tid}")), "{}", util::show(&o));
+    assert!(stderr(&o).contains("Mirror-read m succeeded"), "{}", util::show(&o));
+    assert_eq!(util::sync_end_tid(&e, &e.path("s")), tid);
+    let o = ok(&e.sh("$HM read m | $HM dump")).clone();
+    let d = stdout(&o);
+    assert!(d.contains("Record obj=0000000000000001 key=0000000000000000 rt=01 ot=01"), "{d}");
+    assert!(d.contains("       tids "), "{d}");
+}
+
+#[test]
+fn write_without_terminal_or_yes_refuses_with_status_3() {
+    let e = Env::new();
+    e.master_with("m", &[("f", "x")]);
+    let o = e.sh("$HM read m | $HM write s");
+    fails(&o, 3, "pass -y to create it");
+    assert!(!e.path("s").exists());
+}
+
+#[test]
+fn read_of_a_missing_pfs_fails_naming_it() {
+    let e = Env::new();
+    fails(&e.sh("$HM read nope > /dev/null"), 1, "no such PFS");
+}
+
+#[test]
+fn copy_local_to_local_full_and_incremental() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a.txt", "one"), ("d/b.txt", "two")]);
+    let s = e.path("s");
+    ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
+    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+    util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let o = ok(&e.run([OsStr::new("copy"), m.as_os_str(), s.as_os_str()])).clone();
+    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m), "{}", util::show(&o));
+    ok(&e.run([OsStr::new("export"), s.as_os_str(), e.path("out").as_os_str()]));
+    let d = e.sh("diff -r m.tree out");
+    ok(&d);
+}
+
+#[test]
+fn copy_refuses_a_master_target_with_status_3() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let m2 = e.master_with("m2", &[("b", "2")]);
+    let o = e.run([OsStr::new("copy"), m.as_os_str(), m2.as_os_str()]);
+    assert_eq!(o.status.code(), Some(3), "{}", util::show(&o));
+}
