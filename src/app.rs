@@ -46,8 +46,23 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             pfs_done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut io::stdout()))
         }
         Command::Import { dir, pfs } => cmd_import(g, dir, pfs),
+        Command::Verify { a, b, as_of } => cmd_verify(g, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(g, pfs, dir, *as_of),
     }
+}
+
+fn cmd_verify(g: &GlobalOpts, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Option<u64>) -> anyhow::Result<Status> {
+    let ea = crate::endpoint::parse(a).map_err(|e| Usage(e.to_string()))?;
+    let eb = crate::endpoint::parse(b).map_err(|e| Usage(e.to_string()))?;
+    let log: crate::child::LineSink = Arc::new(|line: &str| eprintln!("{line}"));
+    let cfg = orchestrator_config(g, Arc::clone(&log))?;
+    let report = crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &log).with_context(|| format!("verify {ea} {eb}"))?;
+    if g.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", crate::verify::text(&report));
+    }
+    Ok(if report.identical { Status::Success } else { Status::Failure })
 }
 
 fn pfs_done(r: anyhow::Result<()>) -> anyhow::Result<Status> {

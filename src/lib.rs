@@ -17,3 +17,4 @@ pub mod endpoint;
 pub mod orchestrate;
 pub mod ssh;
 pub mod pfscmd;
+pub mod verify;

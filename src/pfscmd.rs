@@ -30,7 +30,10 @@ pub fn parse_options(pfsd: &mut PseudofsData, opts: &[String]) -> anyhow::Result
             "unique-uuid" => pfsd.unique_uuid = parse_uuid(name, need()?)?,
             "label" => {
                 let v = need()?;
-                let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+                let v = match v.strip_prefix('"') {
+                    Some(x) => x.strip_suffix('"').ok_or_else(|| Usage(format!("option {name}: malformed string")))?,
+                    None => v,
+                };
                 if v.len() >= 64 {
                     bail!(Usage(format!("option label: '{v}' is too long (63 bytes at most)")));
                 }
@@ -54,7 +57,7 @@ pub fn parse_options(pfsd: &mut PseudofsData, opts: &[String]) -> anyhow::Result
             }
             "prune-min" => pfsd.prune_min = parse_prune_min(need()?)?,
             _ => bail!(Usage(format!(
-                "unknown PFS option {name}; known: sync-beg-tid, sync-end-tid, shared-uuid, unique-uuid, label, snapshots, snapshots-clear, prune-min"
+                "invalid option: {name} (known: sync-beg-tid, sync-end-tid, shared-uuid, unique-uuid, label, snapshots, snapshots-clear, prune-min)"
             ))),
         }
     }
@@ -76,7 +79,7 @@ fn parse_uuid(name: &str, v: &str) -> anyhow::Result<[u8; 16]> {
 
 /// `prune-min=<N>d`, `[<N>d/]hh[:mm[:ss]]` or seconds, as cmd_pseudofs.c reads it.
 pub fn parse_prune_min(v: &str) -> anyhow::Result<i32> {
-    let bad = || Usage(format!("option prune-min: '{v}' is not Nd or [Nd/]hh[:mm[:ss]]"));
+    let bad = || Usage(format!("option {v}: illegal time spec, use Nd or [Nd/]hh[:mm[:ss]]"));
     let (days, rest) = match v.split_once('d') {
         Some((d, r)) => (d.parse::<i64>().map_err(|_| bad())?, r.strip_prefix('/').unwrap_or(r)),
         None => (0, v),
@@ -109,7 +112,12 @@ pub fn format_prune_min(p: i32) -> String {
 
 /// `pfs-status` lines for one PFS (hammer's `PFS#N {` ... `}` block).
 pub fn status_text(path: &Path, pfs_id: i32, p: &PseudofsData) -> String {
-    let mut s = format!("{}\tPFS#{pfs_id} {{\n", path.display());
+    format!("{}\tPFS#{pfs_id} {{\n{}}}\n", path.display(), dump_pfsd(p))
+}
+
+/// `dump_pfsd`: the indented field lines.
+pub fn dump_pfsd(p: &PseudofsData) -> String {
+    let mut s = String::new();
     s += &format!("    sync-beg-tid=0x{:016x}\n", p.sync_beg_tid);
     s += &format!("    sync-end-tid=0x{:016x}\n", p.sync_end_tid);
     s += &format!("    shared-uuid={}\n", uuid_from_wire(&p.shared_uuid));
@@ -120,7 +128,6 @@ pub fn status_text(path: &Path, pfs_id: i32, p: &PseudofsData) -> String {
     }
     s += &format!("    prune-min={}\n", format_prune_min(p.prune_min));
     s += if p.is_slave() { "    operating as a SLAVE\n" } else { "    operating as a MASTER\n" };
-    s += "}\n";
     s
 }
 
@@ -151,8 +158,8 @@ pub fn create(path: &Path, slave: bool, opts: &[String], out: &mut dyn Write) ->
         bail!(Usage("sync-end-tid must not be below sync-beg-tid".into()));
     }
     let store = crate::pfs::create_store(path, &pfsd).with_context(|| format!("Creating PFS {}", path.display()))?;
-    writeln!(out, "Creating PFS #{}\tsucceeded!", store.pfs_id())?;
-    write!(out, "{}", status_text(path, store.pfs_id(), &store.get_pseudofs()?))?;
+    writeln!(out, "Creating PFS#{}\tsucceeded!", store.pfs_id())?;
+    write!(out, "{}\n{}", path.display(), dump_pfsd(&store.get_pseudofs()?))?;
     Ok(())
 }
 
@@ -187,8 +194,8 @@ pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Resu
     if p.is_slave() != was_slave {
         bail!(Usage("pfs-update cannot change the mode; use pfs-upgrade or pfs-downgrade".into()));
     }
-    pfs.set_pseudofs(&p)?;
-    write!(out, "{}", status_text(path, pfs.pfs_id(), &pfs.get_pseudofs()?))?;
+    pfs.set_pseudofs(&p).context("Unable to adjust PFS configuration")?;
+    write!(out, "{}\n{}", path.display(), dump_pfsd(&pfs.get_pseudofs()?))?;
     Ok(())
 }
 
@@ -198,7 +205,7 @@ pub fn change_mode(path: &Path, upgrade: bool, out: &mut dyn Write) -> anyhow::R
     let p = pfs.get_pseudofs()?;
     let (verb, ok) = if upgrade { ("pfs-upgrade", p.is_slave()) } else { ("pfs-downgrade", !p.is_slave()) };
     if !ok {
-        bail!("{verb}: PFS #{} ({}) is already a {}", pfs.pfs_id(), path.display(), if upgrade { "master" } else { "slave" });
+        bail!("{verb} {}: It is already a {}", path.display(), if upgrade { "master" } else { "slave" });
     }
     if upgrade { pfs.upgrade()? } else { pfs.downgrade()? }
     writeln!(out, "{verb} of PFS#{} ({}) succeeded", pfs.pfs_id(), path.display())?;
@@ -222,7 +229,7 @@ pub fn destroy(path: &Path, yes: bool, ask: &dyn Fn(&str) -> anyhow::Result<bool
             path.display()
         );
         if !ask(&q)? {
-            bail!(Refused(format!("pfs-destroy {}: not destroyed", path.display())));
+            bail!(Refused(format!("No action taken on PFS#{}", pfs.pfs_id())));
         }
     }
     let _ = p;
@@ -235,7 +242,7 @@ pub fn destroy(path: &Path, yes: bool, ask: &dyn Fn(&str) -> anyhow::Result<bool
         lock.push("-lock");
         let _ = std::fs::remove_file(lock);
     }
-    writeln!(out, "pfs-destroy of PFS#{id} ({}) succeeded", path.display())?;
+    writeln!(out, "pfs-destroy of PFS#{id} succeeded!")?;
     Ok(())
 }
 
@@ -269,8 +276,9 @@ mod tests {
             ("label", "requires an assignment"),
             ("shared-uuid=xyz", "error parsing uuid xyz"),
             ("snapshots=rel", "absolute path"),
-            ("bogus=1", "unknown PFS option bogus"),
-            ("prune-min=x", "prune-min"),
+            ("bogus=1", "invalid option: bogus"),
+            ("prune-min=x", "illegal time spec"),
+            ("label=\"x", "malformed string"),
         ] {
             let e = parse_options(&mut p, &[bad.into()]).unwrap_err().to_string();
             assert!(e.contains(msg), "{bad}: {e}");

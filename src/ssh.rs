@@ -71,7 +71,7 @@ pub struct SshOpts {
     pub splitup: Option<String>,
     /// `-b` as typed (source only, and only to our own remote).
     pub bandwidth: Option<String>,
-    /// `-B` (source only, our own remote).
+    /// `-B` (source only).
     pub bulk: bool,
     /// `-i` (source only, our own remote): minimum delay between stream passes.
     pub delay: Option<u64>,
@@ -125,13 +125,13 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
             words.push("-S".into());
             words.push(s.into());
         }
+        if o.bulk {
+            words.push("-B".into());
+        }
         if !o.stock_remote() {
             if let Some(b) = &o.bandwidth {
                 words.push("-b".into());
                 words.push(b.into());
-            }
-            if o.bulk {
-                words.push("-B".into());
             }
             if let Some(i) = o.delay {
                 words.push("-i".into());

@@ -42,7 +42,7 @@ fn pfs_commands_create_show_update_and_destroy() {
     let e = Env::new();
     let m = e.path("m");
     let o = ok(&e.run([OsStr::new("pfs-master"), m.as_os_str(), OsStr::new("label=main")])).clone();
-    assert!(stdout(&o).contains("Creating PFS #1\tsucceeded!"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("Creating PFS#1\tsucceeded!"), "{}", stdout(&o));
     assert!(stdout(&o).contains("    operating as a MASTER"));
     let st = util::status_json(&e, &m);
     assert_eq!(st["label"], "main");

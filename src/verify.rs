@@ -1,0 +1,308 @@
+//! `verify`: compare two PFSs record by record as of a TID, locally or over the same ssh wiring as copy.
+//!
+//! Each side runs an ordinary two-way mirror-read (`-B`, no prescan) and
+//! this command plays its target: it answers with a PFSD whose
+//! `sync_end_tid` is 0, so the whole history up to the side's
+//! `sync_end_tid` comes back in key order, acknowledges the pass with
+//! UPDATE, and lets the reader end with TERM. A local side is the read half
+//! on a thread; a remote side is `ssh host hammer-mirror -2 -B mirror-read
+//! <pfs>` (stock hammer works too). The two key-ordered streams are merged
+//! in constant memory, keeping the records visible as of the TID
+//! (`create_tid <= T < delete_tid`). Default TID: the slave's
+//! `sync_end_tid` (the smaller of the two when both are masters or slaves).
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+
+use crate::child::{Child, LineSink};
+use crate::endpoint::Endpoint;
+use crate::mirror::NoProgress;
+use crate::mirror::read::ReadOpts;
+use crate::mrecord::{LeafElm, PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, RecordWriter, rtype};
+use crate::ssh::{self, SshOpts, Verb};
+use crate::store::Access;
+
+/// `HAMMER_RECTYPE_DIRENTRY`: its data carries the PFS's own localization.
+const RECTYPE_DIRENTRY: u16 = 0x0011;
+
+/// One difference found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Difference {
+    pub obj_id: String,
+    pub key: String,
+    pub rec_type: String,
+    pub create_tid: String,
+    /// "only in <a>", "only in <b>", or "data differs".
+    pub what: String,
+}
+
+/// The result of a verify.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub a: String,
+    pub b: String,
+    pub as_of: String,
+    pub records: u64,
+    pub differences: u64,
+    pub identical: bool,
+    pub first_differences: Vec<Difference>,
+}
+
+/// Differences listed in full.
+const SHOWN: usize = 10;
+
+/// A side being read: its stream, and the thread or child producing it.
+struct Side {
+    name: String,
+    r: RecordReader<UnixStream>,
+    w: RecordWriter<UnixStream>,
+    producer: Producer,
+    pfsd: PseudofsData,
+}
+
+enum Producer {
+    Thread(std::thread::JoinHandle<anyhow::Result<()>>),
+    Remote(Child),
+}
+
+fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Side> {
+    let (ours, theirs) = UnixStream::pair().context("creating a socketpair")?;
+    let producer = match ep {
+        Endpoint::Local(path) => {
+            let path = path.clone();
+            let log = Arc::clone(log);
+            Producer::Thread(std::thread::spawn(move || {
+                let pfs = crate::pfs::open(&path, Access::Read)
+                    .with_context(|| format!("Cannot access PFS {}", path.display()))?;
+                let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
+                let mut sink = LogLines(log);
+                let stop = AtomicBool::new(false);
+                crate::mirror::read::read(pfs.as_ref(), &opts, theirs.try_clone()?, theirs, &mut sink, &NoProgress, &stop)
+                    .map(|_| ())
+                    .map_err(|e| e.context(format!("mirror-read {}", path.display())))
+            }))
+        }
+        Endpoint::Remote(r) => {
+            let mut o = ssh_opts.clone();
+            o.bulk = true;
+            o.timeout = None;
+            o.splitup = None;
+            o.bandwidth = None;
+            o.delay = None;
+            let argv = ssh::argv(&o, r, Verb::Read);
+            let fd_in = theirs.try_clone()?.into();
+            let child = Child::spawn(&argv, fd_in, theirs.into(), &r.host, Arc::clone(log))?;
+            Producer::Remote(child)
+        }
+    };
+    let mut r = RecordReader::new(ours.try_clone()?);
+    let w = RecordWriter::new(ours);
+    let pfsd = match r.next_record().with_context(|| format!("verify {ep}"))? {
+        Some(Record::Pfsd { pfsd, .. }) => pfsd,
+        other => bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word()))),
+    };
+    Ok(Side { name: ep.to_string(), r, w, producer, pfsd })
+}
+
+/// Lines of a half's log, forwarded.
+struct LogLines(LineSink);
+impl Write for LogLines {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        for line in String::from_utf8_lossy(b).lines() {
+            let line = line.trim_start_matches('\r');
+            // The read half's routine messages are noise here; keep the rest.
+            if !line.is_empty() && !line.starts_with("Mirror-read") {
+                (self.0)(line);
+            }
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Side {
+    /// Asks for the whole history: we play a target that has nothing yet.
+    fn request(&mut self) -> anyhow::Result<()> {
+        let mut ask = self.pfsd;
+        ask.sync_end_tid = 0;
+        ask.mirror_flags |= crate::mrecord::PFSD_SLAVE;
+        self.w.write_record(&Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: ask })?;
+        self.w.flush()?;
+        match self.r.next_record()? {
+            Some(Record::Pfsd { .. }) => Ok(()),
+            Some(Record::Term) => bail!("{}: the reader ended the stream", self.name),
+            other => bail!("{}: expected the range PFSD, got {:?}", self.name, other.map(|r| rtype::name(r.type_word()))),
+        }
+    }
+
+    /// The next record visible as of `asof`, or None at the end of the pass.
+    fn next_visible(&mut self, asof: u64) -> anyhow::Result<Option<(LeafElm, Vec<u8>)>> {
+        loop {
+            match self.r.next_record().with_context(|| format!("reading {}", self.name))? {
+                Some(Record::Rec { leaf, data, .. }) => {
+                    let b = &leaf.base;
+                    if b.create_tid <= asof && (b.delete_tid == 0 || b.delete_tid > asof) {
+                        return Ok(Some((leaf, data.to_vec())));
+                    }
+                }
+                Some(Record::Pass { .. } | Record::Skip { .. }) => {}
+                Some(Record::Sync | Record::Idle) => return Ok(None),
+                other => bail!("{}: unexpected {:?} in the stream", self.name, other.map(|r| rtype::name(r.type_word()))),
+            }
+        }
+    }
+
+    /// Acknowledges the pass and waits for the reader to end.
+    fn finish(mut self) -> anyhow::Result<()> {
+        let _ = self.w.write_record(&Record::Update { tid: self.pfsd.sync_end_tid });
+        let _ = self.w.flush();
+        while let Ok(Some(rec)) = self.r.next_record() {
+            if rec == Record::Term {
+                break;
+            }
+        }
+        drop(self.w);
+        drop(self.r);
+        match self.producer {
+            Producer::Thread(h) => h.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?,
+            Producer::Remote(c) => {
+                let host = c.label().to_string();
+                let exit = c.wait()?;
+                if exit.code() != 0 {
+                    bail!("the reader on {host} failed with exit status {}: {}", exit.code(), exit.stderr.join("\n"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The key of a leaf, without the PFS bits.
+fn key(l: &LeafElm) -> (u32, i64, u16, i64, u64) {
+    let b = &l.base;
+    (b.localization & 0xffff, b.obj_id, b.rec_type, b.key, b.create_tid)
+}
+
+/// Data compared PFS-independently (a directory entry names its own PFS).
+fn same_data(a: &(LeafElm, Vec<u8>), b: &(LeafElm, Vec<u8>)) -> bool {
+    if a.0.base.obj_type != b.0.base.obj_type || a.1.len() != b.1.len() {
+        return false;
+    }
+    if a.0.base.rec_type == RECTYPE_DIRENTRY && a.1.len() >= 12 {
+        return a.1[..8] == b.1[..8] && a.1[12..] == b.1[12..];
+    }
+    a.1 == b.1
+}
+
+fn diff(l: &LeafElm, what: String) -> Difference {
+    let b = &l.base;
+    Difference {
+        obj_id: format!("{:016x}", b.obj_id as u64),
+        key: format!("{:016x}", b.key as u64),
+        rec_type: format!("{:02x}", b.rec_type),
+        create_tid: format!("{:016x}", b.create_tid),
+        what,
+    }
+}
+
+/// Compares `a` and `b` as of `as_of` (default: see the module documentation).
+pub fn verify(a: &Endpoint, b: &Endpoint, as_of: Option<u64>, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Report> {
+    let mut sa = start(a, ssh_opts, log)?;
+    let mut sb = start(b, ssh_opts, log)?;
+    if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
+        (log)(&format!("verify: warning: {a} and {b} have different shared uuids; they are not mirrors of each other"));
+    }
+    let asof = as_of.unwrap_or_else(|| match (sa.pfsd.is_slave(), sb.pfsd.is_slave()) {
+        (true, false) => sa.pfsd.sync_end_tid,
+        (false, true) => sb.pfsd.sync_end_tid,
+        _ => sa.pfsd.sync_end_tid.min(sb.pfsd.sync_end_tid),
+    });
+    for s in [&mut sa, &mut sb] {
+        if asof > s.pfsd.sync_end_tid {
+            bail!(
+                "verify: {} only reaches TID 0x{:016x}; cannot compare as of 0x{asof:016x}",
+                s.name,
+                s.pfsd.sync_end_tid
+            );
+        }
+        s.request()?;
+    }
+    let mut report = Report {
+        a: sa.name.clone(),
+        b: sb.name.clone(),
+        as_of: format!("0x{asof:016x}"),
+        records: 0,
+        differences: 0,
+        identical: true,
+        first_differences: Vec::new(),
+    };
+    let note = |d: Difference, report: &mut Report| {
+        report.differences += 1;
+        if report.first_differences.len() < SHOWN {
+            report.first_differences.push(d);
+        }
+    };
+    let mut ra = sa.next_visible(asof)?;
+    let mut rb = sb.next_visible(asof)?;
+    loop {
+        match (&ra, &rb) {
+            (None, None) => break,
+            (Some(x), None) => {
+                note(diff(&x.0, format!("only in {}", sa.name)), &mut report);
+                ra = sa.next_visible(asof)?;
+            }
+            (None, Some(y)) => {
+                note(diff(&y.0, format!("only in {}", sb.name)), &mut report);
+                rb = sb.next_visible(asof)?;
+            }
+            (Some(x), Some(y)) => match key(&x.0).cmp(&key(&y.0)) {
+                std::cmp::Ordering::Less => {
+                    note(diff(&x.0, format!("only in {}", sa.name)), &mut report);
+                    ra = sa.next_visible(asof)?;
+                }
+                std::cmp::Ordering::Greater => {
+                    note(diff(&y.0, format!("only in {}", sb.name)), &mut report);
+                    rb = sb.next_visible(asof)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    report.records += 1;
+                    if !same_data(x, y) {
+                        note(diff(&x.0, "data differs".into()), &mut report);
+                    }
+                    ra = sa.next_visible(asof)?;
+                    rb = sb.next_visible(asof)?;
+                }
+            },
+        }
+    }
+    report.identical = report.differences == 0;
+    sa.finish()?;
+    sb.finish()?;
+    Ok(report)
+}
+
+/// The human-readable report.
+pub fn text(r: &Report) -> String {
+    let mut s = String::new();
+    for d in &r.first_differences {
+        s += &format!(
+            "difference: obj={} key={} rt={} tid={}: {}\n",
+            d.obj_id, d.key, d.rec_type, d.create_tid, d.what
+        );
+    }
+    if r.differences as usize > r.first_differences.len() {
+        s += &format!("... and {} more differences\n", r.differences as usize - r.first_differences.len());
+    }
+    if r.identical {
+        s += &format!("{} and {} are identical as of {} ({} records)\n", r.a, r.b, r.as_of, r.records);
+    } else {
+        s += &format!("{} and {} differ as of {}: {} differences\n", r.a, r.b, r.as_of, r.differences);
+    }
+    s
+}

@@ -1,0 +1,145 @@
+//! copy and stream through a fake ssh (tests/fixtures/fake-ssh): exact argv, quoting, failures, restarts.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{Env, fails, ok, show, stderr};
+
+fn fake_ssh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hammer-mirror")
+}
+
+/// `hammer-mirror` with the fake ssh and this binary as the remote command.
+fn hm(e: &Env) -> Command {
+    let mut c = e.cmd();
+    c.env("HAMMER_RSH", fake_ssh()).env("FAKE_SSH_LOG", e.path("ssh.log")).args(["--remote-cmd", bin()]);
+    c
+}
+
+/// The argv of each fake ssh call.
+fn calls(e: &Env) -> Vec<Vec<String>> {
+    let log = std::fs::read_to_string(e.path("ssh.log")).unwrap_or_default();
+    log.split("--end--\n").filter(|c| !c.is_empty()).map(|c| c.lines().map(String::from).collect()).collect()
+}
+
+#[test]
+fn copy_to_a_remote_target_sends_the_documented_argv() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1"), ("b/c", "2")]);
+    let target = format!("root@backup:{}", e.path("s").display());
+    let o = hm(&e).args(["-y", "-vv", "-o", "ConnectTimeout=5", "copy"]).arg(&m).arg(&target).output().unwrap();
+    ok(&o);
+    let c = calls(&e);
+    assert_eq!(c.len(), 1, "one ssh child: {c:?}");
+    let s = e.path("s").display().to_string();
+    assert_eq!(
+        c[0],
+        [
+            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "root@backup", "--", bin(), "-vv", "-y", "-2",
+            "mirror-write", &s
+        ]
+    );
+    assert_eq!(util::sync_end_tid(&e, &e.path("s")), util::sync_end_tid(&e, &m));
+}
+
+#[test]
+fn copy_from_a_remote_source_with_port_compression_and_split() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let src = format!("ssh://u@h:2222{}", m.display());
+    let o = hm(&e).args(["-y", "-X", "-S", "1m", "-t", "600", "copy"]).arg(&src).arg(e.path("s")).output().unwrap();
+    ok(&o);
+    let c = calls(&e);
+    let m = m.display().to_string();
+    assert_eq!(
+        c[0],
+        [
+            "-C", "-p", "2222", "-o", "BatchMode=yes", "u@h", "--", bin(), "-y", "-2", "-t", "600", "-S", "1m",
+            "mirror-read", &m
+        ]
+    );
+}
+
+#[test]
+fn hostile_paths_arrive_intact_and_run_nothing() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let dir = e.path("we'ird $(touch canary) `touch canary2` ; dir");
+    std::fs::create_dir(&dir).unwrap();
+    let target = dir.join("slave *!");
+    let arg = format!("backup:{}", target.display());
+    let o = hm(&e).args(["-y", "copy"]).arg(&m).arg(&arg).output().unwrap();
+    ok(&o);
+    assert!(target.exists(), "the slave was created at the exact path:\n{}", show(&o));
+    assert!(!e.path("canary").exists() && !e.path("canary2").exists(), "a shell ran the path");
+    let c = calls(&e);
+    assert!(c[0].last().unwrap().starts_with('\''), "the remote path is quoted: {:?}", c[0]);
+}
+
+#[test]
+fn ssh_failures_fail_the_copy_with_advice() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let o = hm(&e).env("FAKE_SSH_EXIT", "255").arg("copy").arg(&m).arg("backup:/x").output().unwrap();
+    fails(&o, 1, "ssh to backup failed: ssh authentication was refused");
+    let o = hm(&e).args(["--ssh", "no-such-ssh-binary", "copy"]).arg(&m).arg("backup:/x").output().unwrap();
+    fails(&o, 1, "command not found: no-such-ssh-binary");
+}
+
+#[test]
+fn a_remote_refusal_is_status_3() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let m2 = e.master_with("m2", &[("b", "1")]);
+    let o = hm(&e).arg("copy").arg(&m).arg(format!("backup:{}", m2.display())).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(stderr(&o).contains("different shared-uuid"), "{}", show(&o));
+}
+
+#[test]
+fn stream_restarts_after_the_link_is_killed() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let s = e.path("s");
+    let pids = e.path("pids");
+    let mut child = hm(&e)
+        .env("FAKE_SSH_PIDS", &pids)
+        .args(["-y", "-i", "0", "--retry-delay", "1", "stream"])
+        .arg(&m)
+        .arg(format!("backup:{}", s.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let master_tid = util::sync_end_tid(&e, &m);
+    wait_for("the first pass", &|| s.exists() && util::sync_end_tid(&e, &s) == master_tid);
+    // Kill the link.
+    let first = std::fs::read_to_string(&pids).unwrap();
+    let pid = first.lines().next().unwrap().trim().to_string();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    wait_for("a second ssh", &|| std::fs::read_to_string(&pids).unwrap().lines().count() >= 2);
+    // A new import is picked up after the restart.
+    util::write_tree(&e.path("m.tree"), &[("later", "2")]);
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let new_tid = util::sync_end_tid(&e, &m);
+    wait_for("the new TID on the slave", &|| util::sync_end_tid(&e, &s) == new_tid);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "SIGTERM ends stream with 0:\n{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Lost Link"), "{}", show(&out));
+}
