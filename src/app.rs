@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::cli::{Cli, Command, GlobalOpts};
+use crate::endpoint::Endpoint;
 use crate::exit::{Status, Usage};
 use crate::mirror::read::ReadOpts;
 use crate::mirror::write::{Create, WriteOpts};
@@ -55,7 +56,7 @@ fn cmd_verify(g: &GlobalOpts, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: O
     let ea = crate::endpoint::parse(a).map_err(|e| Usage(e.to_string()))?;
     let eb = crate::endpoint::parse(b).map_err(|e| Usage(e.to_string()))?;
     let log: crate::child::LineSink = Arc::new(|line: &str| eprintln!("{line}"));
-    let cfg = orchestrator_config(g, Arc::clone(&log))?;
+    let cfg = orchestrator_config(g, Arc::clone(&log), Arc::new(NoProgress))?;
     let report = crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &log).with_context(|| format!("verify {ea} {eb}"))?;
     if g.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -126,7 +127,11 @@ pub fn signals(ignore_hup: bool) -> anyhow::Result<Signals> {
 }
 
 /// The orchestrator's configuration from the global options.
-pub fn orchestrator_config(g: &GlobalOpts, log: crate::child::LineSink) -> anyhow::Result<crate::orchestrate::Config> {
+pub fn orchestrator_config(
+    g: &GlobalOpts,
+    log: crate::child::LineSink,
+    progress: Arc<dyn crate::mirror::Progress + Send>,
+) -> anyhow::Result<crate::orchestrate::Config> {
     let program = match &g.ssh {
         Some(cmd) => crate::ssh::split_command(cmd).map_err(Usage)?,
         None => vec!["ssh".into()],
@@ -156,7 +161,7 @@ pub fn orchestrator_config(g: &GlobalOpts, log: crate::child::LineSink) -> anyho
         retry_delay: Duration::from_secs(retry),
         max_retry_delay: Duration::from_secs(g.max_retry_delay.max(retry)),
         log,
-        progress: Arc::new(NoProgress),
+        progress,
     })
 }
 
@@ -165,25 +170,51 @@ fn cmd_copy(g: &GlobalOpts, source: &std::ffi::OsStr, target: &std::ffi::OsStr, 
     let dst = crate::endpoint::parse(target).map_err(|e| Usage(e.to_string()))?;
     crate::orchestrate::check_pair(&src, &dst)?;
     let sig = signals(streaming)?;
-    let log: crate::child::LineSink = Arc::new(|line: &str| eprintln!("{line}"));
-    let cfg = orchestrator_config(g, log)?;
+    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, src.to_string(), dst.to_string());
+    let cfg = orchestrator_config(g, reporter.sink(), reporter.clone())?;
+    let started = std::time::Instant::now();
     let result = if streaming {
         crate::orchestrate::stream(&cfg, &src, &dst, &sig.stop).map(|()| None)
     } else {
         crate::orchestrate::copy(&cfg, &src, &dst, &sig.stop).map(Some)
     };
+    reporter.finish();
     if sig.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(Status::Interrupted);
     }
-    let outcome = result.with_context(|| format!("{} {src} to {dst}", if streaming { "stream" } else { "copy" }))?;
-    if let Some(o) = outcome {
-        if g.verbose > 0 || o.acked_tid.is_some() && !g.quiet {
-            if let Some(t) = o.acked_tid {
-                eprintln!("copy {src} to {dst}: target synced to 0x{t:016x}");
+    let what = if streaming { "stream" } else { "copy" };
+    match result {
+        Err(e) => {
+            if g.json {
+                reporter.report(&crate::progress::PassReport {
+                    source: src.to_string(),
+                    target: dst.to_string(),
+                    tid_beg: String::new(),
+                    tid_end: String::new(),
+                    records: 0,
+                    bytes: 0,
+                    seconds: started.elapsed().as_secs_f64(),
+                    result: "failed",
+                });
             }
+            Err(e.context(format!("{what} {src} to {dst}")))
         }
+        Ok(Some(o)) if matches!((&src, &dst), (Endpoint::Remote(_), Endpoint::Remote(_))) => {
+            // Both halves ran remotely: no pass events reached us; report the run.
+            reporter.report(&crate::progress::PassReport {
+                source: src.to_string(),
+                target: dst.to_string(),
+                tid_beg: String::new(),
+                tid_end: o.acked_tid.map(|t| format!("0x{t:016x}")).unwrap_or_default(),
+                records: 0,
+                bytes: o.bytes,
+                seconds: started.elapsed().as_secs_f64(),
+                result: "synced",
+            });
+            Ok(Status::Success)
+        }
+        Ok(_) => Ok(Status::Success),
     }
-    Ok(Status::Success)
 }
 
 /// SIGINT/SIGTERM set this flag; long-running halves check it and end cleanly.
@@ -232,7 +263,12 @@ fn cmd_read(g: &GlobalOpts, path: &Path, begin_tid: Option<u64>, streaming: bool
         Some(b) => Box::new(mirror::bwlimit::BwLimit::new(stdout, b.bytes)),
         None => Box::new(stdout),
     };
-    mirror::read::read(pfs.as_ref(), &opts, out, stdin, &mut io::stderr(), &NoProgress, &stop)
+    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, path.display().to_string(), "stdout".into());
+    let mut log = crate::progress::LogWriter::new(reporter.sink());
+    let r = mirror::read::read(pfs.as_ref(), &opts, out, stdin, &mut log, reporter.as_ref(), &stop);
+    drop(log);
+    reporter.finish();
+    r
         .map_err(|e| e.context(format!("mirror-read {}", path.display())))?;
     Ok(Status::Success)
 }
@@ -263,7 +299,12 @@ fn cmd_write(g: &GlobalOpts, path: &Path) -> anyhow::Result<Status> {
     let mut plain_out = io::stdout();
     let (back, text): (Box<dyn io::Write>, &mut dyn io::Write) =
         if g.two_way { (Box::new(stdout), &mut text_out) } else { (Box::new(io::sink()), &mut plain_out) };
-    mirror::write::write(path, &opts, create, stdin, back, text, &mut io::stderr(), &NoProgress, &stop)
+    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, "stdin".into(), path.display().to_string());
+    let mut log = crate::progress::LogWriter::new(reporter.sink());
+    let r = mirror::write::write(path, &opts, create, stdin, back, text, &mut log, reporter.as_ref(), &stop);
+    drop(log);
+    reporter.finish();
+    r
         .map_err(|e| e.context(format!("mirror-write {}", path.display())))?;
     Ok(Status::Success)
 }

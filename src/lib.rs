@@ -18,3 +18,4 @@ pub mod orchestrate;
 pub mod ssh;
 pub mod pfscmd;
 pub mod verify;
+pub mod progress;

@@ -54,34 +54,6 @@ pub struct RunOutcome {
     pub bytes: u64,
 }
 
-/// A `Write` that hands complete lines to a sink.
-struct LineWriter {
-    sink: LineSink,
-    buf: Vec<u8>,
-}
-
-impl Write for LineWriter {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        while let Some(i) = self.buf.iter().position(|&c| c == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
-            (self.sink)(String::from_utf8_lossy(&line[..i]).trim_start_matches('\r'));
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        if !self.buf.is_empty() {
-            (self.sink)(String::from_utf8_lossy(&self.buf).trim_start_matches('\r'));
-        }
-    }
-}
-
 /// One running side.
 enum Side {
     Source(JoinHandle<anyhow::Result<ReadSummary>>),
@@ -136,6 +108,12 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     let run_stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<&'static str>();
 
+    // One local half reports progress: the source when it is local, else the target.
+    let no_progress: Arc<dyn Progress + Send> = Arc::new(crate::mirror::NoProgress);
+    let (src_progress, dst_progress) = match src {
+        Endpoint::Local(_) => (Arc::clone(&cfg.progress), no_progress),
+        Endpoint::Remote(_) => (no_progress, Arc::clone(&cfg.progress)),
+    };
     let source = match src {
         Endpoint::Remote(r) => spawn_remote(cfg, r, if streaming { Verb::ReadStream } else { Verb::Read }, &a, "source")?,
         Endpoint::Local(path) => {
@@ -145,12 +123,12 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             opts.streaming = streaming;
             let (rd, wr) = (a.try_clone()?, a.try_clone()?);
             let (log, progress, rs, tx, bw) =
-                (Arc::clone(&cfg.log), Arc::clone(&cfg.progress), Arc::clone(&run_stop), done_tx.clone(), cfg.bandwidth);
+                (Arc::clone(&cfg.log), src_progress, Arc::clone(&run_stop), done_tx.clone(), cfg.bandwidth);
             Side::Source(std::thread::spawn(move || {
                 let r = (|| {
                     let pfs = crate::pfs::open(&path, Access::Read)
                         .with_context(|| format!("Cannot access PFS {}", path.display()))?;
-                    let mut logw = LineWriter { sink: log, buf: Vec::new() };
+                    let mut logw = crate::progress::LogWriter::new(log);
                     let out: Box<dyn Write> = match bw {
                         Some(rate) => Box::new(crate::mirror::bwlimit::BwLimit::new(wr, rate)),
                         None => Box::new(wr),
@@ -170,10 +148,10 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             let opts = WriteOpts { two_way: true, ..cfg.write.clone() };
             let (rd, wr) = (b.try_clone()?, b.try_clone()?);
             let (log, progress, rs, tx, yes) =
-                (Arc::clone(&cfg.log), Arc::clone(&cfg.progress), Arc::clone(&run_stop), done_tx.clone(), cfg.yes);
+                (Arc::clone(&cfg.log), dst_progress, Arc::clone(&run_stop), done_tx.clone(), cfg.yes);
             Side::Target(std::thread::spawn(move || {
                 let r = (|| {
-                    let mut logw = LineWriter { sink: log, buf: Vec::new() };
+                    let mut logw = crate::progress::LogWriter::new(log);
                     let create = if yes {
                         Create::Yes
                     } else if crate::app::have_terminal() {
@@ -342,15 +320,4 @@ mod tests {
         assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
     }
 
-    #[test]
-    fn line_writer_splits_lines() {
-        let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let g = Arc::clone(&got);
-        {
-            let mut w = LineWriter { sink: Arc::new(move |l| g.lock().unwrap().push(l.into())), buf: Vec::new() };
-            write!(w, "a\nb").unwrap();
-            write!(w, "c\n\rscan\n tail").unwrap();
-        }
-        assert_eq!(*got.lock().unwrap(), ["a", "bc", "scan", " tail"]);
-    }
 }

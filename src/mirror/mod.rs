@@ -23,12 +23,14 @@ use crate::mrecord::{PSEUDOFS_VERSION, PseudofsData, Record, RecordReader};
 
 /// Receives progress from a half. Every method has a no-op default.
 pub trait Progress: Sync {
-    /// A pass over `(tid_beg, tid_end]` starts; `estimate` is the prescan's byte estimate.
+    /// The prescan estimated `total` bytes in `chunks` chunks.
+    fn prescan(&self, _total: u64, _chunks: usize) {}
+    /// A pass over `[tid_beg, tid_end]` starts; `estimate` is the prescan's byte estimate.
     fn pass_started(&self, _tid_beg: u64, _tid_end: u64, _estimate: Option<u64>) {}
     /// Bytes of the current pass so far.
     fn bytes(&self, _bytes: u64) {}
-    /// The pass ended; the target is synced to `tid`.
-    fn pass_done(&self, _tid: u64, _bytes: u64) {}
+    /// The pass ended with `records` records and `bytes` bytes; the target is synced to `tid`.
+    fn pass_done(&self, _tid: u64, _records: u64, _bytes: u64) {}
 }
 
 /// A [`Progress`] that ignores everything.

@@ -119,6 +119,7 @@ pub fn read(
         }
         sameline = true;
         let mut total_bytes: u64 = 0;
+        let mut records: u64 = 0;
 
         // PFSD #1: who we are (the target checks the shared uuid).
         let own = pfs_header(pfs, "Mirror-read")?;
@@ -160,6 +161,7 @@ pub fn read(
                 sameline = false;
             }
             let h = histogram::generate(pfs, &m, opts.splitup, v, !repeat, log)?;
+            progress.prescan(h.total, h.max_index());
             repeat = true;
             hist = Some((h, 0));
             if streaming == 0 {
@@ -222,6 +224,7 @@ pub fn read(
                 }
                 if n > 0 {
                     w.write_raw(&buf[..n]).context("sending to the target")?;
+                    records += crate::mrecord::heads(&buf[..n]).count() as u64;
                 }
                 total_bytes += n as u64;
                 progress.bytes(total_bytes);
@@ -257,7 +260,7 @@ pub fn read(
             };
             summary.acked_tid = Some(tid);
             summary.passes += 1;
-            progress.pass_done(tid, total_bytes);
+            progress.pass_done(tid, records, total_bytes);
             if let Some(cf) = &opts.cycle_file {
                 cycle::write(cf, &BaseElm::key_beg_init(), tid)?;
                 writeln!(log, "Cyclefile {} updated to 0x{tid:016x}", cf.display())?;
@@ -274,7 +277,7 @@ pub fn read(
         }
         if !opts.two_way && !interrupted {
             summary.passes += 1;
-            progress.pass_done(m.tid_end, total_bytes);
+            progress.pass_done(m.tid_end, records, total_bytes);
         }
         summary.interrupted = interrupted;
 

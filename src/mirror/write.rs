@@ -120,6 +120,7 @@ pub fn write(
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
         let pass_start = r.offset();
+        let mut records = 0u64;
         progress.pass_started(tid_beg, tid_end, None);
         loop {
             let batch = r.next_batch().with_context(|| format!("Mirror-write {fs}"))?;
@@ -127,6 +128,7 @@ pub fn write(
                 break;
             }
             let offset = batch.offset;
+            records += batch.records as u64;
             for (_, head, body) in crate::mrecord::heads(batch.bytes) {
                 if head.rtype & rtype::TYPE_MASK == rtype::REC_BADCRC {
                     let leaf = crate::mrecord::LeafElm::decode(&body[crate::mrecord::HEAD_SIZE..]);
@@ -173,7 +175,7 @@ pub fn write(
         }
         summary.passes += 1;
         summary.bytes = r.offset();
-        progress.pass_done(tid_end, r.offset() - pass_start);
+        progress.pass_done(tid_end, records, r.offset() - pass_start);
         if opts.two_way {
             w.write_record(&Record::Update { tid: tid_end }).context("answering the source")?;
             w.flush().context("answering the source")?;

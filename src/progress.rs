@@ -1,0 +1,228 @@
+//! Progress and per-pass reports: an indicatif bar on a terminal, plain timestamped lines or JSON off it.
+//!
+//! One [`Reporter`] serves a command. With a bar, every log line is printed
+//! through it (above the bar, never through it). Without one (`--progress
+//! never`, `-q`, or stderr not a terminal under `auto`) no control characters
+//! are written: one plain line per finished pass, or with `--json` one JSON
+//! object per pass on stdout.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::ProgressWhen;
+use crate::mirror::Progress;
+
+/// A `Write` that hands complete lines to a sink (hammer's messages, which
+/// the halves write as text, go above the progress bar line by line).
+pub struct LogWriter {
+    sink: crate::child::LineSink,
+    buf: Vec<u8>,
+}
+
+impl LogWriter {
+    pub fn new(sink: crate::child::LineSink) -> Self {
+        LogWriter { sink, buf: Vec::new() }
+    }
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        while let Some(i) = self.buf.iter().position(|&c| c == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            (self.sink)(String::from_utf8_lossy(&line[..i]).trim_start_matches('\r'));
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            (self.sink)(String::from_utf8_lossy(&self.buf).trim_start_matches('\r'));
+        }
+    }
+}
+
+/// What one finished pass looked like (the `--json` object).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassReport {
+    pub source: String,
+    pub target: String,
+    pub tid_beg: String,
+    pub tid_end: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub result: &'static str,
+}
+
+#[derive(Default)]
+struct State {
+    tid_beg: u64,
+    tid_end: u64,
+    started: Option<Instant>,
+    /// Bytes of earlier passes of this run (for the overall bar).
+    done_bytes: u64,
+    total: Option<u64>,
+}
+
+pub struct Reporter {
+    bar: Option<ProgressBar>,
+    json: bool,
+    quiet: bool,
+    source: String,
+    target: String,
+    state: Mutex<State>,
+}
+
+/// Whether bars are drawn.
+pub fn bars_enabled(when: ProgressWhen, quiet: bool) -> bool {
+    match when {
+        ProgressWhen::Always => true,
+        ProgressWhen::Never => false,
+        ProgressWhen::Auto => !quiet && std::io::stderr().is_terminal(),
+    }
+}
+
+impl Reporter {
+    pub fn new(when: ProgressWhen, quiet: bool, json: bool, source: String, target: String) -> Arc<Reporter> {
+        let bar = bars_enabled(when, quiet).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} {bytes}/{total_bytes} {binary_bytes_per_sec} [{wide_bar}] eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        });
+        Arc::new(Reporter { bar, json, quiet, source, target, state: Mutex::new(State::default()) })
+    }
+
+    /// Prints a log line above the bar (or plainly on stderr).
+    pub fn line(&self, s: &str) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => eprintln!("{s}"),
+        }
+    }
+
+    /// A sink for child stderr and half messages.
+    pub fn sink(self: &Arc<Self>) -> crate::child::LineSink {
+        let me = Arc::clone(self);
+        Arc::new(move |l: &str| me.line(l))
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports a pass (also used for failures: `result` "failed").
+    pub fn report(&self, r: &PassReport) {
+        if self.json {
+            println!("{}", serde_json::to_string(r).expect("serializable"));
+        } else if !self.quiet {
+            let rate = if r.seconds > 0.0 { r.bytes as f64 / r.seconds / 1e6 } else { 0.0 };
+            self.line(&format!(
+                "{} {} -> {}: {} {}..{}, {} records, {} bytes in {:.1} s ({rate:.1} MB/s)",
+                crate::orchestrate::timestamp(),
+                r.source,
+                r.target,
+                r.result,
+                r.tid_beg,
+                r.tid_end,
+                r.records,
+                r.bytes,
+                r.seconds
+            ));
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn prescan(&self, total: u64, _chunks: usize) {
+        self.lock().total = Some(total);
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+        }
+    }
+
+    fn pass_started(&self, tid_beg: u64, tid_end: u64, estimate: Option<u64>) {
+        let mut s = self.lock();
+        s.tid_beg = tid_beg;
+        s.tid_end = tid_end;
+        s.started = Some(Instant::now());
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{:016x}..{:016x}", tid_beg, tid_end));
+            if s.total.is_none() {
+                b.set_length(estimate.unwrap_or(0));
+            }
+            b.set_position(s.done_bytes);
+        }
+    }
+
+    fn bytes(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            let done = self.lock().done_bytes;
+            b.set_position(done + bytes);
+        }
+    }
+
+    fn pass_done(&self, tid: u64, records: u64, bytes: u64) {
+        let (beg, secs) = {
+            let mut s = self.lock();
+            s.done_bytes += bytes;
+            (s.tid_beg, s.started.map_or(0.0, |t| t.elapsed().as_secs_f64()))
+        };
+        self.report(&PassReport {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            tid_beg: format!("0x{beg:016x}"),
+            tid_end: format!("0x{tid:016x}"),
+            records,
+            bytes,
+            seconds: (secs * 1000.0).round() / 1000.0,
+            result: "synced",
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn log_writer_splits_lines() {
+        let got = Arc::new(Mutex::new(Vec::<String>::new()));
+        let g = Arc::clone(&got);
+        {
+            let mut w = LogWriter::new(Arc::new(move |l| g.lock().unwrap().push(l.into())));
+            write!(w, "a\nb").unwrap();
+            write!(w, "c\n\rscan\n tail").unwrap();
+        }
+        assert_eq!(*got.lock().unwrap(), ["a", "bc", "scan", " tail"]);
+    }
+
+    #[test]
+    fn never_and_quiet_mean_no_bar() {
+        assert!(!bars_enabled(ProgressWhen::Never, false));
+        assert!(bars_enabled(ProgressWhen::Always, true));
+        assert!(!bars_enabled(ProgressWhen::Auto, true));
+    }
+}
