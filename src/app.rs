@@ -47,6 +47,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             pfs_done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut io::stdout()))
         }
         Command::Import { dir, pfs } => cmd_import(g, dir, pfs),
+        Command::SshRemote { role, prefix } => {
+            let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+            let argv = crate::remote::check(*role, prefix, original.as_deref())?;
+            let inner = Cli::try_parse_from(&argv).map_err(|e| Usage(format!("ssh-remote: {e}")))?;
+            run(inner)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut io::stdout());
+            Ok(Status::Success)
+        }
         Command::Verify { a, b, as_of } => cmd_verify(g, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(g, pfs, dir, *as_of),
     }

@@ -283,6 +283,27 @@ pub enum Command {
         as_of: Option<u64>,
     },
 
+    /// authorized_keys forced command: allow only mirroring, only under a PFS prefix
+    ///
+    /// Runs the command in SSH_ORIGINAL_COMMAND if it is the mirror-read,
+    /// mirror-read-stream (role read) or mirror-write (role write) invocation
+    /// that copy and stream send, for a PFS under PREFIX; refuses anything
+    /// else with exit status 3. Example authorized_keys line:
+    /// command="hammer-mirror ssh-remote write /backup",restrict ssh-ed25519 AAAA...
+    SshRemote {
+        /// What the key may do
+        #[arg(value_enum)]
+        role: crate::remote::Role,
+        /// The directory the PFSs must be under
+        prefix: PathBuf,
+    },
+
+    /// Print a shell completion script (bash, zsh or fish) on stdout
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+
     /// Mirror continuously: send every new TID, restart after a lost link
     #[command(visible_alias = "mirror-stream")]
     Stream {

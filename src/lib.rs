@@ -19,3 +19,4 @@ pub mod ssh;
 pub mod pfscmd;
 pub mod verify;
 pub mod progress;
+pub mod remote;

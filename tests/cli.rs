@@ -122,3 +122,15 @@ fn copy_refuses_a_master_target_with_status_3() {
     let o = e.run([OsStr::new("copy"), m.as_os_str(), m2.as_os_str()]);
     assert_eq!(o.status.code(), Some(3), "{}", util::show(&o));
 }
+
+#[test]
+fn completions_for_each_shell() {
+    let e = Env::new();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef hammer-mirror"), ("fish", "complete -c hammer-mirror")] {
+        let o = e.run(["completions", shell]);
+        ok(&o);
+        assert!(stdout(&o).contains(marker), "{shell}: {}", stdout(&o));
+        assert!(stdout(&o).contains("pfs-master"), "{shell} completes subcommands");
+    }
+    fails(&e.run(["completions", "tcsh"]), 2, "invalid value 'tcsh'");
+}
