@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::SshRemote { role, prefix } => {
             let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
-            let inner = Cli::try_parse_from(&argv).map_err(|e| Usage(format!("ssh-remote: {e}")))?;
+            let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| Usage(format!("ssh-remote: {e}")))?;
             run(inner)
         }
         Command::Completions { shell } => {
