@@ -128,10 +128,14 @@ pub fn parse(arg: &OsStr) -> Result<Endpoint, EndpointError> {
         return Ok(Endpoint::Remote(Remote { user, host, port, path }));
     }
     // scp's rule, with [v6] hosts: the colon that ends the host.
-    let colon = if bytes.first() == Some(&b'[') {
-        bytes.iter().position(|&b| b == b']').and_then(|close| (bytes.get(close + 1) == Some(&b':')).then_some(close + 1))
-    } else {
-        bytes.iter().position(|&b| b == b':')
+    let first_colon = bytes.iter().position(|&b| b == b':');
+    let colon = match bytes.iter().position(|&b| b == b'[') {
+        Some(open) if first_colon.is_some_and(|c| open < c) => bytes[open..]
+            .iter()
+            .position(|&b| b == b']')
+            .map(|close| open + close)
+            .and_then(|close| (bytes.get(close + 1) == Some(&b':')).then_some(close + 1)),
+        _ => first_colon,
     };
     match colon {
         Some(c) if !bytes[..c].contains(&b'/') => {

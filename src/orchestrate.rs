@@ -189,6 +189,11 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
+    if streaming {
+        // A stream pass cannot go on without both sides: a local reader
+        // waiting for new TIDs would otherwise only notice at its next write.
+        run_stop.store(true, Ordering::Relaxed);
+    }
     let grace = Instant::now() + Duration::from_secs(if stop.load(Ordering::Relaxed) { 10 } else { 30 });
     let all_done = |s: &[&Side]| {
         s.iter().all(|x| match x {
@@ -213,7 +218,9 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     }
 
     let mut outcome = RunOutcome::default();
-    let mut errors: Vec<anyhow::Error> = Vec::new();
+    // (rank, error): a refusal explains everything else, and a remote side's
+    // own failure explains the local side's broken pipe.
+    let mut errors: Vec<(u8, anyhow::Error)> = Vec::new();
     for side in [source, target] {
         match side {
             Side::Source(h) => match h.join().map_err(|_| anyhow!("the source thread panicked"))? {
@@ -222,10 +229,10 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
                     outcome.passes = outcome.passes.max(s.passes);
                     outcome.bytes = outcome.bytes.max(s.bytes);
                     if !streaming && s.acked_tid.is_none() && !s.interrupted {
-                        errors.push(anyhow!("the target did not acknowledge the copy"));
+                        errors.push((2, anyhow!("the target did not acknowledge the copy")));
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push((2, e)),
             },
             Side::Target(h) => match h.join().map_err(|_| anyhow!("the target thread panicked"))? {
                 Ok(s) => {
@@ -233,21 +240,20 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
                     outcome.passes = outcome.passes.max(s.passes);
                     outcome.bytes = outcome.bytes.max(s.bytes);
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push((2, e)),
             },
             Side::Remote(c, role) => {
                 let host = c.label().to_string();
                 let exit = c.wait()?;
                 if let Err(e) = remote_result(&exit, role, &host, cfg) {
-                    errors.push(e);
+                    errors.push((1, e));
                 }
             }
         }
     }
-    // A refusal explains the other side's broken pipe: report it first.
-    errors.sort_by_key(|e| status_of(e) != Status::Refused);
+    errors.sort_by_key(|(rank, e)| if status_of(e) == Status::Refused { 0 } else { *rank });
     match errors.into_iter().next() {
-        Some(e) => Err(e),
+        Some((_, e)) => Err(e),
         None => Ok(outcome),
     }
 }

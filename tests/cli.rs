@@ -21,7 +21,7 @@ fn help_lists_the_working_commands() {
 fn usage_errors_exit_2() {
     let e = Env::new();
     fails(&e.run(["-S", "4q", "dump"]), 2, "invalid size '4q'");
-    fails(&e.run(["copy", "-bad:/x", "y"]), 2, "a host may not start with '-'");
+    fails(&e.run(["copy", "--", "-bad:/x", "y"]), 2, "a host may not start with '-'");
     fails(&e.run(["copy", "h;x:/p", "y"]), 2, "illegal character ';' in host");
     fails(&e.run(["frobnicate"]), 2, "unrecognized subcommand");
 }

@@ -118,6 +118,13 @@ fn flipped_bits_are_caught_by_the_crcs() {
         let at = (seed % bad.len() as u64) as usize;
         bad[at] ^= 1 << (seed % 8);
         let o = c.write(&bad);
+        let bounds = c.bounds();
+        if at >= bounds[bounds.len() - 2] {
+            // A flip in the final TERM: the pass before it may have synced.
+            assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+            before = c.state();
+            continue;
+        }
         if o.status.success() {
             // Only a flip in alignment padding (not covered by any CRC) may pass.
             let pad = c.bounds().windows(2).any(|w| {
