@@ -308,6 +308,52 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
     Ok(())
 }
 
+/// Removes what a partial, uncommitted cycle or import left above `last`:
+/// records created after it are destroyed, deletions after it undone
+/// (`hammer_pfs_rollback` with `trunc_tid = last + 1`). Returns the highest
+/// TID seen, so that TIDs are never reused, and how many records changed.
+pub(crate) fn rollback_above(store: &Store, txn: &mut RwTxn<'_>, last: u64) -> Result<(u64, usize)> {
+    let trunc = last + 1;
+    let lo = keys::tid_key(trunc, &[0; keys::KEY_LEN]);
+    let range = (Bound::Included(&lo[..]), Bound::Unbounded);
+    let mut affected: Vec<Key> = Vec::new();
+    for item in store.db.tids.range(txn, &range).map_err(|e| store.err("rollback", e))? {
+        let (k, ()) = item.map_err(|e| store.err("rollback", e))?;
+        affected.push(k[8..].try_into().map_err(|_| store.corrupt("bad TID index entry"))?);
+    }
+    affected.sort_unstable();
+    affected.dedup();
+    let mut max_tid = store.last_tid(txn)?;
+    let changed = affected.len();
+    for key in affected {
+        let Some(v) = store.db.recs.get(txn, &key[..]).map_err(|e| store.err("rollback", e))?.map(<[u8]>::to_vec)
+        else {
+            continue;
+        };
+        let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;
+        let create_tid = keys::decode_key(&key, 0).create_tid;
+        max_tid = max_tid.max(create_tid).max(h.delete_tid);
+        let unindex = |txn: &mut RwTxn<'_>, tid: u64| {
+            store.db.tids.delete(txn, &keys::tid_key(tid, &key)[..]).map_err(|e| store.err("rollback", e))
+        };
+        if create_tid >= trunc {
+            store.db.recs.delete(txn, &key[..]).map_err(|e| store.err("rollback", e))?;
+            unindex(txn, create_tid)?;
+            if h.delete_tid != 0 {
+                unindex(txn, h.delete_tid)?;
+            }
+        } else if h.delete_tid >= trunc {
+            unindex(txn, h.delete_tid)?;
+            h.delete_tid = 0;
+            h.delete_ts = 0;
+            let mut v = v;
+            h.encode(&mut v[..VALUE_HEAD]);
+            store.db.recs.put(txn, &key[..], &v).map_err(|e| store.err("rollback", e))?;
+        }
+    }
+    Ok((max_tid, changed))
+}
+
 /// UPG_PSEUDOFS: a slave becomes a master after rolling back to its
 /// `sync_end_tid` (records created later are removed, deletions after it
 /// undone), as `hammer_pfs_rollback` does.
@@ -318,43 +364,7 @@ pub fn rollback_and_upgrade(store: &mut Store) -> Result<()> {
     if !pfsd.is_slave() {
         return Err(PfsError::invalid(Pfs::path(store), "pfs-upgrade", "PFS is already a master"));
     }
-    let trunc = pfsd.sync_end_tid + 1;
-    let lo = keys::tid_key(trunc, &[0; keys::KEY_LEN]);
-    let range = (Bound::Included(&lo[..]), Bound::Unbounded);
-    let mut affected: Vec<Key> = Vec::new();
-    for item in store.db.tids.range(&txn, &range).map_err(|e| store.err("pfs-upgrade", e))? {
-        let (k, ()) = item.map_err(|e| store.err("pfs-upgrade", e))?;
-        affected.push(k[8..].try_into().map_err(|_| store.corrupt("bad TID index entry"))?);
-    }
-    affected.sort_unstable();
-    affected.dedup();
-    let mut max_tid = store.last_tid(&txn)?;
-    for key in affected {
-        let Some(v) = store.db.recs.get(&txn, &key[..]).map_err(|e| store.err("pfs-upgrade", e))?.map(<[u8]>::to_vec)
-        else {
-            continue;
-        };
-        let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;
-        let create_tid = keys::decode_key(&key, 0).create_tid;
-        max_tid = max_tid.max(create_tid).max(h.delete_tid);
-        let unindex = |txn: &mut RwTxn<'_>, tid: u64| {
-            store.db.tids.delete(txn, &keys::tid_key(tid, &key)[..]).map_err(|e| store.err("pfs-upgrade", e))
-        };
-        if create_tid >= trunc {
-            store.db.recs.delete(&mut txn, &key[..]).map_err(|e| store.err("pfs-upgrade", e))?;
-            unindex(&mut txn, create_tid)?;
-            if h.delete_tid != 0 {
-                unindex(&mut txn, h.delete_tid)?;
-            }
-        } else if h.delete_tid >= trunc {
-            unindex(&mut txn, h.delete_tid)?;
-            h.delete_tid = 0;
-            h.delete_ts = 0;
-            let mut v = v;
-            h.encode(&mut v[..VALUE_HEAD]);
-            store.db.recs.put(&mut txn, &key[..], &v).map_err(|e| store.err("pfs-upgrade", e))?;
-        }
-    }
+    let (max_tid, _) = rollback_above(store, &mut txn, pfsd.sync_end_tid)?;
     pfsd.mirror_flags &= !crate::mrecord::PFSD_SLAVE;
     store.put_meta(&mut txn, "pfsd", &pfsd.to_bytes())?;
     store.put_meta(&mut txn, "last_tid", &max_tid.max(pfsd.sync_end_tid).to_le_bytes())?;

@@ -1,7 +1,11 @@
 //! Changing a master store: one transaction = one new TID, records created or marked deleted, never erased.
 //!
 //! `import` and the tests build on this. A slave refuses it: slaves change
-//! only through mirror-write.
+//! only through mirror-write. A large transaction is written in several LMDB
+//! commits of about 64 MiB so that memory stays bounded; readers never see
+//! the partial state because every view is bounded by the PFS's last TID
+//! (`sync_end_tid`), which moves only in the final commit. What a killed
+//! import leaves above the last TID is rolled back by the next one.
 
 use std::ops::Bound;
 
@@ -16,9 +20,16 @@ use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm, doalign, lea
 pub(crate) const DATA_ZONE: u64 = 0xa000_0000_0000_0000;
 
 /// An open master transaction; nothing is visible until [`MasterTxn::commit`].
+/// Bytes written before an intermediate LMDB commit.
+const CHECKPOINT: usize = 64 << 20;
+
 pub struct MasterTxn<'s> {
     store: &'s Store,
-    txn: RwTxn<'s>,
+    txn: Option<RwTxn<'s>>,
+    /// Bytes written since the last LMDB commit.
+    pending: usize,
+    /// Leftovers of a killed import were removed (to be committed even if nothing else changes).
+    rolled_back: bool,
     tid: u64,
     now: u32,
     data_off: u64,
@@ -29,16 +40,29 @@ pub struct MasterTxn<'s> {
 impl<'s> MasterTxn<'s> {
     /// Starts a transaction on a master opened for writing.
     pub fn begin(store: &'s Store) -> Result<Self> {
-        let txn = store.write_txn()?;
+        let mut txn = store.write_txn()?;
         let pfsd = store.stored_pfsd(&txn)?;
         if pfsd.is_slave() {
             return Err(PfsError::SlaveReadOnly { path: Pfs::path(store).to_path_buf() });
         }
-        let tid = store.next_tid(&txn)?;
+        // Leftovers of an import that was killed between its commits.
+        let last = store.last_tid(&txn)?;
+        let (seen, rolled_back) = super::apply::rollback_above(store, &mut txn, last)?;
+        let tid = store.next_tid(&txn)?.max(seen + 1);
         let data_off = store.meta_u64(&txn, "data_off")?.unwrap_or(DATA_ZONE);
         // Object ids come from the TID space, as in HAMMER, so they are never reused.
         let next_obj = store.meta_u64(&txn, "next_obj")?.map_or(0x100, |v| v as i64);
-        Ok(MasterTxn { store, txn, tid, now: now_secs(), data_off, next_obj, changed: 0 })
+        Ok(MasterTxn {
+            store,
+            txn: Some(txn),
+            pending: 0,
+            rolled_back: rolled_back > 0,
+            tid,
+            now: now_secs(),
+            data_off,
+            next_obj,
+            changed: 0,
+        })
     }
 
     /// The TID every change of this transaction carries.
@@ -48,7 +72,24 @@ impl<'s> MasterTxn<'s> {
 
     /// Read access to the store as of before this transaction.
     pub fn rtxn(&self) -> &heed::RoTxn<'s> {
-        &self.txn
+        self.txn.as_ref().expect("open")
+    }
+
+    fn wtxn(&mut self) -> &mut RwTxn<'s> {
+        self.txn.as_mut().expect("open")
+    }
+
+    /// Commits what was written so far (invisible: the last TID does not
+    /// move) and continues in a new LMDB transaction.
+    fn checkpoint(&mut self) -> Result<()> {
+        let store = self.store;
+        let mut txn = self.txn.take().expect("open");
+        store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
+        store.put_meta(&mut txn, "next_obj", &(self.next_obj as u64).to_le_bytes())?;
+        store.commit(txn, "write")?;
+        self.txn = Some(store.write_txn()?);
+        self.pending = 0;
+        Ok(())
     }
 
     /// A new object id, never used before in this PFS.
@@ -88,16 +129,21 @@ impl<'s> MasterTxn<'s> {
         };
         self.data_off += doalign(data.len()) as u64;
         let k = keys::encode_key(&leaf.base);
-        self.store.db.recs.put(&mut self.txn, &k[..], &keys::encode_value(&leaf, data)).map_err(|e| self.err(e))?;
-        let t = keys::tid_key(self.tid, &k);
-        self.store.db.tids.put(&mut self.txn, &t[..], &()).map_err(|e| self.err(e))?;
+        let (store, tid) = (self.store, self.tid);
+        store.db.recs.put(self.wtxn(), &k[..], &keys::encode_value(&leaf, data)).map_err(|e| store.err("write", e))?;
+        let t = keys::tid_key(tid, &k);
+        store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
         self.changed += 1;
+        self.pending += data.len() + 128;
+        if self.pending >= CHECKPOINT {
+            self.checkpoint()?;
+        }
         Ok(())
     }
 
     /// Marks a live record deleted at this transaction's TID.
     pub fn delete(&mut self, key: &Key) -> Result<bool> {
-        let Some(mut v) = self.store.db.recs.get(&self.txn, &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec)
+        let Some(mut v) = self.store.db.recs.get(self.rtxn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec)
         else {
             return Ok(false);
         };
@@ -108,10 +154,12 @@ impl<'s> MasterTxn<'s> {
         h.delete_tid = self.tid;
         h.delete_ts = self.now;
         h.encode(&mut v[..VALUE_HEAD]);
-        self.store.db.recs.put(&mut self.txn, &key[..], &v).map_err(|e| self.err(e))?;
-        let t = keys::tid_key(self.tid, key);
-        self.store.db.tids.put(&mut self.txn, &t[..], &()).map_err(|e| self.err(e))?;
+        let (store, tid) = (self.store, self.tid);
+        store.db.recs.put(self.wtxn(), &key[..], &v).map_err(|e| store.err("write", e))?;
+        let t = keys::tid_key(tid, key);
+        store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
         self.changed += 1;
+        self.pending += 256;
         Ok(true)
     }
 
@@ -128,7 +176,7 @@ impl<'s> MasterTxn<'s> {
         });
         let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         let mut out = Vec::new();
-        for item in self.store.db.recs.range(&self.txn, &range).map_err(|e| self.err(e))? {
+        for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let (leaf, data) = keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
             if leaf.base.delete_tid == 0 {
@@ -141,14 +189,19 @@ impl<'s> MasterTxn<'s> {
     /// Commits: the PFS's `sync_end_tid` becomes this TID. With no change,
     /// nothing is committed and the TID is not used.
     pub fn commit(mut self) -> Result<u64> {
-        if self.changed == 0 {
-            return Ok(self.store.last_tid(&self.txn)?);
-        }
         let (store, tid) = (self.store, self.tid);
-        store.put_meta(&mut self.txn, "last_tid", &tid.to_le_bytes())?;
-        store.put_meta(&mut self.txn, "data_off", &self.data_off.to_le_bytes())?;
-        store.put_meta(&mut self.txn, "next_obj", &(self.next_obj as u64).to_le_bytes())?;
-        store.commit(self.txn, "commit")?;
+        let mut txn = self.txn.take().expect("open");
+        if self.changed == 0 {
+            let last = store.last_tid(&txn)?;
+            if self.rolled_back {
+                store.commit(txn, "commit")?;
+            }
+            return Ok(last);
+        }
+        store.put_meta(&mut txn, "last_tid", &tid.to_le_bytes())?;
+        store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
+        store.put_meta(&mut txn, "next_obj", &(self.next_obj as u64).to_le_bytes())?;
+        store.commit(txn, "commit")?;
         Ok(tid)
     }
 }

@@ -203,3 +203,30 @@ fn second_writer_is_told_the_pfs_is_busy() {
     assert!(e.contains("PFS is busy"), "{e}");
     assert!(Store::open(&dir.path().join("master"), Access::Read).is_ok());
 }
+
+#[test]
+fn a_killed_multi_commit_import_is_rolled_back_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _s) = pair(dir.path());
+    let mut t = MasterTxn::begin(&m).unwrap();
+    t.create(1, 0x500, 1, 0, 2, b"a").unwrap();
+    let t1 = t.commit().unwrap();
+    // An import that checkpoints (70 MiB) and then dies before its final commit.
+    let mut t = MasterTxn::begin(&m).unwrap();
+    let (k, _, _) = t.live_records_of(1, 0x500).unwrap().remove(0);
+    t.delete(&k).unwrap();
+    for i in 0..1100 {
+        t.create(2, 0x600, 0x10, (i + 1) * 65536, 2, &vec![7u8; 65536]).unwrap();
+    }
+    drop(t);
+    assert_eq!(m.get_pseudofs().unwrap().sync_end_tid, t1, "the partial import is invisible");
+    assert!(m.record_count().unwrap() > 1, "some of it was committed");
+    assert_eq!(visible(&m, t1).len(), 1, "the view as of the PFS's TID is untouched");
+    let t = MasterTxn::begin(&m).unwrap();
+    assert!(t.tid() > t1);
+    drop(t);
+    let t = MasterTxn::begin(&m).unwrap();
+    t.commit().unwrap();
+    assert_eq!(m.record_count().unwrap(), 1, "leftovers removed");
+    assert_eq!(visible(&m, u64::MAX - 1), visible(&m, t1));
+}
