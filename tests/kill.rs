@@ -1,0 +1,127 @@
+//! Kill tests: SIGKILL the orchestrator, the source or the target (the fake ssh execs the remote command, so
+//! killing it is killing the ssh child) at seeded random points of a `copy`, then check that the target is at
+//! a committed TID and consistent (`verify` as of its own sync_end_tid), and that a rerun completes.
+//! 50 iterations by default; HAMMER_MIRROR_KILL_ITERATIONS=N runs more.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{Env, ok, show};
+
+fn fake_ssh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn copy(e: &Env, src: &str, dst: &str) -> Child {
+    let _ = std::fs::remove_file(e.path("pids"));
+    e.cmd()
+        .env("HAMMER_RSH", fake_ssh())
+        .env("FAKE_SSH_PIDS", e.path("pids"))
+        .args(["--remote-cmd", env!("CARGO_BIN_EXE_hammer-mirror"), "-q", "-y", "-S", "2m", "copy", src, dst])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait(mut c: Child) -> std::process::Output {
+    let t = Instant::now();
+    loop {
+        if c.try_wait().unwrap().is_some() {
+            return c.wait_with_output().unwrap();
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = c.kill();
+            panic!("copy did not end within 60 s:\n{}", show(&c.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn verify_at_own_tid(e: &Env, m: &Path, s: &Path, what: &str) {
+    if !s.exists() {
+        return;
+    }
+    let o = e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]);
+    assert!(o.status.success(), "after {what}: the target is not consistent with the source:\n{}", show(&o));
+}
+
+#[test]
+fn sigkill_at_random_points_then_rerun() {
+    let iterations: u64 = std::env::var("HAMMER_MIRROR_KILL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let e = Env::new();
+    let mut files: Vec<(String, String)> = (0..40).map(|i| (format!("d{}/f{i}", i % 4), format!("{i}-").repeat(20_000 + i * 3000))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let m = e.master_with("m", &refs);
+    let s = e.path("s");
+    let (ms, ss) = (m.display().to_string(), s.display().to_string());
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut kills = [0u32; 3];
+    for i in 0..iterations {
+        // Something new to copy most of the time.
+        if i % 3 != 2 {
+            let n = files.len();
+            files.push((format!("new/g{i}"), format!("{i}+").repeat(50_000)));
+            files[(rng.next() % n as u64) as usize].1.push_str("changed");
+            let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            util::write_tree(&e.path("m.tree"), &refs);
+            ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+        }
+        let variant = rng.next() % 3;
+        let (src, dst) = match variant {
+            0 => (ms.clone(), format!("backup:{ss}")),
+            1 => (format!("backup:{ms}"), ss.clone()),
+            _ => (ms.clone(), format!("backup:{ss}")),
+        };
+        let child = copy(&e, &src, &dst);
+        std::thread::sleep(Duration::from_millis(rng.next() % 150));
+        let what = match variant {
+            0 => {
+                // The remote target (the ssh child).
+                let pid = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
+                if let Some(p) = pid.lines().next() {
+                    let _ = Command::new("kill").args(["-9", p.trim()]).status();
+                }
+                "killing the target"
+            }
+            1 => {
+                let pid = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
+                if let Some(p) = pid.lines().next() {
+                    let _ = Command::new("kill").args(["-9", p.trim()]).status();
+                }
+                "killing the source"
+            }
+            _ => {
+                let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+                "killing the orchestrator"
+            }
+        };
+        kills[variant as usize] += 1;
+        let _ = wait(child);
+        // Orphaned remote halves end when their socket closes; give them a moment.
+        std::thread::sleep(Duration::from_millis(50));
+        verify_at_own_tid(&e, &m, &s, what);
+        // The rerun completes and the target catches up.
+        let o = wait(copy(&e, &ms, &ss));
+        assert!(o.status.success(), "rerun after {what} failed:\n{}", show(&o));
+        assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m), "after {what}");
+        verify_at_own_tid(&e, &m, &s, what);
+    }
+    eprintln!("kill iterations: {iterations} (target {}, source {}, orchestrator {})", kills[0], kills[1], kills[2]);
+    ok(&e.run([OsStr::new("export"), s.as_os_str(), e.path("out").as_os_str()]));
+    ok(&e.sh("diff -r m.tree out"));
+}
