@@ -106,13 +106,22 @@ pub enum PfsError {
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
     Invalid { path: PathBuf, op: &'static str, detail: String },
-    #[error("{}: {op} failed: {source}", path.display())]
+    #[error("{}: {op} failed{}", path.display(), disk_full_hint(path, source))]
     Io {
         path: PathBuf,
         op: &'static str,
         #[source]
         source: io::Error,
     },
+}
+
+/// " (no space left on ...)" when an I/O error happened on a full filesystem:
+/// LMDB reports a failed write as EIO, which alone would not tell why.
+fn disk_full_hint(path: &Path, e: &io::Error) -> String {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let full = e.kind() == io::ErrorKind::StorageFull
+        || nix::sys::statvfs::statvfs(dir).is_ok_and(|v| (v.blocks_available() as u64) * (v.fragment_size() as u64) < (1 << 20));
+    if full { format!(" (no space left on the filesystem holding {})", dir.display()) } else { String::new() }
 }
 
 impl PfsError {

@@ -105,6 +105,10 @@ fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d>
     }
     if m.flags & MIRROR_NODATA != 0 && !data.is_empty() {
         Record::Rec { rtype: rtype::REC_NODATA, leaf, data: &[] }
+    } else if !data.is_empty() && !crate::mrecord::leaf_data_crc_ok(&leaf, data) {
+        // As the kernel does on EDOM: send it flagged, with the bad data; the
+        // target drops it and says which record.
+        Record::Rec { rtype: rtype::REC_BADCRC | rtype::DATA_CRC_BAD, leaf, data }
     } else {
         Record::Rec { rtype: rtype::REC, leaf, data }
     }
