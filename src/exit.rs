@@ -46,6 +46,29 @@ pub fn status_of(err: &anyhow::Error) -> Status {
     Status::Failure
 }
 
+/// The peer closed the stream before the conversation ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the peer closed the stream")]
+pub struct PeerClosed;
+
+/// True when the error only says that the other side went away (a broken
+/// pipe, a reset, a stream cut short): a symptom, not a cause.
+pub fn is_peer_gone(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.is::<PeerClosed>()
+            || matches!(c.downcast_ref::<crate::mrecord::StreamError>(), Some(crate::mrecord::StreamError::Truncated { .. }))
+            || c.downcast_ref::<io::Error>().is_some_and(|e| {
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::UnexpectedEof
+                )
+            })
+    })
+}
+
 /// True when the error is a broken pipe on our own output (the reader of our
 /// stdout went away, e.g. `dump | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -251,7 +251,15 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             }
         }
     }
-    errors.sort_by_key(|(rank, e)| if status_of(e) == Status::Refused { 0 } else { *rank });
+    errors.sort_by_key(|(rank, e)| {
+        if status_of(e) == Status::Refused {
+            0
+        } else if crate::exit::is_peer_gone(e) {
+            3
+        } else {
+            *rank
+        }
+    });
     match errors.into_iter().next() {
         Some((_, e)) => Err(e),
         None => Ok(outcome),

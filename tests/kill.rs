@@ -31,6 +31,7 @@ fn copy(e: &Env, src: &str, dst: &str) -> Child {
     e.cmd()
         .env("HAMMER_RSH", fake_ssh())
         .env("FAKE_SSH_PIDS", e.path("pids"))
+        .env("HAMMER_MIRROR_LOCK_WAIT", "10")
         .args(["--remote-cmd", env!("CARGO_BIN_EXE_hammer-mirror"), "-q", "-y", "-S", "2m", "copy", src, dst])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -53,7 +53,7 @@ pub fn read_peer_pfsd<R: Read>(
     let ours = pfs.get_pseudofs().context("mirror-write: not a HAMMER fs/pseudofs")?;
     let rec = r.next_record().context("validate_mrec_header")?;
     let (version, theirs) = match rec {
-        None => bail!("validate_mrec_header: short read (the peer closed the stream)"),
+        None => return Err(anyhow::Error::new(crate::exit::PeerClosed).context("validate_mrec_header: short read")),
         Some(Record::Term) => return Ok(None),
         Some(Record::Pfsd { version, pfsd }) => (version, pfsd),
         Some(other) => bail!(

@@ -163,11 +163,13 @@ pub fn write(
                 summary.synced_tid = Some(tid_end);
             }
             Some(Record::Idle) => {}
-            None => bail!(
-                "Mirror-write {fs}: Did not get termination sync record (stream ended at byte {}); \
-                 the target stays at its last synced TID",
-                r.offset()
-            ),
+            None => {
+                return Err(anyhow::Error::new(crate::exit::PeerClosed).context(format!(
+                    "Mirror-write {fs}: Did not get termination sync record (stream ended at byte {}); \
+                     the target stays at its last synced TID",
+                    r.offset()
+                )));
+            }
             Some(other) => bail!(
                 "Mirror-write {fs}: Did not get termination sync record, or rec_size is wrong rt={}",
                 other.type_word()

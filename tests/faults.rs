@@ -1,0 +1,112 @@
+//! Store faults and concurrency through the binary: disk full, read-only target, corrupt store file, two
+//! writers, a write and an import, two streams to one target.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::{Env, fails, ok, show};
+
+/// A small tmpfs of `size`, unmounted on drop; None (with a printed reason) where mounting is not allowed.
+struct Tmpfs(PathBuf);
+impl Tmpfs {
+    fn new(at: &Path, size: &str, ro: bool) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let opts = format!("size={size}{}", if ro { ",ro" } else { "" });
+        let o = Command::new("mount").args(["-t", "tmpfs", "-o", &opts, "tmpfs"]).arg(at).output().ok()?;
+        if !o.status.success() {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root): {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Some(Tmpfs(at.to_path_buf()))
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn shared_uuid(e: &Env, pfs: &Path) -> String {
+    util::status_json(e, pfs)["shared_uuid"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn disk_full_fails_clearly_and_leaves_the_last_synced_state() {
+    let e = Env::new();
+    let big: String = (0..200_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect::<String>().repeat(20);
+    let m = e.master_with("m", &[("big", &big), ("small", "x")]);
+    let Some(fs) = Tmpfs::new(&e.path("small-fs"), "2m", false) else { return };
+    let s = fs.0.join("s");
+    ok(&e.run([OsStr::new("pfs-slave"), s.as_os_str(), OsStr::new(&format!("shared-uuid={}", shared_uuid(&e, &m)))]));
+    let o = e.run([OsStr::new("copy"), m.as_os_str(), s.as_os_str()]);
+    fails(&o, 1, "no space left on the filesystem holding");
+    assert_eq!(util::sync_end_tid(&e, &s), "0x0000000000000001", "nothing became visible");
+}
+
+#[test]
+fn read_only_target_fails_clearly() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let Some(fs) = Tmpfs::new(&e.path("ro-fs"), "1m", true) else { return };
+    let o = e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), fs.0.join("s").as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(util::stderr(&o).contains("Read-only file system"), "{}", show(&o));
+}
+
+#[test]
+fn corrupt_store_files_are_reported_not_crashed_on() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", &"data ".repeat(50_000))]);
+    let bad = e.path("bad");
+    std::fs::copy(&m, &bad).unwrap();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes[..64].fill(0xff);
+    std::fs::write(&bad, &bytes).unwrap();
+    fails(&e.run([OsStr::new("pfs-status"), bad.as_os_str()]), 1, "not a hammer-mirror PFS store file");
+    fails(&e.sh("$HM read bad > /dev/null"), 1, "not a hammer-mirror PFS store file");
+    // Garbage in the data pages: the record data no longer matches its CRC.
+    let bad2 = e.path("bad2");
+    let mut bytes = std::fs::read(&m).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"data data ").expect("file data in the store");
+    bytes[at..at + 10].copy_from_slice(b"XXXXXXXXXX");
+    std::fs::write(&bad2, &bytes).unwrap();
+    let o = e.sh("$HM read bad2 | $HM -y write s2");
+    assert!(!o.status.success() || util::stderr(&o).contains("data CRC error"), "{}", show(&o));
+    assert!(util::stderr(&o).contains("data CRC"), "{}", show(&o));
+}
+
+#[test]
+fn a_second_writer_is_told_the_pfs_is_busy() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), e.path("s").as_os_str()]));
+    // A write that holds the slave while it waits for the rest of the stream.
+    let stream = e.sh("$HM read m > stream");
+    ok(&stream);
+    let first_pfsd = &std::fs::read(e.path("stream")).unwrap()[..320];
+    std::fs::write(e.path("head"), first_pfsd).unwrap();
+    let mut holder = Command::new("bash")
+        .args(["-c", "(cat head; sleep 4) | \"$HM\" write s"])
+        .env("HM", env!("CARGO_BIN_EXE_hammer-mirror"))
+        .current_dir(e.dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let o = e.sh("$HM write s < stream");
+    fails(&o, 1, "PFS is busy");
+    // A second stream to the same target refuses the same way.
+    let o = e.run([OsStr::new("copy"), m.as_os_str(), e.path("s").as_os_str()]);
+    fails(&o, 1, "PFS is busy");
+    // An import into the PFS the write holds waits, then gives up the same way.
+    let o = e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), e.path("s").as_os_str()]);
+    fails(&o, 1, "PFS is busy");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    // Once the holder is gone the lock is free again (also after a SIGKILL).
+    ok(&e.sh("$HM write s < stream"));
+}
