@@ -161,6 +161,7 @@ pub fn orchestrator_config(
         bandwidth: g.bandwidth.as_ref().map(|b| b.text.clone()),
         bulk: g.bulk,
         delay: (g.delay != 5).then_some(g.delay),
+        stall_timeout: (g.stall_timeout != 300).then_some(g.stall_timeout),
     };
     let retry = g.retry_delay.unwrap_or(15 + g.delay);
     Ok(crate::orchestrate::Config {
@@ -169,6 +170,7 @@ pub fn orchestrator_config(
         write: WriteOpts { verbose: g.verbose, two_way: true },
         yes: g.yes,
         bandwidth: g.bandwidth.as_ref().map(|b| b.bytes),
+        stall_timeout: (g.stall_timeout > 0).then(|| Duration::from_secs(g.stall_timeout)),
         retry_delay: Duration::from_secs(retry),
         max_retry_delay: Duration::from_secs(g.max_retry_delay.max(retry)),
         log,
@@ -249,7 +251,13 @@ pub fn read_opts(g: &GlobalOpts, streaming: bool, begin_tid: Option<u64>) -> Rea
         delay: Duration::from_secs(g.delay),
         bulk: g.bulk,
         begin_tid,
+        heartbeat: heartbeat(g.stall_timeout),
     }
+}
+
+/// The heartbeat interval of a stream whose stall timeout is `stall` seconds.
+pub fn heartbeat(stall: u64) -> Option<Duration> {
+    (stall > 0).then(|| Duration::from_secs((stall / 4).max(1)))
 }
 
 /// Unbuffered handles on fds 0 and 1 for the binary stream (std's stdout is

@@ -151,6 +151,10 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
     pub max_retry_delay: u64,
 
+    /// copy/stream: end a run that shows no progress for this long (0: never); streams send a heartbeat pass every quarter of it
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    pub stall_timeout: u64,
+
     /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,

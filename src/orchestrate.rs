@@ -12,8 +12,8 @@
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub struct Config {
     pub yes: bool,
     /// `-b` for a local source.
     pub bandwidth: Option<u64>,
+    /// End a run that shows no progress for this long.
+    pub stall_timeout: Option<Duration>,
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
     /// Where hammer's messages and child stderr lines go (above the progress bar).
@@ -52,6 +54,61 @@ pub struct RunOutcome {
     pub acked_tid: Option<u64>,
     pub passes: u64,
     pub bytes: u64,
+}
+
+/// When the local halves last showed life, and whether a pass is under way.
+#[derive(Default)]
+struct Activity {
+    last_ms: AtomicU64,
+    in_pass: AtomicBool,
+    epoch: OnceLock<Instant>,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+    fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+    fn idle(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Forwards progress (or drops it) and records activity for the watchdog.
+struct Watch {
+    inner: Option<Arc<dyn Progress + Send>>,
+    act: Arc<Activity>,
+}
+
+impl Progress for Watch {
+    fn prescan(&self, total: u64, chunks: usize) {
+        self.act.touch();
+        if let Some(p) = &self.inner {
+            p.prescan(total, chunks);
+        }
+    }
+    fn pass_started(&self, b: u64, e: u64, est: Option<u64>) {
+        self.act.touch();
+        self.act.in_pass.store(true, Ordering::Relaxed);
+        if let Some(p) = &self.inner {
+            p.pass_started(b, e, est);
+        }
+    }
+    fn bytes(&self, n: u64) {
+        self.act.touch();
+        if let Some(p) = &self.inner {
+            p.bytes(n);
+        }
+    }
+    fn pass_done(&self, tid: u64, records: u64, bytes: u64) {
+        self.act.touch();
+        self.act.in_pass.store(false, Ordering::Relaxed);
+        if let Some(p) = &self.inner {
+            p.pass_done(tid, records, bytes);
+        }
+    }
 }
 
 /// One running side.
@@ -108,12 +165,19 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     let run_stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<&'static str>();
 
-    // One local half reports progress: the source when it is local, else the target.
-    let no_progress: Arc<dyn Progress + Send> = Arc::new(crate::mirror::NoProgress);
-    let (src_progress, dst_progress) = match src {
-        Endpoint::Local(_) => (Arc::clone(&cfg.progress), no_progress),
-        Endpoint::Remote(_) => (no_progress, Arc::clone(&cfg.progress)),
+    // One local half reports progress: the source when it is local, else the
+    // target. Both feed the watchdog.
+    let act = Arc::new(Activity::default());
+    act.touch();
+    let watch = |report: bool| -> Arc<dyn Progress + Send> {
+        Arc::new(Watch { inner: report.then(|| Arc::clone(&cfg.progress)), act: Arc::clone(&act) })
     };
+    let src_local = matches!(src, Endpoint::Local(_));
+    let (src_progress, dst_progress) = (watch(src_local), watch(!src_local));
+    // Our own reader sends heartbeat passes; a stock one is silent while idle.
+    let reader_beats = src_local || !cfg.ssh.stock_remote();
+    let local_side = src_local || matches!(dst, Endpoint::Local(_));
+    let (a_ctl, b_ctl) = (a.try_clone()?, b.try_clone()?);
     let source = match src {
         Endpoint::Remote(r) => spawn_remote(cfg, r, if streaming { Verb::ReadStream } else { Verb::Read }, &a, "source")?,
         Endpoint::Local(path) => {
@@ -175,11 +239,33 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     // Wait until one side ends (or the user stops us); then give the other
     // a moment to finish on its own before stopping it.
     let sides = [&source, &target];
+    let mut stalled = false;
     let remote_done = || sides.iter().any(|s| matches!(s, Side::Remote(c, _) if c.finished()));
     loop {
         if stop.load(Ordering::Relaxed) {
             run_stop.store(true, Ordering::Relaxed);
             break;
+        }
+        if let Some(limit) = cfg.stall_timeout.filter(|_| local_side) {
+            let watched = reader_beats || act.in_pass.load(Ordering::Relaxed);
+            if watched && act.idle() > limit {
+                (cfg.log)(&format!(
+                    "{} stall: no progress for {} s (--stall-timeout); ending this run",
+                    timestamp(),
+                    limit.as_secs()
+                ));
+                stalled = true;
+                run_stop.store(true, Ordering::Relaxed);
+                // Unblock local halves stuck in read() or write() on the link.
+                let _ = a_ctl.shutdown(std::net::Shutdown::Both);
+                let _ = b_ctl.shutdown(std::net::Shutdown::Both);
+                for s in &sides {
+                    if let Side::Remote(c, _) = s {
+                        c.kill();
+                    }
+                }
+                break;
+            }
         }
         match done_rx.recv_timeout(Duration::from_millis(100)) {
             Ok(_) => break,
@@ -202,7 +288,23 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             Side::Target(h) => h.is_finished(),
         })
     };
+    // The control clones keep the socket ends open: once a side is gone,
+    // close its end for good so that the other side sees EOF at once.
+    let release_finished = || {
+        for (side, end) in [(&source, &a_ctl), (&target, &b_ctl)] {
+            let done = match side {
+                Side::Remote(c, _) => c.finished(),
+                Side::Source(h) => h.is_finished(),
+                Side::Target(h) => h.is_finished(),
+            };
+            if done {
+                let _ = end.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    };
+    release_finished();
     while !all_done(&sides) && Instant::now() < grace {
+        release_finished();
         if stop.load(Ordering::Relaxed) {
             run_stop.store(true, Ordering::Relaxed);
         }
@@ -210,6 +312,8 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     }
     if !all_done(&sides) {
         run_stop.store(true, Ordering::Relaxed);
+        let _ = a_ctl.shutdown(std::net::Shutdown::Both);
+        let _ = b_ctl.shutdown(std::net::Shutdown::Both);
         for s in sides {
             if let Side::Remote(c, _) = s {
                 c.kill();
@@ -261,7 +365,9 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
         }
     });
     match errors.into_iter().next() {
+        Some((_, e)) if stalled => Err(e.context("the link stalled")),
         Some((_, e)) => Err(e),
+        None if stalled => Err(anyhow!("the link stalled")),
         None => Ok(outcome),
     }
 }

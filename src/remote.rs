@@ -42,7 +42,7 @@ pub fn check(role: Role, prefix: &Path, original: Option<&str>) -> Result<Vec<Os
                 argv.push(w.into());
             }
             "-B" if role == Role::Read => argv.push(w.into()),
-            "-t" | "-S" | "-b" | "-i" if role == Role::Read => {
+            "-t" | "-S" | "-b" | "-i" | "--stall-timeout" if role == Role::Read => {
                 let v = it.next().ok_or_else(|| refuse(format!("{w} needs a value")))?;
                 if !v.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(refuse(format!("bad value for {w}: {v:?}")));

@@ -75,6 +75,8 @@ pub struct SshOpts {
     pub bulk: bool,
     /// `-i` (source only, our own remote): minimum delay between stream passes.
     pub delay: Option<u64>,
+    /// `--stall-timeout` when not the default (source only, our own remote).
+    pub stall_timeout: Option<u64>,
 }
 
 impl SshOpts {
@@ -102,6 +104,13 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
     if o.batch {
         v.push("-o".into());
         v.push("BatchMode=yes".into());
+    }
+    // A dead link is noticed by ssh itself within a minute, unless the user set it.
+    if !o.options.iter().any(|x| x.to_string_lossy().to_ascii_lowercase().starts_with("serveraliveinterval")) {
+        v.push("-o".into());
+        v.push("ServerAliveInterval=15".into());
+        v.push("-o".into());
+        v.push("ServerAliveCountMax=4".into());
     }
     v.push(remote.destination().into());
     v.push("--".into());
@@ -136,6 +145,10 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
             if let Some(i) = o.delay {
                 words.push("-i".into());
                 words.push(i.to_string().into());
+            }
+            if let Some(t) = o.stall_timeout {
+                words.push("--stall-timeout".into());
+                words.push(t.to_string().into());
             }
         }
     }
@@ -241,11 +254,14 @@ mod tests {
         let mut o = opts();
         assert_eq!(
             s(argv(&o, &remote("/pfs/a"), Verb::Write)),
-            ["ssh", "root@backup", "--", "hammer-mirror", "-2", "mirror-write", "/pfs/a"]
+            [
+                "ssh", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "root@backup", "--",
+                "hammer-mirror", "-2", "mirror-write", "/pfs/a"
+            ]
         );
         o.compress = true;
         o.port = Some(2222);
-        o.options = vec!["Cipher=aes128-gcm@openssh.com".into(), "ConnectTimeout=5".into()];
+        o.options = vec!["Cipher=aes128-gcm@openssh.com".into(), "ServerAliveInterval=5".into()];
         o.batch = true;
         o.verbose = 2;
         o.yes = true;
@@ -255,7 +271,7 @@ mod tests {
         assert_eq!(
             s(argv(&o, &remote("/pfs/my pfs"), Verb::ReadStream)),
             [
-                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ConnectTimeout=5", "-o",
+                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ServerAliveInterval=5", "-o",
                 "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "-t", "60", "-S", "1g",
                 "-b", "50m", "mirror-read-stream", "'/pfs/my pfs'"
             ]
@@ -264,7 +280,7 @@ mod tests {
         assert_eq!(
             s(argv(&o, &remote("/p"), Verb::Write)),
             [
-                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ConnectTimeout=5", "-o",
+                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ServerAliveInterval=5", "-o",
                 "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "mirror-write", "/p"
             ]
         );

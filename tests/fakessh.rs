@@ -43,7 +43,8 @@ fn copy_to_a_remote_target_sends_the_documented_argv() {
     assert_eq!(
         c[0],
         [
-            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "root@backup", "--", bin(), "-vv", "-y", "-2",
+            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o",
+            "ServerAliveCountMax=4", "root@backup", "--", bin(), "-vv", "-y", "-2",
             "mirror-write", &s
         ]
     );
@@ -62,7 +63,8 @@ fn copy_from_a_remote_source_with_port_compression_and_split() {
     assert_eq!(
         c[0],
         [
-            "-C", "-p", "2222", "-o", "BatchMode=yes", "u@h", "--", bin(), "-y", "-2", "-t", "600", "-S", "1m",
+            "-C", "-p", "2222", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+            "u@h", "--", bin(), "-y", "-2", "-t", "600", "-S", "1m",
             "mirror-read", &m
         ]
     );
@@ -142,4 +144,42 @@ fn stream_restarts_after_the_link_is_killed() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "SIGTERM ends stream with 0:\n{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Lost Link"), "{}", show(&out));
+}
+
+#[test]
+fn a_stopped_peer_is_detected_as_a_stall_and_the_stream_restarts() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let s = e.path("s");
+    let pids = e.path("pids");
+    let mut child = hm(&e)
+        .env("FAKE_SSH_PIDS", &pids)
+        .args(["-y", "-i", "0", "--retry-delay", "1", "--stall-timeout", "3", "stream"])
+        .arg(&m)
+        .arg(format!("backup:{}", s.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let t1 = util::sync_end_tid(&e, &m);
+    wait_for("the first pass", &|| s.exists() && util::sync_end_tid(&e, &s) == t1);
+    // Stop the remote writer: the link stays open but nothing moves.
+    let pid = std::fs::read_to_string(&pids).unwrap().lines().next().unwrap().trim().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    util::write_tree(&e.path("m.tree"), &[("later", "2")]);
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let t2 = util::sync_end_tid(&e, &m);
+    wait_for("the stall restart to sync the new TID", &|| util::sync_end_tid(&e, &s) == t2);
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stall: no progress for 3 s"), "{}", show(&out));
 }

@@ -45,6 +45,10 @@ pub struct ReadOpts {
     pub bulk: bool,
     /// The optional `begin-tid` argument.
     pub begin_tid: Option<u64>,
+    /// Streaming: after this long without new TIDs, send an empty pass
+    /// (PFSD, PFSD, IDLE, answered by UPDATE) so that the other side can tell
+    /// an idle link from a dead one. Any hammer target accepts it.
+    pub heartbeat: Option<Duration>,
 }
 
 impl Default for ReadOpts {
@@ -59,6 +63,7 @@ impl Default for ReadOpts {
             delay: Duration::from_secs(5),
             bulk: false,
             begin_tid: None,
+            heartbeat: None,
         }
     }
 }
@@ -299,7 +304,7 @@ pub fn read(
                 let t1 = Instant::now();
                 let mut target = pfs_header(pfs, "Mirror-read")?;
                 target.sync_end_tid = m.tid_end;
-                match wait_for_new_tid(pfs, &target, stop) {
+                match wait_for_new_tid(pfs, &target, stop, opts.heartbeat) {
                     Err(e) => writeln!(log, "Mirror-read {fs}: cannot stream: {e:#}")?,
                     Ok(false) => {}
                     Ok(true) => {
@@ -329,11 +334,21 @@ pub fn read(
     Ok(summary)
 }
 
-/// WAI_PSEUDOFS, in slices so that `stop` is noticed. Ok(false) when stopped.
-fn wait_for_new_tid(pfs: &dyn Pfs, pfsd: &crate::mrecord::PseudofsData, stop: &AtomicBool) -> anyhow::Result<bool> {
+/// WAI_PSEUDOFS, in slices so that `stop` is noticed. Ok(false) when
+/// stopped; Ok(true) when a new TID came or the heartbeat interval passed.
+fn wait_for_new_tid(
+    pfs: &dyn Pfs,
+    pfsd: &crate::mrecord::PseudofsData,
+    stop: &AtomicBool,
+    heartbeat: Option<Duration>,
+) -> anyhow::Result<bool> {
+    let start = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
+        }
+        if heartbeat.is_some_and(|h| start.elapsed() >= h) {
+            return Ok(true);
         }
         if pfs.wait_pseudofs(pfsd, Some(Duration::from_millis(250)))? {
             return Ok(true);
