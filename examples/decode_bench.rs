@@ -15,7 +15,9 @@ fn main() {
     let mut block = vec![0u8; 65536];
     while stream.len() < mib << 20 {
         obj += 1;
-        for (rt, len) in [(1u16, 128usize), (0x11, 40)].into_iter().chain((0..4).map(|i| (0x10, if i < 2 { 16384 } else { 65536 }))) {
+        for (rt, len) in
+            [(1u16, 128usize), (0x11, 40)].into_iter().chain((0..4).map(|i| (0x10, if i < 2 { 16384 } else { 65536 })))
+        {
             for b in block[..len].chunks_mut(8) {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
@@ -24,7 +26,14 @@ fn main() {
             }
             let data = &block[..len];
             let leaf = LeafElm {
-                base: BaseElm { obj_id: obj, rec_type: rt, key: len as i64, create_tid: 5, localization: 0x1_0002, ..Default::default() },
+                base: BaseElm {
+                    obj_id: obj,
+                    rec_type: rt,
+                    key: len as i64,
+                    create_tid: 5,
+                    localization: 0x1_0002,
+                    ..Default::default()
+                },
                 data_offset: 1,
                 data_len: len as i32,
                 data_crc: leaf_data_crc(rt, data),
@@ -49,9 +58,18 @@ fn main() {
         best = best.min(t.elapsed().as_secs_f64());
     }
     let gbps = stream.len() as f64 / best / 1e9;
-    println!("decode+crc: {} records, {:.0} MiB in {:.3} s = {gbps:.2} GB/s (best of 5)", count, stream.len() as f64 / 1048576.0, best);
+    println!(
+        "decode+crc: {} records, {:.0} MiB in {:.3} s = {gbps:.2} GB/s (best of 5)",
+        count,
+        stream.len() as f64 / 1048576.0,
+        best
+    );
     // Also the iterator path (records()).
     let t = Instant::now();
     let n = records(&stream).count();
-    println!("records() iterator: {n} records in {:.3} s = {:.2} GB/s", t.elapsed().as_secs_f64(), stream.len() as f64 / t.elapsed().as_secs_f64() / 1e9);
+    println!(
+        "records() iterator: {n} records in {:.3} s = {:.2} GB/s",
+        t.elapsed().as_secs_f64(),
+        stream.len() as f64 / t.elapsed().as_secs_f64() / 1e9
+    );
 }

@@ -16,6 +16,7 @@ use crate::exit::{Status, Usage};
 use crate::mirror::read::ReadOpts;
 use crate::mirror::write::{Create, WriteOpts};
 use crate::mirror::{self, NoProgress};
+use crate::prompt::{ask, have_terminal};
 use crate::store::Access;
 
 /// Runs the command; the caller prints the error and maps it to an exit status.
@@ -82,7 +83,8 @@ fn pfs_done(r: anyhow::Result<()>) -> anyhow::Result<Status> {
 }
 
 fn cmd_import(g: &GlobalOpts, dir: &Path, path: &Path) -> anyhow::Result<Status> {
-    let store = crate::pfs::open_store(path, Access::Write).with_context(|| format!("import into {}", path.display()))?;
+    let store =
+        crate::pfs::open_store(path, Access::Write).with_context(|| format!("import into {}", path.display()))?;
     let t = std::time::Instant::now();
     let st = crate::store::import::import(&store, dir)
         .with_context(|| format!("import {} into {}", dir.display(), path.display()))?;
@@ -178,7 +180,12 @@ pub fn orchestrator_config(
     })
 }
 
-fn cmd_copy(g: &GlobalOpts, source: &std::ffi::OsStr, target: &std::ffi::OsStr, streaming: bool) -> anyhow::Result<Status> {
+fn cmd_copy(
+    g: &GlobalOpts,
+    source: &std::ffi::OsStr,
+    target: &std::ffi::OsStr,
+    streaming: bool,
+) -> anyhow::Result<Status> {
     let src = crate::endpoint::parse(source).map_err(|e| Usage(e.to_string()))?;
     let dst = crate::endpoint::parse(target).map_err(|e| Usage(e.to_string()))?;
     crate::orchestrate::check_pair(&src, &dst)?;
@@ -282,24 +289,14 @@ fn cmd_read(g: &GlobalOpts, path: &Path, begin_tid: Option<u64>, streaming: bool
         Some(b) => Box::new(mirror::bwlimit::BwLimit::new(stdout, b.bytes)),
         None => Box::new(stdout),
     };
-    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, path.display().to_string(), "stdout".into());
+    let reporter =
+        crate::progress::Reporter::new(g.progress, g.quiet, g.json, path.display().to_string(), "stdout".into());
     let mut log = crate::progress::LogWriter::new(reporter.sink());
     let r = mirror::read::read(pfs.as_ref(), &opts, out, stdin, &mut log, reporter.as_ref(), &stop);
     drop(log);
     reporter.finish();
-    r
-        .map_err(|e| e.context(format!("mirror-read {}", path.display())))?;
+    r.map_err(|e| e.context(format!("mirror-read {}", path.display())))?;
     Ok(Status::Success)
-}
-
-/// A terminal is there to answer a question (never the stream pipe).
-pub fn have_terminal() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
-}
-
-/// Asks a yes/no question on the terminal.
-pub fn ask(question: &str) -> anyhow::Result<bool> {
-    dialoguer::Confirm::new().with_prompt(question).default(false).interact().context("reading the answer from the terminal")
 }
 
 fn cmd_write(g: &GlobalOpts, path: &Path) -> anyhow::Result<Status> {
@@ -318,12 +315,12 @@ fn cmd_write(g: &GlobalOpts, path: &Path) -> anyhow::Result<Status> {
     let mut plain_out = io::stdout();
     let (back, text): (Box<dyn io::Write>, &mut dyn io::Write) =
         if g.two_way { (Box::new(stdout), &mut text_out) } else { (Box::new(io::sink()), &mut plain_out) };
-    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, "stdin".into(), path.display().to_string());
+    let reporter =
+        crate::progress::Reporter::new(g.progress, g.quiet, g.json, "stdin".into(), path.display().to_string());
     let mut log = crate::progress::LogWriter::new(reporter.sink());
     let r = mirror::write::write(path, &opts, create, stdin, back, text, &mut log, reporter.as_ref(), &stop);
     drop(log);
     reporter.finish();
-    r
-        .map_err(|e| e.context(format!("mirror-write {}", path.display())))?;
+    r.map_err(|e| e.context(format!("mirror-write {}", path.display())))?;
     Ok(Status::Success)
 }

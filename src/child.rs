@@ -45,7 +45,13 @@ impl Exit {
 
 impl Child {
     /// Spawns `argv` with the given stdin/stdout. `label` prefixes its stderr lines.
-    pub fn spawn(argv: &[OsString], stdin: OwnedFd, stdout: OwnedFd, label: &str, sink: LineSink) -> anyhow::Result<Child> {
+    pub fn spawn(
+        argv: &[OsString],
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        label: &str,
+        sink: LineSink,
+    ) -> anyhow::Result<Child> {
         let (prog, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
         let resolved = which::which(prog).map_err(|_| anyhow!("command not found: {}", prog.to_string_lossy()))?;
         let (reader, writer) = std::io::pipe().context("creating a pipe for the child's stderr")?;

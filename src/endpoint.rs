@@ -119,9 +119,10 @@ pub fn parse(arg: &OsStr) -> Result<Endpoint, EndpointError> {
         let path = OsStr::from_bytes(&rest[slash..]).to_os_string();
         // [user@]host[:port], host possibly [v6]
         let (uh, port) = match authority.rsplit_once(':') {
-            Some((uh, p)) if !uh.ends_with(':') && (!uh.starts_with('[') || uh.ends_with(']')) => {
-                (uh, Some(p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| EndpointError::BadPort(full.clone()))?))
-            }
+            Some((uh, p)) if !uh.ends_with(':') && (!uh.starts_with('[') || uh.ends_with(']')) => (
+                uh,
+                Some(p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| EndpointError::BadPort(full.clone()))?),
+            ),
             _ => (authority, None),
         };
         let (user, host, _) = user_host(uh, &full)?;
@@ -139,8 +140,11 @@ pub fn parse(arg: &OsStr) -> Result<Endpoint, EndpointError> {
     };
     match colon {
         Some(c) if !bytes[..c].contains(&b'/') => {
-            let uh = std::str::from_utf8(&bytes[..c])
-                .map_err(|_| EndpointError::BadChar { endpoint: full.clone(), what: "host", ch: '\u{fffd}' })?;
+            let uh = std::str::from_utf8(&bytes[..c]).map_err(|_| EndpointError::BadChar {
+                endpoint: full.clone(),
+                what: "host",
+                ch: '\u{fffd}',
+            })?;
             let path = OsStr::from_bytes(&bytes[c + 1..]).to_os_string();
             if path.is_empty() {
                 return Err(EndpointError::EmptyPath(full));

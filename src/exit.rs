@@ -56,7 +56,10 @@ pub struct PeerClosed;
 pub fn is_peer_gone(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.is::<PeerClosed>()
-            || matches!(c.downcast_ref::<crate::mrecord::StreamError>(), Some(crate::mrecord::StreamError::Truncated { .. }))
+            || matches!(
+                c.downcast_ref::<crate::mrecord::StreamError>(),
+                Some(crate::mrecord::StreamError::Truncated { .. })
+            )
             || c.downcast_ref::<io::Error>().is_some_and(|e| {
                 matches!(
                     e.kind(),

@@ -4,19 +4,20 @@
 //! {`mrecord`, `ioctl`}; `pfs` picks the kernel or the userspace `store`
 //! implementation of [`ioctl::Pfs`] for a path.
 
-pub mod ioctl;
-pub mod mrecord;
 pub mod app;
-pub mod cli;
-pub mod exit;
-pub mod mirror;
-pub mod store;
-pub mod pfs;
 pub mod child;
+pub mod cli;
 pub mod endpoint;
+pub mod exit;
+pub mod ioctl;
+pub mod mirror;
+pub mod mrecord;
 pub mod orchestrate;
-pub mod ssh;
+pub mod pfs;
 pub mod pfscmd;
-pub mod verify;
 pub mod progress;
+pub mod prompt;
 pub mod remote;
+pub mod ssh;
+pub mod store;
+pub mod verify;

@@ -112,6 +112,7 @@ impl Progress for Watch {
 }
 
 /// One running side.
+#[allow(clippy::large_enum_variant)] // two of them per run
 enum Side {
     Source(JoinHandle<anyhow::Result<ReadSummary>>),
     Target(JoinHandle<anyhow::Result<WriteSummary>>),
@@ -145,7 +146,11 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
         255 => {
             let text = exit.stderr.join("\n");
             let kind = ssh::classify(&text);
-            Err(anyhow!("ssh to {host} failed: {}{}", kind.advice(), if last.is_empty() { String::new() } else { format!(": {last}") }))
+            Err(anyhow!(
+                "ssh to {host} failed: {}{}",
+                kind.advice(),
+                if last.is_empty() { String::new() } else { format!(": {last}") }
+            ))
         }
         127 => Err(anyhow!(
             "the {role} on {host}: {} was not found on the remote host (exit 127); set --remote-cmd to its path: {last}",
@@ -157,7 +162,13 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
 
 /// Runs source and target once, until the stream ends or a side fails.
 /// `stop` ends a streaming run cleanly.
-pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
+pub fn run_once(
+    cfg: &Config,
+    src: &Endpoint,
+    dst: &Endpoint,
+    streaming: bool,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<RunOutcome> {
     let (a, b) = UnixStream::pair().context("creating the socketpair")?;
     widen(&a);
     widen(&b);
@@ -179,7 +190,9 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
     let local_side = src_local || matches!(dst, Endpoint::Local(_));
     let (a_ctl, b_ctl) = (a.try_clone()?, b.try_clone()?);
     let source = match src {
-        Endpoint::Remote(r) => spawn_remote(cfg, r, if streaming { Verb::ReadStream } else { Verb::Read }, &a, "source")?,
+        Endpoint::Remote(r) => {
+            spawn_remote(cfg, r, if streaming { Verb::ReadStream } else { Verb::Read }, &a, "source")?
+        }
         Endpoint::Local(path) => {
             let path = path.clone();
             let mut opts = cfg.read.clone();
@@ -214,18 +227,28 @@ pub fn run_once(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, s
             let (log, progress, rs, tx, yes) =
                 (Arc::clone(&cfg.log), dst_progress, Arc::clone(&run_stop), done_tx.clone(), cfg.yes);
             Side::Target(std::thread::spawn(move || {
-                let r = (|| {
+                let r = {
                     let mut logw = crate::progress::LogWriter::new(log);
                     let create = if yes {
                         Create::Yes
-                    } else if crate::app::have_terminal() {
-                        Create::Ask(&crate::app::ask)
+                    } else if crate::prompt::have_terminal() {
+                        Create::Ask(&crate::prompt::ask)
                     } else {
                         Create::Refuse
                     };
-                    crate::mirror::write::write(&path, &opts, create, rd, wr, &mut io::sink(), &mut logw, progress.as_ref(), &rs)
-                        .map_err(|e| e.context(format!("mirror-write {}", path.display())))
-                })();
+                    crate::mirror::write::write(
+                        &path,
+                        &opts,
+                        create,
+                        rd,
+                        wr,
+                        &mut io::sink(),
+                        &mut logw,
+                        progress.as_ref(),
+                        &rs,
+                    )
+                    .map_err(|e| e.context(format!("mirror-write {}", path.display())))
+                };
                 let _ = tx.send("target");
                 r
             }))
@@ -439,5 +462,4 @@ mod tests {
         assert_eq!(t.len(), 20, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
     }
-
 }

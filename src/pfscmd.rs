@@ -187,7 +187,8 @@ pub fn status(paths: &[std::path::PathBuf], json: bool, out: &mut dyn Write) -> 
 
 /// pfs-update: change label, snapshots, prune-min (and the other options).
 pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut pfs = crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs =
+        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
     let mut p = pfs.get_pseudofs()?;
     let was_slave = p.is_slave();
     parse_options(&mut p, opts)?;
@@ -201,27 +202,36 @@ pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Resu
 
 /// pfs-upgrade (slave → master) and pfs-downgrade (master → slave).
 pub fn change_mode(path: &Path, upgrade: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut pfs = crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs =
+        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
     let p = pfs.get_pseudofs()?;
     let (verb, ok) = if upgrade { ("pfs-upgrade", p.is_slave()) } else { ("pfs-downgrade", !p.is_slave()) };
     if !ok {
         bail!("{verb} {}: It is already a {}", path.display(), if upgrade { "master" } else { "slave" });
     }
-    if upgrade { pfs.upgrade()? } else { pfs.downgrade()? }
+    if upgrade {
+        pfs.upgrade()?
+    } else {
+        pfs.downgrade()?
+    }
     writeln!(out, "{verb} of PFS#{} ({}) succeeded", pfs.pfs_id(), path.display())?;
     Ok(())
 }
 
 /// pfs-destroy: asks first unless `yes`; without a terminal and without -y it refuses.
-pub fn destroy(path: &Path, yes: bool, ask: &dyn Fn(&str) -> anyhow::Result<bool>, have_tty: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut pfs = crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+pub fn destroy(
+    path: &Path,
+    yes: bool,
+    ask: &dyn Fn(&str) -> anyhow::Result<bool>,
+    have_tty: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut pfs =
+        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
     let p = pfs.get_pseudofs()?;
     if !yes {
         if !have_tty {
-            bail!(Refused(format!(
-                "pfs-destroy {}: no terminal to confirm on; pass -y to destroy it",
-                path.display()
-            )));
+            bail!(Refused(format!("pfs-destroy {}: no terminal to confirm on; pass -y to destroy it", path.display())));
         }
         let q = format!(
             "You have requested that PFS#{} ({}) be destroyed\nThis will irrevocably destroy all data on this PFS!!!!!\nDo you really want to do this?",

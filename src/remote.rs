@@ -123,7 +123,18 @@ mod tests {
         let cmd = format!("/usr/bin/hammer-mirror -vv -y -2 -t 60 -S 1g mirror-read-stream '{}'", pfs.display());
         assert_eq!(
             s(check(Role::Read, &p, Some(&cmd)).unwrap()),
-            ["hammer-mirror", "-vv", "-y", "-2", "-t", "60", "-S", "1g", "mirror-read-stream", &pfs.display().to_string()]
+            [
+                "hammer-mirror",
+                "-vv",
+                "-y",
+                "-2",
+                "-t",
+                "60",
+                "-S",
+                "1g",
+                "mirror-read-stream",
+                &pfs.display().to_string()
+            ]
         );
         let cmd = format!("hammer -2 mirror-write {}", p.join("s").display());
         assert_eq!(check(Role::Write, &p, Some(&cmd)).unwrap().len(), 4);

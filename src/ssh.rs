@@ -184,7 +184,9 @@ impl SshFailure {
             SshFailure::AuthRefused => {
                 "ssh authentication was refused (check the key in authorized_keys, or use -o IdentityFile=...)"
             }
-            SshFailure::HostUnreachable => "the host could not be reached (check the name, the port (-p) and the network)",
+            SshFailure::HostUnreachable => {
+                "the host could not be reached (check the name, the port (-p) and the network)"
+            }
             SshFailure::HostKey => {
                 "the host key could not be verified (connect once with ssh to accept it, or fix known_hosts)"
             }
@@ -255,8 +257,17 @@ mod tests {
         assert_eq!(
             s(argv(&o, &remote("/pfs/a"), Verb::Write)),
             [
-                "ssh", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "root@backup", "--",
-                "hammer-mirror", "-2", "mirror-write", "/pfs/a"
+                "ssh",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+                "root@backup",
+                "--",
+                "hammer-mirror",
+                "-2",
+                "mirror-write",
+                "/pfs/a"
             ]
         );
         o.compress = true;
@@ -271,17 +282,54 @@ mod tests {
         assert_eq!(
             s(argv(&o, &remote("/pfs/my pfs"), Verb::ReadStream)),
             [
-                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ServerAliveInterval=5", "-o",
-                "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "-t", "60", "-S", "1g",
-                "-b", "50m", "mirror-read-stream", "'/pfs/my pfs'"
+                "ssh",
+                "-C",
+                "-p",
+                "2222",
+                "-o",
+                "Cipher=aes128-gcm@openssh.com",
+                "-o",
+                "ServerAliveInterval=5",
+                "-o",
+                "BatchMode=yes",
+                "root@backup",
+                "--",
+                "hammer-mirror",
+                "-vv",
+                "-y",
+                "-2",
+                "-t",
+                "60",
+                "-S",
+                "1g",
+                "-b",
+                "50m",
+                "mirror-read-stream",
+                "'/pfs/my pfs'"
             ]
         );
         // The target gets no source-only options; stock hammer gets no -b.
         assert_eq!(
             s(argv(&o, &remote("/p"), Verb::Write)),
             [
-                "ssh", "-C", "-p", "2222", "-o", "Cipher=aes128-gcm@openssh.com", "-o", "ServerAliveInterval=5", "-o",
-                "BatchMode=yes", "root@backup", "--", "hammer-mirror", "-vv", "-y", "-2", "mirror-write", "/p"
+                "ssh",
+                "-C",
+                "-p",
+                "2222",
+                "-o",
+                "Cipher=aes128-gcm@openssh.com",
+                "-o",
+                "ServerAliveInterval=5",
+                "-o",
+                "BatchMode=yes",
+                "root@backup",
+                "--",
+                "hammer-mirror",
+                "-vv",
+                "-y",
+                "-2",
+                "mirror-write",
+                "/p"
             ]
         );
         o.remote_cmd = "/sbin/hammer".into();
@@ -297,10 +345,7 @@ mod tests {
 
     #[test]
     fn ssh_command_is_split_like_a_shell_line() {
-        assert_eq!(
-            s(split_command("ssh -i '/k ey' -o 'A=b c'").unwrap()),
-            ["ssh", "-i", "/k ey", "-o", "A=b c"]
-        );
+        assert_eq!(s(split_command("ssh -i '/k ey' -o 'A=b c'").unwrap()), ["ssh", "-i", "/k ey", "-o", "A=b c"]);
         assert!(split_command("ssh 'unterminated").is_err());
         assert!(split_command("  ").is_err());
     }
@@ -309,7 +354,10 @@ mod tests {
     fn ssh_failures_are_typed() {
         assert_eq!(classify("root@h: Permission denied (publickey).\r\n"), SshFailure::AuthRefused);
         assert_eq!(classify("ssh: connect to host 127.0.0.1 port 1: Connection refused"), SshFailure::HostUnreachable);
-        assert_eq!(classify("ssh: Could not resolve hostname nohost: Name or service not known"), SshFailure::HostUnreachable);
+        assert_eq!(
+            classify("ssh: Could not resolve hostname nohost: Name or service not known"),
+            SshFailure::HostUnreachable
+        );
         assert_eq!(classify("Host key verification failed."), SshFailure::HostKey);
         assert_eq!(classify("ssh: connect to host 10.0.0.1 port 22: Connection timed out"), SshFailure::Timeout);
         assert_eq!(classify("something else"), SshFailure::Other);

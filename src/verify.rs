@@ -64,6 +64,7 @@ struct Side {
     pfsd: PseudofsData,
 }
 
+#[allow(clippy::large_enum_variant)] // two of them per verify
 enum Producer {
     Thread(std::thread::JoinHandle<anyhow::Result<()>>),
     Remote(Child),
@@ -81,9 +82,17 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
                 let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
                 let mut sink = LogLines(log);
                 let stop = AtomicBool::new(false);
-                crate::mirror::read::read(pfs.as_ref(), &opts, theirs.try_clone()?, theirs, &mut sink, &NoProgress, &stop)
-                    .map(|_| ())
-                    .map_err(|e| e.context(format!("mirror-read {}", path.display())))
+                crate::mirror::read::read(
+                    pfs.as_ref(),
+                    &opts,
+                    theirs.try_clone()?,
+                    theirs,
+                    &mut sink,
+                    &NoProgress,
+                    &stop,
+                )
+                .map(|_| ())
+                .map_err(|e| e.context(format!("mirror-read {}", path.display())))
             }))
         }
         Endpoint::Remote(r) => {
@@ -103,7 +112,9 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
     let w = RecordWriter::new(ours);
     let pfsd = match r.next_record().with_context(|| format!("verify {ep}"))? {
         Some(Record::Pfsd { pfsd, .. }) => pfsd,
-        other => bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word()))),
+        other => {
+            bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word())))
+        }
     };
     Ok(Side { name: ep.to_string(), r, w, producer, pfsd })
 }
@@ -137,7 +148,9 @@ impl Side {
         match self.r.next_record()? {
             Some(Record::Pfsd { .. }) => Ok(()),
             Some(Record::Term) => bail!("{}: the reader ended the stream", self.name),
-            other => bail!("{}: expected the range PFSD, got {:?}", self.name, other.map(|r| rtype::name(r.type_word()))),
+            other => {
+                bail!("{}: expected the range PFSD, got {:?}", self.name, other.map(|r| rtype::name(r.type_word())))
+            }
         }
     }
 
@@ -153,7 +166,9 @@ impl Side {
                 }
                 Some(Record::Pass { .. } | Record::Skip { .. }) => {}
                 Some(Record::Sync | Record::Idle) => return Ok(None),
-                other => bail!("{}: unexpected {:?} in the stream", self.name, other.map(|r| rtype::name(r.type_word()))),
+                other => {
+                    bail!("{}: unexpected {:?} in the stream", self.name, other.map(|r| rtype::name(r.type_word())))
+                }
             }
         }
     }
@@ -212,7 +227,13 @@ fn diff(l: &LeafElm, what: String) -> Difference {
 }
 
 /// Compares `a` and `b` as of `as_of` (default: see the module documentation).
-pub fn verify(a: &Endpoint, b: &Endpoint, as_of: Option<u64>, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Report> {
+pub fn verify(
+    a: &Endpoint,
+    b: &Endpoint,
+    as_of: Option<u64>,
+    ssh_opts: &SshOpts,
+    log: &LineSink,
+) -> anyhow::Result<Report> {
     let mut sa = start(a, ssh_opts, log)?;
     let mut sb = start(b, ssh_opts, log)?;
     if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
@@ -291,10 +312,8 @@ pub fn verify(a: &Endpoint, b: &Endpoint, as_of: Option<u64>, ssh_opts: &SshOpts
 pub fn text(r: &Report) -> String {
     let mut s = String::new();
     for d in &r.first_differences {
-        s += &format!(
-            "difference: obj={} key={} rt={} tid={}: {}\n",
-            d.obj_id, d.key, d.rec_type, d.create_tid, d.what
-        );
+        s +=
+            &format!("difference: obj={} key={} rt={} tid={}: {}\n", d.obj_id, d.key, d.rec_type, d.create_tid, d.what);
     }
     if r.differences as usize > r.first_differences.len() {
         s += &format!("... and {} more differences\n", r.differences as usize - r.first_differences.len());

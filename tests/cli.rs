@@ -12,7 +12,9 @@ fn help_lists_the_working_commands() {
     let o = e.run(["--help"]);
     ok(&o);
     let h = stdout(&o);
-    for cmd in ["read", "read-stream", "write", "dump", "copy", "stream", "pfs-master", "pfs-status", "import", "export"] {
+    for cmd in
+        ["read", "read-stream", "write", "dump", "copy", "stream", "pfs-master", "pfs-status", "import", "export"]
+    {
         assert!(h.contains(&format!("  {cmd} ")), "--help lacks {cmd}:\n{h}");
     }
 }
@@ -126,7 +128,9 @@ fn copy_refuses_a_master_target_with_status_3() {
 #[test]
 fn completions_for_each_shell() {
     let e = Env::new();
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef hammer-mirror"), ("fish", "complete -c hammer-mirror")] {
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef hammer-mirror"), ("fish", "complete -c hammer-mirror")]
+    {
         let o = e.run(["completions", shell]);
         ok(&o);
         assert!(stdout(&o).contains(marker), "{shell}: {}", stdout(&o));

@@ -32,7 +32,15 @@ fn case() -> Case {
 
 impl Case {
     fn write(&self, bytes: &[u8]) -> Output {
-        let mut c = self.e.cmd().args(["write", "s"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut c = self
+            .e
+            .cmd()
+            .args(["write", "s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut stdin = c.stdin.take().unwrap();
         let _ = stdin.write_all(bytes);
         drop(stdin);
@@ -44,7 +52,8 @@ impl Case {
         let tid = util::sync_end_tid(&self.e, &self.e.path("s"));
         let dir = self.e.path(&format!("x{}", rand_name()));
         ok(&self.e.run([OsStr::new("export"), OsStr::new("s"), dir.as_os_str()]));
-        let listing = util::stdout(&self.e.sh(&format!("cd {} && find . -type f -exec md5sum {{}} + | sort", dir.display())));
+        let listing =
+            util::stdout(&self.e.sh(&format!("cd {} && find . -type f -exec md5sum {{}} + | sort", dir.display())));
         (tid, listing)
     }
 
@@ -153,7 +162,9 @@ fn structural_corruptions_each_get_their_own_message() {
     assert!(last_bulk > first_bulk + 1, "the stream needs several bulk records");
 
     // Reordered bulk records.
-    let swapped = [&c.stream[..b[first_bulk]], &rec(first_bulk + 1)[..], &rec(first_bulk)[..], &c.stream[b[first_bulk + 2]..]].concat();
+    let swapped =
+        [&c.stream[..b[first_bulk]], &rec(first_bulk + 1)[..], &rec(first_bulk)[..], &c.stream[b[first_bulk + 2]..]]
+            .concat();
     refused(&c, &before, &swapped, "out of order");
     // A duplicated record.
     let dup = [&c.stream[..b[first_bulk + 1]], &rec(first_bulk)[..], &c.stream[b[first_bulk + 1]..]].concat();

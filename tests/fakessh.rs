@@ -43,9 +43,22 @@ fn copy_to_a_remote_target_sends_the_documented_argv() {
     assert_eq!(
         c[0],
         [
-            "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o",
-            "ServerAliveCountMax=4", "root@backup", "--", bin(), "-vv", "-y", "-2",
-            "mirror-write", &s
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+            "root@backup",
+            "--",
+            bin(),
+            "-vv",
+            "-y",
+            "-2",
+            "mirror-write",
+            &s
         ]
     );
     assert_eq!(util::sync_end_tid(&e, &e.path("s")), util::sync_end_tid(&e, &m));
@@ -63,9 +76,26 @@ fn copy_from_a_remote_source_with_port_compression_and_split() {
     assert_eq!(
         c[0],
         [
-            "-C", "-p", "2222", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
-            "u@h", "--", bin(), "-y", "-2", "-t", "600", "-S", "1m",
-            "mirror-read", &m
+            "-C",
+            "-p",
+            "2222",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+            "u@h",
+            "--",
+            bin(),
+            "-y",
+            "-2",
+            "-t",
+            "600",
+            "-S",
+            "1m",
+            "mirror-read",
+            &m
         ]
     );
 }

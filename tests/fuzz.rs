@@ -27,7 +27,15 @@ fn valid_stream(dir: &Path) -> (Vec<u8>, [u8; 16]) {
         let mut t = MasterTxn::begin(&m).unwrap();
         for obj in 0..6 {
             t.create(1, 0x1000 + obj + round as i64 * 10, 1, 0, 2, &[round; 128]).unwrap();
-            t.create(2, 0x1000 + obj, 0x10, (round as i64 + 1) * 16384, 2, &vec![obj as u8 ^ round; 300 + obj as usize * 97]).unwrap();
+            t.create(
+                2,
+                0x1000 + obj,
+                0x10,
+                (round as i64 + 1) * 16384,
+                2,
+                &vec![obj as u8 ^ round; 300 + obj as usize * 97],
+            )
+            .unwrap();
         }
         t.commit().unwrap();
     }
@@ -54,7 +62,21 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 1usize..400, any::<usize>()).prop_map(|(from, len, to)| Mutation::Splice { from, len, to }),
         (any::<usize>(), 1usize..400).prop_map(|(from, len)| Mutation::Duplicate { from, len }),
         // rec_size / type fields sit at 8 and 12 of each head; aim near heads and anywhere.
-        (any::<usize>(), prop_oneof![Just(0u32), Just(u32::MAX), Just(16), Just(24), Just(80), Just(96), Just(316), Just(65856), Just(65857), any::<u32>()])
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just(0u32),
+                Just(u32::MAX),
+                Just(16),
+                Just(24),
+                Just(80),
+                Just(96),
+                Just(316),
+                Just(65856),
+                Just(65857),
+                any::<u32>()
+            ]
+        )
             .prop_map(|(at, value)| Mutation::SetU32 { at, value }),
     ]
 }
@@ -94,7 +116,10 @@ fn apply(stream: &[u8], muts: &[Mutation]) -> Vec<u8> {
     s
 }
 
-fn state(path: &Path) -> (u64, Vec<(u64, i64, i64, Vec<u8>)>) {
+/// The slave's synced TID and its records visible then.
+type State = (u64, Vec<(u64, i64, i64, Vec<u8>)>);
+
+fn state(path: &Path) -> State {
     let s = Store::open(path, Access::Read).unwrap();
     let tid = s.get_pseudofs().unwrap().sync_end_tid;
     let mut v = Vec::new();

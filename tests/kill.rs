@@ -63,9 +63,11 @@ fn verify_at_own_tid(e: &Env, m: &Path, s: &Path, what: &str) {
 
 #[test]
 fn sigkill_at_random_points_then_rerun() {
-    let iterations: u64 = std::env::var("HAMMER_MIRROR_KILL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let iterations: u64 =
+        std::env::var("HAMMER_MIRROR_KILL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let e = Env::new();
-    let mut files: Vec<(String, String)> = (0..40).map(|i| (format!("d{}/f{i}", i % 4), format!("{i}-").repeat(20_000 + i * 3000))).collect();
+    let mut files: Vec<(String, String)> =
+        (0..40).map(|i| (format!("d{}/f{i}", i % 4), format!("{i}-").repeat(20_000 + i * 3000))).collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let m = e.master_with("m", &refs);
     let s = e.path("s");

@@ -109,7 +109,9 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
     wait_for("the third import", || util::sync_end_tid(&e, &s) == t3);
 
     // Kill the ssh child; stream must reconnect and carry on.
-    let pids = String::from_utf8(Command::new("pgrep").args(["-P", &child.id().to_string(), "ssh"]).output().unwrap().stdout).unwrap();
+    let pids =
+        String::from_utf8(Command::new("pgrep").args(["-P", &child.id().to_string(), "ssh"]).output().unwrap().stdout)
+            .unwrap();
     let pid = pids.lines().next().expect("an ssh child").to_string();
     Command::new("kill").args(["-9", &pid]).status().unwrap();
     let t4 = import(&e, &m, &[("d.txt", "four")]);

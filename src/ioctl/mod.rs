@@ -120,7 +120,7 @@ pub enum PfsError {
 fn disk_full_hint(path: &Path, e: &io::Error) -> String {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let full = e.kind() == io::ErrorKind::StorageFull
-        || nix::sys::statvfs::statvfs(dir).is_ok_and(|v| (v.blocks_available() as u64) * (v.fragment_size() as u64) < (1 << 20));
+        || nix::sys::statvfs::statvfs(dir).is_ok_and(|v| v.blocks_available() * v.fragment_size() < (1 << 20));
     if full { format!(" (no space left on the filesystem holding {})", dir.display()) } else { String::new() }
 }
 

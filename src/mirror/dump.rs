@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::mrecord::{RecordReader, Record, rtype};
+use crate::mrecord::{Record, RecordReader, rtype};
 
 /// Totals of a dump, for messages.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,11 +22,7 @@ pub fn print_record(out: &mut impl Write, rec: &Record<'_>) -> io::Result<()> {
     match rec {
         Record::Rec { rtype: t, leaf, .. } => {
             let b = &leaf.base;
-            write!(
-                out,
-                "Record obj={:016x} key={:016x} rt={:02x} ot={:02x}",
-                b.obj_id, b.key, b.rec_type, b.obj_type
-            )?;
+            write!(out, "Record obj={:016x} key={:016x} rt={:02x} ot={:02x}", b.obj_id, b.key, b.rec_type, b.obj_type)?;
             if t & rtype::TYPE_MASK == rtype::REC_BADCRC {
                 out.write_all(b" (BAD CRC)")?;
             }
@@ -35,7 +31,11 @@ pub fn print_record(out: &mut impl Write, rec: &Record<'_>) -> io::Result<()> {
         }
         Record::Pass { leaf } => {
             let b = &leaf.base;
-            writeln!(out, "Pass   obj={:016x} key={:016x} rt={:02x} ot={:02x}", b.obj_id, b.key, b.rec_type, b.obj_type)?;
+            writeln!(
+                out,
+                "Pass   obj={:016x} key={:016x} rt={:02x} ot={:02x}",
+                b.obj_id, b.key, b.rec_type, b.obj_type
+            )?;
             writeln!(out, "       tids {:016x}:{:016x} data={}", b.create_tid, b.delete_tid, leaf.data_len)
         }
         Record::Skip { beg, end } => writeln!(
@@ -81,7 +81,15 @@ mod tests {
     #[test]
     fn lines_match_hammer_format() {
         let leaf = LeafElm {
-            base: BaseElm { obj_id: -2, key: 0x4000, create_tid: 0x10, delete_tid: 0, rec_type: 0x10, obj_type: 2, ..Default::default() },
+            base: BaseElm {
+                obj_id: -2,
+                key: 0x4000,
+                create_tid: 0x10,
+                delete_tid: 0,
+                rec_type: 0x10,
+                obj_type: 2,
+                ..Default::default()
+            },
             data_len: 3,
             ..Default::default()
         };
@@ -113,9 +121,11 @@ mod tests {
         let err = dump(&v[..], io::sink()).unwrap_err();
         assert_eq!(
             format!("{err:#}"),
-            format!("mirror-dump: malformed record at byte 24: bad record CRC {:#010x}, computed {:#010x}",
+            format!(
+                "mirror-dump: malformed record at byte 24: bad record CRC {:#010x}, computed {:#010x}",
                 u32::from_le_bytes(v[28..32].try_into().unwrap()),
-                crate::mrecord::crc32(&v[32..48]))
+                crate::mrecord::crc32(&v[32..48])
+            )
         );
     }
 }

@@ -153,7 +153,10 @@ pub fn generate(
 ) -> anyhow::Result<Histogram> {
     let (beg, end) = (base.tid_beg, base.tid_end);
     if beg >= end {
-        return Ok(Histogram { chunks: vec![Chunk { tid: beg, bytes: 0 }, Chunk { tid: end, bytes: u64::MAX }], total: 0 });
+        return Ok(Histogram {
+            chunks: vec![Chunk { tid: beg, bytes: 0 }, Chunk { tid: end, bytes: u64::MAX }],
+            total: 0,
+        });
     }
     if first {
         write!(log, "Prescan to break up bulk transfer")?;

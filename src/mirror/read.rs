@@ -182,14 +182,14 @@ pub fn read(
         }
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd })?;
 
-        if !opts.two_way && hist.is_none() {
-            if let Some(cf) = &opts.cycle_file {
-                if let cycle::Cycle::Found { key, tid } = cycle::read(cf, log)? {
-                    m.key_beg = key;
-                    if let Some(t) = tid {
-                        m.tid_beg = t;
-                    }
-                }
+        if !opts.two_way
+            && hist.is_none()
+            && let Some(cf) = &opts.cycle_file
+            && let cycle::Cycle::Found { key, tid } = cycle::read(cf, log)?
+        {
+            m.key_beg = key;
+            if let Some(t) = tid {
+                m.tid_beg = t;
             }
         }
         if let Some(t) = opts.begin_tid {

@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::NoProgress;
 use super::read::{ReadOpts, ReadSummary, read};
 use super::write::{Create, WriteOpts, WriteSummary, write};
-use super::NoProgress;
 use crate::exit::{Status, status_of};
 use crate::ioctl::Pfs;
 use crate::mrecord::PseudofsData;
@@ -156,12 +156,7 @@ fn one_way(e: &Env, ropts: ReadOpts, wopts: WriteOpts) -> (Vec<u8>, String, Stri
     let mut out = Vec::new();
     let mut wlog = Vec::new();
     write(&e.slave, &wopts, Create::Yes, &stream[..], io::sink(), &mut out, &mut wlog, &NoProgress, &NO_STOP).unwrap();
-    (
-        stream,
-        String::from_utf8(rlog).unwrap(),
-        String::from_utf8(wlog).unwrap(),
-        String::from_utf8(out).unwrap(),
-    )
+    (stream, String::from_utf8(rlog).unwrap(), String::from_utf8(wlog).unwrap(), String::from_utf8(out).unwrap())
 }
 
 #[test]

@@ -413,6 +413,8 @@ pub enum RecKind {
 }
 
 /// One mirror-stream record. Bulk data is borrowed from the buffer it was decoded from.
+// A short-lived decoded view, never stored in bulk: boxing the PFSD would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
     /// REC, REC_NODATA or REC_BADCRC. `rtype` is the full type word as sent

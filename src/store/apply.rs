@@ -186,10 +186,7 @@ impl Apply<'_, '_> {
     fn create(&mut self, leaf: &LeafElm, data: &[u8], key: &Key) -> std::result::Result<(), Fail> {
         let b = &leaf.base;
         if !data.is_empty() && !leaf_data_crc_ok(leaf, data) {
-            return Err(Fail::Invalid(format!(
-                "data crc mismatch on pipe: obj={:016x} key={:016x}",
-                b.obj_id, b.key
-            )));
+            return Err(Fail::Invalid(format!("data crc mismatch on pipe: obj={:016x} key={:016x}", b.obj_id, b.key)));
         }
         let mut leaf = *leaf;
         let owned: Vec<u8>;
@@ -272,9 +269,9 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
                         let _ = (leaf, data);
                         Ok(())
                     }
-                    Record::Rec { rtype: t, .. } if t & rtype::NODATA != 0 => Err(Fail::Invalid(
-                        "REC_NODATA record (a prescan stream without data) cannot be applied".into(),
-                    )),
+                    Record::Rec { rtype: t, .. } if t & rtype::NODATA != 0 => {
+                        Err(Fail::Invalid("REC_NODATA record (a prescan stream without data) cannot be applied".into()))
+                    }
                     Record::Rec { leaf, data, .. } => a.leaf(&leaf, Some(data)),
                     Record::Pass { leaf } => a.leaf(&leaf, None),
                     other => Err(Fail::Invalid(format!(

@@ -109,7 +109,15 @@ impl<'s> MasterTxn<'s> {
 
     /// Creates a record `(localization, obj_id, rec_type, key)` with `data`
     /// at this transaction's TID; data CRC, offsets and timestamps are filled in.
-    pub fn create(&mut self, localization: u32, obj_id: i64, rec_type: u16, key: i64, obj_type: u8, data: &[u8]) -> Result<()> {
+    pub fn create(
+        &mut self,
+        localization: u32,
+        obj_id: i64,
+        rec_type: u16,
+        key: i64,
+        obj_type: u8,
+        data: &[u8],
+    ) -> Result<()> {
         let leaf = LeafElm {
             base: BaseElm {
                 obj_id,
@@ -165,7 +173,14 @@ impl<'s> MasterTxn<'s> {
 
     /// Every live record of object `obj_id` (all rec types), in key order.
     pub fn live_records_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
-        let lo = keys::encode_key(&BaseElm { localization, obj_id, rec_type: 0, key: i64::MIN, create_tid: 1, ..Default::default() });
+        let lo = keys::encode_key(&BaseElm {
+            localization,
+            obj_id,
+            rec_type: 0,
+            key: i64::MIN,
+            create_tid: 1,
+            ..Default::default()
+        });
         let hi = keys::encode_key(&BaseElm {
             localization,
             obj_id,
@@ -178,7 +193,8 @@ impl<'s> MasterTxn<'s> {
         let mut out = Vec::new();
         for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            let (leaf, data) = keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
+            let (leaf, data) =
+                keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
             if leaf.base.delete_tid == 0 {
                 out.push((k.try_into().expect("key length"), leaf, data.to_vec()));
             }

@@ -141,14 +141,10 @@ impl Store {
         if path.symlink_metadata().is_ok() {
             return Err(PfsError::invalid(path, "create", "cannot create PFS, file exists"));
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(PfsError::invalid(
-                    path,
-                    "create",
-                    format!("directory {} does not exist", parent.display()),
-                ));
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(PfsError::invalid(path, "create", format!("directory {} does not exist", parent.display())));
         }
         let store = Self::open_file(path, Access::Write, true)?;
         let mut txn = store.write_txn()?;
@@ -184,17 +180,17 @@ impl Store {
         let mut store = Store { path: path.to_path_buf(), db, pfs_id: 0, lock, scan_cache: Mutex::new(None) };
         if !creating {
             let pfs_id = {
-            let txn = store.read_txn()?;
-            match store.db.meta.get(&txn, "magic").map_err(|e| lmdb_err(path, "open", e))? {
-                Some(m) if m == MAGIC => {}
-                _ => {
-                    return Err(PfsError::NotPfs {
-                        path: path.to_path_buf(),
-                        detail: "not a hammer-mirror PFS store file".into(),
-                    });
+                let txn = store.read_txn()?;
+                match store.db.meta.get(&txn, "magic").map_err(|e| lmdb_err(path, "open", e))? {
+                    Some(m) if m == MAGIC => {}
+                    _ => {
+                        return Err(PfsError::NotPfs {
+                            path: path.to_path_buf(),
+                            detail: "not a hammer-mirror PFS store file".into(),
+                        });
+                    }
                 }
-            }
-            store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
+                store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
             };
             store.pfs_id = pfs_id;
         }

@@ -15,8 +15,8 @@
 use std::ops::Bound;
 
 use super::Store;
-use crate::ioctl::Pfs;
 use super::keys::{self, KEY_LEN, Key, TID_KEY_LEN};
+use crate::ioctl::Pfs;
 use crate::ioctl::{MIRROR_NODATA, MirrorRw, PfsError, Result};
 use crate::mrecord::{BaseElm, LeafElm, Record, rtype};
 
@@ -164,17 +164,17 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
             loop {
                 let next_changed = changes.get(idx).filter(|k| **k <= end);
                 // Unchanged records before the next change: one SKIP.
-                if let Some(u) = first_from(&pos)? {
-                    if next_changed.is_none_or(|c| u < *c) {
-                        let skip_end = match next_changed {
-                            Some(c) => keys::decode_key(c, 0),
-                            None => m.key_end,
-                        };
-                        let beg = keys::decode_key(&u, 0);
-                        if !out.put(&Record::Skip { beg: strip(beg), end: strip(skip_end) }) {
-                            m.key_cur = strip(beg);
-                            return Ok(out.count);
-                        }
+                if let Some(u) = first_from(&pos)?
+                    && next_changed.is_none_or(|c| u < *c)
+                {
+                    let skip_end = match next_changed {
+                        Some(c) => keys::decode_key(c, 0),
+                        None => m.key_end,
+                    };
+                    let beg = keys::decode_key(&u, 0);
+                    if !out.put(&Record::Skip { beg: strip(beg), end: strip(skip_end) }) {
+                        m.key_cur = strip(beg);
+                        return Ok(out.count);
                     }
                 }
                 let Some(c) = next_changed else { break };
@@ -203,22 +203,22 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                     run.get_or_insert(leaf.base);
                     continue;
                 }
-                if let Some(beg) = run.take() {
-                    if !out.put(&Record::Skip { beg: strip(beg), end: strip(leaf.base) }) {
-                        m.key_cur = strip(beg);
-                        return Ok(out.count);
-                    }
+                if let Some(beg) = run.take()
+                    && !out.put(&Record::Skip { beg: strip(beg), end: strip(leaf.base) })
+                {
+                    m.key_cur = strip(beg);
+                    return Ok(out.count);
                 }
                 if !out.put(&changed_record(leaf, data, m)) {
                     m.key_cur = strip(leaf.base);
                     return Ok(out.count);
                 }
             }
-            if let Some(beg) = run {
-                if !out.put(&Record::Skip { beg: strip(beg), end: strip(m.key_end) }) {
-                    m.key_cur = strip(beg);
-                    return Ok(out.count);
-                }
+            if let Some(beg) = run
+                && !out.put(&Record::Skip { beg: strip(beg), end: strip(m.key_end) })
+            {
+                m.key_cur = strip(beg);
+                return Ok(out.count);
             }
         }
     }
