@@ -142,7 +142,7 @@ fn stream_restarts_after_the_link_is_killed() {
     let m = e.master_with("m", &[("a", "1")]);
     let s = e.path("s");
     let pids = e.path("pids");
-    let mut child = hm(&e)
+    let child = hm(&e)
         .env("FAKE_SSH_PIDS", &pids)
         .args(["-y", "-i", "0", "--retry-delay", "1", "stream"])
         .arg(&m)
@@ -182,7 +182,7 @@ fn a_stopped_peer_is_detected_as_a_stall_and_the_stream_restarts() {
     let m = e.master_with("m", &[("a", "1")]);
     let s = e.path("s");
     let pids = e.path("pids");
-    let mut child = hm(&e)
+    let child = hm(&e)
         .env("FAKE_SSH_PIDS", &pids)
         .args(["-y", "-i", "0", "--retry-delay", "1", "--stall-timeout", "3", "stream"])
         .arg(&m)
