@@ -93,7 +93,7 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
     let Some(d) = start_sshd(&e) else { return };
     let m = e.master_with("m", &[("a.txt", "one")]);
     let s = e.path("s");
-    let mut child = hm(&e, &d)
+    let child = hm(&e, &d)
         .args(["-y", "-i", "0", "--retry-delay", "1", "stream"])
         .arg(&m)
         .arg(remote(&s))
