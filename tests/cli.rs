@@ -138,3 +138,14 @@ fn completions_for_each_shell() {
     }
     fails(&e.run(["completions", "tcsh"]), 2, "invalid value 'tcsh'");
 }
+
+#[test]
+fn dump_prints_exactly_what_hammer_prints_for_the_golden_stream() {
+    let e = Env::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let o = e.sh(&format!("$HM dump < {}", dir.join("stream.bin").display()));
+    ok(&o);
+    let want = std::fs::read_to_string(dir.join("dump.txt")).unwrap();
+    assert_eq!(stdout(&o), want, "stdout differs from the C transcription of hammer_cmd_mirror_dump");
+    assert!(stderr(&o).contains("carries a source data CRC error"), "{}", util::show(&o));
+}

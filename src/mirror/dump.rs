@@ -1,10 +1,12 @@
 //! `dump`: print the records of a mirror stream exactly as DragonFly's `hammer mirror-dump` does.
 //!
 //! Only REC, PASS and SKIP records produce output (PFSD, SYNC, IDLE, UPDATE and
-//! TERM are silent, as in the seed's `hammer_cmd_mirror_dump`). Unlike hammer,
-//! a malformed stream is an error naming the byte offset, and a record the
-//! source flagged with a data CRC error is marked `(BAD CRC)` whatever other
-//! flag bits the kernel set (hammer only marks the exact type 0x80000001).
+//! TERM are silent, as in the seed's `hammer_cmd_mirror_dump`). stdout is
+//! byte for byte hammer's, including its quirk of marking `(BAD CRC)` only for
+//! the exact type 0x80000001 (the kernel sends 0xC0000001); so that such a
+//! record is not missed, a line on stderr names every record the source
+//! flagged with a data CRC error. Unlike hammer, a malformed stream is an
+//! error naming the byte offset.
 
 use std::io::{self, Read, Write};
 
@@ -15,6 +17,8 @@ use crate::mrecord::{Record, RecordReader, rtype};
 pub struct DumpStats {
     pub records: u64,
     pub bytes: u64,
+    /// Records flagged with a source data CRC error.
+    pub bad_crc: u64,
 }
 
 /// Writes hammer's text lines for one record.
@@ -23,7 +27,7 @@ pub fn print_record(out: &mut impl Write, rec: &Record<'_>) -> io::Result<()> {
         Record::Rec { rtype: t, leaf, .. } => {
             let b = &leaf.base;
             write!(out, "Record obj={:016x} key={:016x} rt={:02x} ot={:02x}", b.obj_id, b.key, b.rec_type, b.obj_type)?;
-            if t & rtype::TYPE_MASK == rtype::REC_BADCRC {
+            if *t == rtype::REC_BADCRC {
                 out.write_all(b" (BAD CRC)")?;
             }
             writeln!(out)?;
@@ -57,6 +61,15 @@ pub fn dump(input: impl Read, out: impl Write) -> anyhow::Result<DumpStats> {
         while let Some(rec) = reader.next_record()? {
             stats.records += 1;
             print_record(&mut out, &rec)?;
+            if let Record::Rec { rtype: t, leaf, .. } = &rec
+                && t & rtype::CRC_ERROR != 0
+            {
+                stats.bad_crc += 1;
+                eprintln!(
+                    "mirror-dump: record obj={:016x} key={:016x} carries a source data CRC error (type {t:#010x})",
+                    leaf.base.obj_id, leaf.base.key
+                );
+            }
         }
         out.flush()?;
         Ok(())
@@ -95,6 +108,7 @@ mod tests {
         };
         let mut s = Vec::new();
         print_record(&mut s, &Record::Rec { rtype: rtype::REC, leaf, data: &[1, 2, 3] }).unwrap();
+        print_record(&mut s, &Record::Rec { rtype: 0x8000_0001, leaf, data: &[1, 2, 3] }).unwrap();
         print_record(&mut s, &Record::Rec { rtype: 0xC000_0001, leaf, data: &[1, 2, 3] }).unwrap();
         print_record(&mut s, &Record::Pass { leaf }).unwrap();
         print_record(&mut s, &Record::Skip { beg: leaf.base, end: BaseElm::key_end_init() }).unwrap();
@@ -104,6 +118,8 @@ mod tests {
             "Record obj=fffffffffffffffe key=0000000000004000 rt=10 ot=02\n\
              \x20      tids 0000000000000010:0000000000000000 data=3\n\
              Record obj=fffffffffffffffe key=0000000000004000 rt=10 ot=02 (BAD CRC)\n\
+             \x20      tids 0000000000000010:0000000000000000 data=3\n\
+             Record obj=fffffffffffffffe key=0000000000004000 rt=10 ot=02\n\
              \x20      tids 0000000000000010:0000000000000000 data=3\n\
              Pass   obj=fffffffffffffffe key=0000000000004000 rt=10 ot=02\n\
              \x20      tids 0000000000000010:0000000000000000 data=3\n\
