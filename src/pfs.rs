@@ -59,7 +59,7 @@ pub fn init_pfsd(slave: bool) -> PseudofsData {
 pub fn create_store(path: &Path, pfsd: &PseudofsData) -> Result<Store, PfsError> {
     let store = Store::create(path, pfsd, STORE_PFS_ID)?;
     if !pfsd.is_slave() {
-        //ROOT crate::store::import::make_root(&store)?;
+        crate::store::import::make_root(&store)?;
     }
     Ok(store)
 }

@@ -98,6 +98,11 @@ impl<'s> MasterTxn<'s> {
         self.next_obj
     }
 
+    /// The PFS id of the store.
+    pub fn pfs_id(&self) -> u32 {
+        self.store.pfs_id
+    }
+
     /// Records changed so far.
     pub fn changes(&self) -> u64 {
         self.changed
@@ -173,33 +178,96 @@ impl<'s> MasterTxn<'s> {
 
     /// Every live record of object `obj_id` (all rec types), in key order.
     pub fn live_records_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
-        let lo = keys::encode_key(&BaseElm {
-            localization,
-            obj_id,
-            rec_type: 0,
-            key: i64::MIN,
-            create_tid: 1,
-            ..Default::default()
-        });
-        let hi = keys::encode_key(&BaseElm {
-            localization,
-            obj_id,
-            rec_type: u16::MAX,
-            key: i64::MAX,
-            create_tid: u64::MAX,
-            ..Default::default()
-        });
-        let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         let mut out = Vec::new();
+        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), |k, leaf, data| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf, data.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The live records of object `obj_id` of type `rec_type`, with their data.
+    pub fn live_records(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, data| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf, data.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The live records of object `obj_id` of type `rec_type`, without their data.
+    pub fn live_heads(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm)>> {
+        let mut out = Vec::new();
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, _| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The live record at `(localization, obj_id, rec_type, key)`, with its data.
+    pub fn live_record(
+        &self,
+        localization: u32,
+        obj_id: i64,
+        rec_type: u16,
+        key: i64,
+    ) -> Result<Option<(Key, LeafElm, Vec<u8>)>> {
+        let mut found = None;
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |k, leaf, data| {
+            if leaf.base.delete_tid == 0 {
+                found = Some((*k, *leaf, data.to_vec()));
+                return false;
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// True when any record, live or deleted, sits at `(localization, obj_id,
+    /// rec_type, key)` (HAMMER's directory-key collision test looks at history too).
+    pub fn key_used(&self, localization: u32, obj_id: i64, rec_type: u16, key: i64) -> Result<bool> {
+        let mut used = false;
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |_, _, _| {
+            used = true;
+            false
+        })?;
+        Ok(used)
+    }
+
+    /// Visits the records of `obj_id` in the given type and key ranges (all
+    /// versions, in key order) until `f` returns false.
+    fn scan(
+        &self,
+        localization: u32,
+        obj_id: i64,
+        rec_types: (u16, u16),
+        keys_in: (i64, i64),
+        mut f: impl FnMut(&Key, &LeafElm, &[u8]) -> bool,
+    ) -> Result<()> {
+        let bound = |rec_type, key, create_tid| {
+            keys::encode_key(&BaseElm { localization, obj_id, rec_type, key, create_tid, ..Default::default() })
+        };
+        let lo = bound(rec_types.0, keys_in.0, 1);
+        let hi = bound(rec_types.1, keys_in.1, u64::MAX);
+        let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let (leaf, data) =
                 keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
-            if leaf.base.delete_tid == 0 {
-                out.push((k.try_into().expect("key length"), leaf, data.to_vec()));
+            let k: &Key = k.try_into().map_err(|_| self.store.corrupt("bad key length"))?;
+            if !f(k, &leaf, data) {
+                break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Commits: the PFS's `sync_end_tid` becomes this TID. With no change,

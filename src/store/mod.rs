@@ -12,7 +12,9 @@
 //! on disk.
 
 pub mod apply;
-// pub mod hammerfs; (being written)
+pub mod export;
+pub mod hammerfs;
+pub mod import;
 pub mod keys;
 pub mod master;
 pub mod scan;
