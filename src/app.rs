@@ -113,10 +113,27 @@ fn cmd_export(g: &GlobalOpts, path: &Path, dir: &Path, as_of: Option<u64>) -> an
         Some(t) => t,
         None => crate::store::export::default_asof(&store)?,
     };
-    crate::store::export::export(&store, dir, asof)
+    let st = crate::store::export::export(&store, dir, asof)
         .with_context(|| format!("export {} to {}", path.display(), dir.display()))?;
+    for w in &st.warnings {
+        eprintln!("Warning: {w}");
+    }
     if !g.quiet {
-        eprintln!("Exported {} as of 0x{asof:016x} to {}", path.display(), dir.display());
+        eprintln!(
+            "Exported {} as of 0x{asof:016x} to {}: {} files, {} directories, {} symlinks, {} other, {} bytes",
+            path.display(),
+            dir.display(),
+            st.files,
+            st.dirs,
+            st.symlinks,
+            st.special,
+            st.bytes
+        );
+    }
+    if !st.warnings.is_empty() {
+        // Like rsync's partial-transfer status: the tree is there, but not all of it.
+        eprintln!("hammer-mirror: export incomplete: {} objects were skipped (see the warnings above)", st.warnings.len());
+        return Ok(Status::Failure);
     }
     Ok(Status::Success)
 }

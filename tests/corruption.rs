@@ -194,8 +194,8 @@ fn structural_corruptions_each_get_their_own_message() {
     refused(&c, &before, &splice(data_rec, &late), "outside the announced TID range");
     // Data that does not match its data CRC (head CRC fixed up).
     let mut bad_data = rec(data_rec);
-    let size = u32::from_le_bytes(bad_data[8..12].try_into().unwrap()) as usize;
-    bad_data[size - 1] ^= 0xff;
+    // The first data byte: an inode's CRC does not cover its last 16 bytes (mtime, atime).
+    bad_data[mrecord::REC_SIZE] ^= 0xff;
     re_crc(&mut bad_data);
     refused(&c, &before, &splice(data_rec, &bad_data), "data CRC mismatch");
     // An unknown record type in the bulk.

@@ -261,6 +261,10 @@ pub fn read(
         if opts.two_way && !interrupted {
             let tid = match r.next_record().context("reading the target's acknowledgement")? {
                 Some(Record::Update { tid }) => tid,
+                None => {
+                    return Err(anyhow::Error::new(crate::exit::PeerClosed)
+                        .context("mirror_read: Did not get final acknowledgement packet from target"));
+                }
                 _ => bail!("mirror_read: Did not get final acknowledgement packet from target"),
             };
             summary.acked_tid = Some(tid);
