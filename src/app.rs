@@ -132,7 +132,10 @@ fn cmd_export(g: &GlobalOpts, path: &Path, dir: &Path, as_of: Option<u64>) -> an
     }
     if !st.warnings.is_empty() {
         // Like rsync's partial-transfer status: the tree is there, but not all of it.
-        eprintln!("hammer-mirror: export incomplete: {} objects were skipped (see the warnings above)", st.warnings.len());
+        eprintln!(
+            "hammer-mirror: export incomplete: {} objects were skipped (see the warnings above)",
+            st.warnings.len()
+        );
         return Ok(Status::Failure);
     }
     Ok(Status::Success)
