@@ -120,6 +120,14 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
     if (m.key_beg.localization | m.key_end.localization) & crate::mrecord::LOCALIZE_PSEUDOFS_MASK != 0 {
         return Err(PfsError::invalid(&path(), "mirror-read", "key range carries PFS bits"));
     }
+    if buf.len() < crate::mrecord::MAX_REC_SIZE {
+        // Every record must fit, or a read would end early looking complete.
+        return Err(PfsError::invalid(
+            &path(),
+            "mirror-read",
+            format!("buffer of {} bytes is below the largest record ({})", buf.len(), crate::mrecord::MAX_REC_SIZE),
+        ));
+    }
     if m.key_beg.btree_cmp(&m.key_end).is_gt() {
         return Err(PfsError::invalid(&path(), "mirror-read", "key_beg is after key_end"));
     }
