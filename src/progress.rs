@@ -82,6 +82,51 @@ pub struct Reporter {
     state: Mutex<State>,
 }
 
+/// stderr as a terminal whatever it is (for `--progress always`): ANSI
+/// cursor movements, the width from `COLUMNS` (default 80).
+#[derive(Debug)]
+struct ForcedStderr;
+
+impl ForcedStderr {
+    fn put(&self, s: &str) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut std::io::stderr().lock(), s.as_bytes())
+    }
+
+    fn cursor(&self, n: usize, dir: char) -> std::io::Result<()> {
+        if n == 0 { Ok(()) } else { self.put(&format!("\x1b[{n}{dir}")) }
+    }
+}
+
+impl indicatif::TermLike for ForcedStderr {
+    fn width(&self) -> u16 {
+        std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80)
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'A')
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'B')
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'C')
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'D')
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.put(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.put(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.put("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut std::io::stderr())
+    }
+}
+
 /// Whether bars are drawn.
 pub fn bars_enabled(when: ProgressWhen, quiet: bool) -> bool {
     match when {
@@ -94,7 +139,13 @@ pub fn bars_enabled(when: ProgressWhen, quiet: bool) -> bool {
 impl Reporter {
     pub fn new(when: ProgressWhen, quiet: bool, json: bool, source: String, target: String) -> Arc<Reporter> {
         let bar = bars_enabled(when, quiet).then(|| {
-            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+            let target = if std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr_with_hz(4)
+            } else {
+                // --progress always off a terminal: indicatif would hide the bar.
+                ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), 4)
+            };
+            let b = ProgressBar::with_draw_target(None, target);
             b.set_style(
                 ProgressStyle::with_template(
                     "{spinner} {msg} {bytes}/{total_bytes} {binary_bytes_per_sec} [{wide_bar}] eta {eta}",

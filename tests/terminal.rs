@@ -1,0 +1,110 @@
+//! On and off a terminal: progress bars, plain log lines, the slave-creation prompt (a pty from script(1)).
+
+mod util;
+
+use std::process::Output;
+
+use util::{Env, ok, stderr};
+
+/// Runs `cmd` (a shell line; `$HM` is the binary) on a pseudo-terminal made
+/// by util-linux `script`, feeding `input` to it after a second; None (with
+/// the reason printed) where `script` is missing.
+fn on_pty(e: &Env, cmd: &str, input: Option<&str>) -> Option<Output> {
+    if !e.sh("command -v script").status.success() {
+        eprintln!("skipped: script(1) from util-linux is not installed");
+        return None;
+    }
+    let quoted = cmd.replace('\'', r"'\''");
+    let run = format!("COLUMNS=100 script -qefc '{quoted}' /dev/null");
+    Some(e.sh(&match input {
+        Some(i) => format!("(sleep 1; printf '{i}') | {run}; exit ${{PIPESTATUS[1]}}"),
+        None => format!("{run} < /dev/null"),
+    }))
+}
+
+/// A master of 3 MB: at -b 1m a copy lasts about three seconds, long enough for the bar to draw.
+fn slow_master(e: &Env) {
+    std::fs::create_dir(e.path("tree")).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(e.path("tree/f"), data).unwrap();
+    ok(&e.run(["pfs-master", "m"]));
+    ok(&e.run(["import", "tree", "m"]));
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_terminal_gets_a_bar_with_rate_and_eta_and_messages_above_it() {
+    let e = Env::new();
+    slow_master(&e);
+    let Some(o) = on_pty(&e, "$HM -b 1m -y copy m s", None) else { return };
+    ok(&o);
+    let t = text(&o);
+    assert!(t.contains("eta "), "no ETA in:\n{t}");
+    assert!(t.contains("/2.88 MiB"), "no total from the prescan in:\n{t}");
+    assert!(t.contains("KiB/s"), "no rate in:\n{t}");
+    assert!(t.contains("\x1b[2K"), "the bar is not redrawn in place:\n{t}");
+    // Messages are printed on their own line, the bar cleared first.
+    assert!(t.contains("\x1b[2KPrescan 1 chunks"), "message not printed above the bar:\n{t}");
+    assert!(t.contains(": synced 0x"), "no pass line:\n{t}");
+}
+
+#[test]
+fn off_a_terminal_there_are_only_plain_lines() {
+    let e = Env::new();
+    slow_master(&e);
+    let o = e.run(["-y", "copy", "m", "s"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "control characters off a terminal: {err:?}");
+    let pass: Vec<_> = err.lines().filter(|l| l.contains(" m -> s: synced 0x")).collect();
+    assert_eq!(pass.len(), 1, "one line per pass:\n{err}");
+    // A timestamp first: YYYY-MM-DDTHH:MM:SS.
+    assert_eq!(pass[0].as_bytes()[4], b'-', "{}", pass[0]);
+    assert_eq!(pass[0].as_bytes()[10], b'T', "{}", pass[0]);
+}
+
+#[test]
+fn never_and_quiet_draw_no_bar_on_a_terminal() {
+    let e = Env::new();
+    slow_master(&e);
+    let Some(o) = on_pty(&e, "$HM --progress never -b 4m -y copy m s", None) else { return };
+    ok(&o);
+    let t = text(&o);
+    assert!(!t.contains("eta ") && !t.contains("\x1b[2K"), "bar drawn with --progress never:\n{t}");
+    assert!(t.contains(": synced 0x"), "{t}");
+
+    let Some(o) = on_pty(&e, "$HM -q -b 4m -y copy m s2", None) else { return };
+    ok(&o);
+    let t = text(&o);
+    assert!(!t.contains("eta ") && !t.contains("synced"), "-q printed progress:\n{t}");
+}
+
+#[test]
+fn progress_always_draws_off_a_terminal() {
+    let e = Env::new();
+    slow_master(&e);
+    let o = e.run(["--progress", "always", "-b", "1m", "-y", "copy", "m", "s"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("eta ") && err.contains("\x1b[2K"), "no bar with --progress always:\n{err}");
+}
+
+#[test]
+fn the_prompt_is_answered_on_the_terminal_not_from_the_stream() {
+    let e = Env::new();
+    slow_master(&e);
+    let Some(o) = on_pty(&e, "$HM read m | $HM write s", Some("y")) else { return };
+    ok(&o);
+    let t = text(&o);
+    assert!(t.contains("Do you want to create a new slave PFS?"), "{t}");
+    assert!(t.contains("Source can update synctid to 0x"), "{t}");
+    assert_eq!(util::sync_end_tid(&e, &e.path("s")), util::sync_end_tid(&e, &e.path("m")));
+
+    let Some(o) = on_pty(&e, "$HM read m | $HM write s2", Some("n")) else { return };
+    assert_eq!(o.status.code(), Some(3), "a declined prompt is a refusal:\n{}", text(&o));
+    assert!(text(&o).contains("the slave PFS was not created"), "{}", text(&o));
+    assert!(!e.path("s2").exists(), "the declined slave was created");
+}
