@@ -11,7 +11,6 @@
 //! (`create_tid <= T < delete_tid`). Default TID: the slave's
 //! `sync_end_tid` (the smaller of the two when both are masters or slaves).
 
-use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -80,7 +79,12 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
                 let pfs = crate::pfs::open(&path, Access::Read)
                     .with_context(|| format!("Cannot access PFS {}", path.display()))?;
                 let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
-                let mut sink = LogLines(log);
+                // The read half's routine messages are noise here; keep the rest.
+                let mut sink = crate::progress::LogWriter::new(Arc::new(move |line: &str| {
+                    if !line.is_empty() && !line.starts_with("Mirror-read") {
+                        log(line)
+                    }
+                }));
                 let stop = AtomicBool::new(false);
                 crate::mirror::read::read(
                     pfs.as_ref(),
@@ -117,24 +121,6 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
         }
     };
     Ok(Side { name: ep.to_string(), r, w, producer, pfsd })
-}
-
-/// Lines of a half's log, forwarded.
-struct LogLines(LineSink);
-impl Write for LogLines {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        for line in String::from_utf8_lossy(b).lines() {
-            let line = line.trim_start_matches('\r');
-            // The read half's routine messages are noise here; keep the rest.
-            if !line.is_empty() && !line.starts_with("Mirror-read") {
-                (self.0)(line);
-            }
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl Side {

@@ -149,3 +149,76 @@ fn dump_prints_exactly_what_hammer_prints_for_the_golden_stream() {
     assert_eq!(stdout(&o), want, "stdout differs from the C transcription of hammer_cmd_mirror_dump");
     assert!(stderr(&o).contains("carries a source data CRC error"), "{}", util::show(&o));
 }
+
+#[test]
+fn verify_identical_pair_says_so_and_nothing_else() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a.txt", "one"), ("d/b.txt", "two")]);
+    let s = e.path("s");
+    ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
+    let t1 = util::sync_end_tid(&e, &s);
+    let o = e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]);
+    ok(&o);
+    assert_eq!(util::stdout(&o), format!("{} and {} are identical as of {t1} (9 records)\n", m.display(), s.display()));
+    assert_eq!(util::stderr(&o), "", "verify of an identical pair prints nothing on stderr");
+
+    // After a new import that the slave has not received, the default TID is
+    // the slave's: still identical. Asking for the master's TID is refused.
+    util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let t2 = util::sync_end_tid(&e, &m);
+    ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
+    let o = e.run([OsStr::new("verify"), OsStr::new("--as-of"), OsStr::new(&t2), m.as_os_str(), s.as_os_str()]);
+    fails(&o, 1, &format!("only reaches TID {t1}; cannot compare as of {t2}"));
+    // As of the first TID, the master's history equals the slave.
+    ok(&e.run([OsStr::new("verify"), OsStr::new("--as-of"), OsStr::new(&t1), m.as_os_str(), s.as_os_str()]));
+}
+
+#[test]
+fn verify_reports_differences_with_obj_key_and_tid_and_exits_1() {
+    let e = Env::new();
+    let m1 = e.master_with("m1", &[("a.txt", "one")]);
+    let m2 = e.master_with("m2", &[("a.txt", "one")]);
+    let o = e.run([OsStr::new("verify"), m1.as_os_str(), m2.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", util::show(&o));
+    let out = util::stdout(&o);
+    // Same tree, but recorded by two masters at different TIDs: every record
+    // is only in one of them.
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("difference: obj=0000000000000001 key=")
+            && first.contains(" tid=")
+            && first.contains("only in"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("differences"), "{out}");
+    assert!(out.contains(&format!("{} and {} differ as of ", m1.display(), m2.display())), "{out}");
+    assert!(util::stderr(&o).contains("different shared uuids"), "{}", util::show(&o));
+
+    let o = e.run([OsStr::new("--json"), OsStr::new("verify"), m1.as_os_str(), m2.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", util::show(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("verify --json is JSON");
+    assert_eq!(j["identical"], false);
+    assert!(j["differences"].as_u64().unwrap() >= 4, "{j}");
+    assert!(j["first_differences"][0]["obj_id"].as_str().is_some(), "{j}");
+}
+
+#[test]
+fn copy_json_prints_one_object_per_pass() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a.txt", "one"), ("d/b.txt", "two")]);
+    let s = e.path("s");
+    let o = e.run([OsStr::new("-y"), OsStr::new("--json"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]);
+    ok(&o);
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 1, "{}", util::show(&o));
+    let j: serde_json::Value = serde_json::from_str(lines[0]).expect("copy --json prints JSON");
+    assert_eq!(j["source"], m.display().to_string());
+    assert_eq!(j["target"], s.display().to_string());
+    assert_eq!(j["result"], "synced");
+    assert_eq!(j["tid_end"].as_str(), Some(util::sync_end_tid(&e, &s).as_str()));
+    assert!(j["records"].as_u64().unwrap() >= 5, "{j}");
+    assert!(j["bytes"].as_u64().unwrap() > 0 && j["seconds"].as_f64().is_some(), "{j}");
+    // Nothing but the object on stdout, no bar or control characters anywhere.
+    assert!(!o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b), "{}", util::show(&o));
+}

@@ -24,6 +24,7 @@ mod tests;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,6 +57,10 @@ pub(crate) struct Shared {
     pub(crate) meta: Database<Str, Bytes>,
     pub(crate) recs: Database<Bytes, Bytes>,
     pub(crate) tids: Database<Bytes, Unit>,
+    /// The data file's inode, and where it is mapped in this process once
+    /// looked up.
+    ino: u64,
+    map: std::sync::OnceLock<Option<(usize, usize)>>,
 }
 
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
@@ -68,7 +73,12 @@ pub struct Store {
     /// The writer lock, held while open for writing.
     lock: Option<File>,
     pub(crate) scan_cache: Mutex<Option<scan::ChangeCache>>,
+    /// Bytes read through the map since its pages were last released.
+    touched: std::sync::atomic::AtomicUsize,
 }
+
+/// Bytes a reader may touch in the map before its pages are released.
+const RESIDENT_BUDGET: usize = 16 << 20;
 
 fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsError {
     match e {
@@ -179,7 +189,14 @@ impl Store {
             }
         };
         let db = Self::shared(path, &key)?;
-        let mut store = Store { path: path.to_path_buf(), db, pfs_id: 0, lock, scan_cache: Mutex::new(None) };
+        let mut store = Store {
+            path: path.to_path_buf(),
+            db,
+            pfs_id: 0,
+            lock,
+            scan_cache: Mutex::new(None),
+            touched: Default::default(),
+        };
         if !creating {
             let pfs_id = {
                 let txn = store.read_txn()?;
@@ -213,10 +230,28 @@ impl Store {
         let recs = env.create_database(&mut txn, Some("recs")).map_err(|e| lmdb_err(path, "open", e))?;
         let tids = env.create_database(&mut txn, Some("tids")).map_err(|e| lmdb_err(path, "open", e))?;
         txn.commit().map_err(|e| lmdb_err(path, "open", e))?;
-        let shared = Arc::new(Shared { env, meta, recs, tids });
+        let ino = std::fs::metadata(path).map_err(|e| PfsError::io(path, "stat", e))?.ino();
+        let shared = Arc::new(Shared { env, meta, recs, tids, ino, map: Default::default() });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(key.to_path_buf(), Arc::downgrade(&shared));
         Ok(shared)
+    }
+
+    /// Counts a value `v` that a read-only transaction returned (so it lies
+    /// in the map; at least one page, the fault
+    /// that reading its header costs); past [`RESIDENT_BUDGET`], drops the
+    /// map's resident pages so that a scan's memory does not grow with the
+    /// PFS (see [`crate::ioctl::mapped::release_resident`]).
+    pub(crate) fn touched(&self, v: &[u8]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let bytes = v.len().max(4096);
+        if self.touched.fetch_add(bytes, Relaxed) + bytes >= RESIDENT_BUDGET {
+            self.touched.store(0, Relaxed);
+            let at = v.as_ptr() as usize;
+            if let Some(map) = *self.db.map.get_or_init(|| crate::ioctl::mapped::find_map(at, self.db.ino)) {
+                crate::ioctl::mapped::release_resident(&self.db.env, map);
+            }
+        }
     }
 
     pub fn is_writable(&self) -> bool {
@@ -304,6 +339,7 @@ impl Store {
             let (leaf, data) =
                 keys::decode_leaf(k, v, self.pfs_id).ok_or_else(|| self.corrupt("undecodable record"))?;
             let b = &leaf.base;
+            self.touched(v);
             if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
                 f(&leaf, data)?;
             }

@@ -187,6 +187,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                 }
                 let Some(c) = next_changed else { break };
                 let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| bad(c))?;
+                store.touched(v);
                 let (leaf, data) = keys::decode_leaf(c, v, pfs_id).ok_or_else(|| bad(c))?;
                 if !out.put(&changed_record(leaf, data, m)) {
                     m.key_cur = strip(leaf.base);
@@ -206,6 +207,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
             let mut run: Option<BaseElm> = None;
             for item in recs.range(&txn, &r).map_err(err)? {
                 let (k, v) = item.map_err(err)?;
+                store.touched(v);
                 let (leaf, data) = keys::decode_leaf(k, v, pfs_id).ok_or_else(|| bad(k))?;
                 if !changed(&leaf, m.tid_beg, m.tid_end) {
                     run.get_or_insert(leaf.base);
