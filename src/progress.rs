@@ -50,6 +50,16 @@ impl Drop for LogWriter {
     }
 }
 
+/// Whether a message of a half, a child or the orchestrator is about
+/// something going wrong (kept under `-q`): hammer's routine messages
+/// ("Prescan ...", "Mirror-read ... succeeded") are not.
+pub fn reports_a_problem(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    ["warning", "error", "lost link", "cannot", "fail", "refus", "interrupted", "retrying"]
+        .iter()
+        .any(|w| l.contains(w))
+}
+
 /// What one finished pass looked like (the `--json` object).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PassReport {
@@ -167,10 +177,15 @@ impl Reporter {
         }
     }
 
-    /// A sink for child stderr and half messages.
+    /// A sink for child stderr and half messages. With `-q` it keeps only
+    /// the lines that report a problem (see [`reports_a_problem`]).
     pub fn sink(self: &Arc<Self>) -> crate::child::LineSink {
         let me = Arc::clone(self);
-        Arc::new(move |l: &str| me.line(l))
+        Arc::new(move |l: &str| {
+            if !me.quiet || reports_a_problem(l) {
+                me.line(l)
+            }
+        })
     }
 
     pub fn finish(&self) {
@@ -257,6 +272,32 @@ impl Progress for Reporter {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn quiet_keeps_problems_and_drops_routine_messages() {
+        for routine in [
+            "Prescan to break up bulk transfer",
+            "Prescan 1 chunks, total 0 MBytes (1234)",
+            "Mirror-read /pfs/a succeeded",
+            "Mirror-read: Mirror 0000000000000001 to 00000000000000ff",
+            "Mirror-write: Completed, updated snapshot to 00000000000000ff",
+            "PFS slave /pfs/b does not exist. Auto create new slave PFS!",
+            "Cyclefile /var/c updated to 0x00000000000000ff",
+        ] {
+            assert!(!reports_a_problem(routine), "{routine}");
+        }
+        for problem in [
+            "2026-11-25T10:00:00Z Lost Link: the peer ended the stream",
+            "2026-11-25T10:00:00Z retrying in 15 s",
+            "cycle-file /var/c: Warning, malformed",
+            "Mirror-read /pfs/a: cannot stream: broken pipe",
+            "Mirror-read /pfs/a interrupted by timer at 0000000000001000",
+            "backup: ssh: connect to host backup port 22: Connection refused",
+            "export: warning: cannot chown x",
+        ] {
+            assert!(reports_a_problem(problem), "{problem}");
+        }
+    }
 
     #[test]
     fn log_writer_splits_lines() {

@@ -222,3 +222,17 @@ fn copy_json_prints_one_object_per_pass() {
     // Nothing but the object on stdout, no bar or control characters anywhere.
     assert!(!o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b), "{}", util::show(&o));
 }
+
+#[test]
+fn quiet_read_and_write_print_nothing_when_all_goes_well() {
+    let e = Env::new();
+    e.master_with("m", &[("a.txt", "one")]);
+    let o = e.sh("$HM -q read m | $HM -q -y write s");
+    ok(&o);
+    assert_eq!(stderr(&o), "", "-q printed messages");
+    // Without -q, hammer's messages are there.
+    let o = e.sh("$HM read m | $HM -y write s2");
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("Mirror-read m succeeded") && err.contains("Auto create new slave PFS!"), "{err}");
+}

@@ -300,6 +300,7 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
     store.put_meta(&mut txn, "data_off", &data_off.to_le_bytes())?;
     store.put_meta(&mut txn, "last_tid", &max_tid.to_le_bytes())?;
     store.commit(txn, "mirror-write")?;
+    store.count_resident(buf.len());
     m.key_cur = BaseElm { localization: key_cur.localization & LOCALIZE_MASK, ..key_cur };
     m.cursor_state = if pos_inclusive { 0 } else { AFTER_KEY };
     Ok(())

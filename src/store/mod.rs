@@ -237,20 +237,30 @@ impl Store {
         Ok(shared)
     }
 
-    /// Counts a value `v` that a read-only transaction returned (so it lies
-    /// in the map; at least one page, the fault
-    /// that reading its header costs); past [`RESIDENT_BUDGET`], drops the
-    /// map's resident pages so that a scan's memory does not grow with the
-    /// PFS (see [`crate::ioctl::mapped::release_resident`]).
+    /// Counts a value `v` read through the map (at least a page: reading
+    /// its header faults one in); see [`Store::count_resident`].
     pub(crate) fn touched(&self, v: &[u8]) {
+        self.count_resident(v.len().max(4096));
+    }
+
+    /// Counts `bytes` read or written through the store; past
+    /// [`RESIDENT_BUDGET`], drops the map's resident pages so that the
+    /// memory of a scan or a long `mirror-write` does not grow with the PFS
+    /// (see [`crate::ioctl::mapped::release_resident`]).
+    pub(crate) fn count_resident(&self, bytes: usize) {
         use std::sync::atomic::Ordering::Relaxed;
-        let bytes = v.len().max(4096);
-        if self.touched.fetch_add(bytes, Relaxed) + bytes >= RESIDENT_BUDGET {
-            self.touched.store(0, Relaxed);
-            let at = v.as_ptr() as usize;
-            if let Some(map) = *self.db.map.get_or_init(|| crate::ioctl::mapped::find_map(at, self.db.ino)) {
-                crate::ioctl::mapped::release_resident(&self.db.env, map);
-            }
+        if self.touched.fetch_add(bytes, Relaxed) + bytes < RESIDENT_BUDGET {
+            return;
+        }
+        self.touched.store(0, Relaxed);
+        let map = self.db.map.get_or_init(|| {
+            // Any value a read-only transaction returns lies in the map.
+            let txn = self.read_txn().ok()?;
+            let (_, v) = self.db.meta.iter(&txn).ok()?.next()?.ok()?;
+            crate::ioctl::mapped::find_map(v.as_ptr() as usize, self.db.ino)
+        });
+        if let Some(map) = *map {
+            crate::ioctl::mapped::release_resident(&self.db.env, map);
         }
     }
 
