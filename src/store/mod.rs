@@ -237,10 +237,12 @@ impl Store {
         Ok(shared)
     }
 
-    /// Counts a value `v` read through the map (at least a page: reading
-    /// its header faults one in); see [`Store::count_resident`].
+    /// Counts a value `v` read through the map; see
+    /// [`Store::count_resident`]. Reading only its header costs more than a
+    /// page: Linux maps the cached pages around a faulting address too
+    /// (`fault_around_bytes`, 64 KiB by default).
     pub(crate) fn touched(&self, v: &[u8]) {
-        self.count_resident(v.len().max(4096));
+        self.count_resident(v.len().max(64 << 10));
     }
 
     /// Counts `bytes` read or written through the store; past
