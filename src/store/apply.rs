@@ -208,7 +208,8 @@ impl Apply<'_, '_> {
             leaf.data_offset = self.data_off;
             self.data_off += doalign(data.len()) as u64;
         }
-        self.put_record(key, &keys::encode_value(&leaf, data))?;
+        let store = self.store;
+        store.put_record(&mut self.txn, key, &leaf, data).map_err(|e| store.err("mirror-write", e))?;
         self.index(b.create_tid, key)?;
         if b.delete_tid != 0 {
             self.index(b.delete_tid, key)?;
@@ -335,7 +336,7 @@ pub(crate) fn rollback_above(store: &Store, txn: &mut RwTxn<'_>, last: u64) -> R
             store.db.tids.delete(txn, &keys::tid_key(tid, &key)[..]).map_err(|e| store.err("rollback", e))
         };
         if create_tid >= trunc {
-            store.db.recs.delete(txn, &key[..]).map_err(|e| store.err("rollback", e))?;
+            store.erase_record(txn, &key[..]).map_err(|e| store.err("rollback", e))?;
             unindex(txn, create_tid)?;
             if h.delete_tid != 0 {
                 unindex(txn, h.delete_tid)?;

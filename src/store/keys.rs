@@ -4,7 +4,8 @@
 //! create_tid)` in big-endian, sign-flipped form so that LMDB's byte order is
 //! `hammer_btree_cmp` order (only the low 16 localization bits are stored: a
 //! store file holds one PFS). The value holds the other leaf fields and the
-//! data. The TID index maps `tid ‖ record key` to nothing, one entry per
+//! data, or its first bytes with the rest in the blob table under the same
+//! key (see [`inline_len`]). The TID index maps `tid ‖ record key` to nothing, one entry per
 //! non-zero create_tid and delete_tid, so that a scan for changes since a TID
 //! touches only the changed records.
 
@@ -121,19 +122,46 @@ impl ValueHead {
     }
 }
 
-/// A record value: leaf fields, then the data.
+/// How many of a record's `len` data bytes its value keeps; the rest goes
+/// to the blob table under the same key.
+///
+/// LMDB keeps a value larger than about 2 KiB on pages of its own, behind a
+/// 16-byte header, so a 16 KiB block stored with the leaf fields in front
+/// would take five 4 KiB pages, a quarter more than its size. Keeping its
+/// first 16 bytes with the leaf fields lets the other 16368 fill exactly
+/// four. Small data (up to 1 KiB) stays whole in the value; data whose
+/// split would leave more than that in front goes whole to the blob table.
+/// Readers do not depend on this rule: the value's length says how much of
+/// the data it holds.
+pub fn inline_len(len: usize) -> usize {
+    const PAGE: usize = 4096;
+    const OVERFLOW_HEADER: usize = 16;
+    const MAX_INLINE: usize = 1024;
+    if len <= MAX_INLINE {
+        return len;
+    }
+    let pages = (len + OVERFLOW_HEADER) / PAGE;
+    let front = len - (pages * PAGE).saturating_sub(OVERFLOW_HEADER).min(len);
+    if pages == 0 || front > MAX_INLINE { 0 } else { front }
+}
+
+/// A record value: leaf fields, then the first `inline_len` bytes of the
+/// data (the caller stores the rest in the blob table).
 pub fn encode_value(l: &LeafElm, data: &[u8]) -> Vec<u8> {
+    let data = &data[..inline_len(data.len())];
     let mut v = vec![0u8; VALUE_HEAD + data.len()];
     ValueHead::of_leaf(l).encode(&mut v);
     v[VALUE_HEAD..].copy_from_slice(data);
     v
 }
 
-/// The full leaf and data of a stored record; None if the value is corrupt.
+/// The full leaf of a stored record and the part of its data that the value
+/// holds (all of it when it is `data_len` long; the rest is in the blob
+/// table); None if the value is corrupt.
 pub fn decode_leaf<'v>(k: &[u8], v: &'v [u8], pfs_id: u32) -> Option<(LeafElm, &'v [u8])> {
     let h = ValueHead::decode(v)?;
     let data = &v[VALUE_HEAD..];
-    if h.data_len < 0 || h.data_len as usize != data.len() || k.len() != KEY_LEN {
+    if h.data_len < 0 || (h.data_len as usize) < data.len() || k.len() != KEY_LEN {
         return None;
     }
     let mut base = decode_key(k, pfs_id);
@@ -163,6 +191,25 @@ pub fn tid_key(tid: u64, k: &Key) -> [u8; TID_KEY_LEN] {
 mod tests {
     use super::*;
     use std::cmp::Ordering;
+
+    #[test]
+    fn blocks_fill_whole_pages() {
+        assert_eq!(inline_len(0), 0);
+        assert_eq!(inline_len(1024), 1024);
+        assert_eq!(inline_len(16384), 16, "a 16 KiB block: 16 bytes in the value, 16368 on four pages");
+        assert_eq!(inline_len(65536), 16);
+        for len in 0..=65536usize {
+            let front = inline_len(len);
+            assert!(front <= len, "{len}");
+            if front == len {
+                assert!(len <= 1024, "{len} bytes kept whole in the value");
+            } else if front > 0 {
+                assert!(front <= 1024 && (len - front + 16).is_multiple_of(4096), "{len}: {front} in front");
+            } else {
+                assert!(len > 1024, "{len}");
+            }
+        }
+    }
 
     fn elm(loc: u32, obj: i64, rt: u16, key: i64, tid: u64) -> BaseElm {
         BaseElm { localization: loc, obj_id: obj, rec_type: rt, key, create_tid: tid, ..Default::default() }

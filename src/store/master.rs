@@ -143,7 +143,7 @@ impl<'s> MasterTxn<'s> {
         self.data_off += doalign(data.len()) as u64;
         let k = keys::encode_key(&leaf.base);
         let (store, tid) = (self.store, self.tid);
-        store.db.recs.put(self.wtxn(), &k[..], &keys::encode_value(&leaf, data)).map_err(|e| store.err("write", e))?;
+        store.put_record(self.wtxn(), &k[..], &leaf, data).map_err(|e| store.err("write", e))?;
         let t = keys::tid_key(tid, &k);
         store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
         self.changed += 1;
@@ -260,10 +260,11 @@ impl<'s> MasterTxn<'s> {
         let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            let (leaf, data) =
+            let (leaf, front) =
                 keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
+            let data = self.store.record_data(self.rtxn(), k, &leaf, front)?;
             let k: &Key = k.try_into().map_err(|_| self.store.corrupt("bad key length"))?;
-            if !f(k, &leaf, data) {
+            if !f(k, &leaf, &data) {
                 break;
             }
         }

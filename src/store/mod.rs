@@ -37,6 +37,9 @@ use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
 
 /// The `meta` value that marks a file as a hammer-mirror PFS store.
 const MAGIC: &[u8] = b"hammer-mirror PFS store v1";
+/// The record layout: 2 since data beyond a record value's first bytes went
+/// to the blob table.
+const LAYOUT: u64 = 2;
 /// Address space reserved for the map; the file only grows as data arrives.
 const MAP_SIZE: usize = 1 << 40;
 /// How often `wait_pseudofs` looks for a new TID.
@@ -57,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) meta: Database<Str, Bytes>,
     pub(crate) recs: Database<Bytes, Bytes>,
     pub(crate) tids: Database<Bytes, Unit>,
+    /// The data of records beyond what their values hold (see [`keys::inline_len`]).
+    pub(crate) blobs: Database<Bytes, Bytes>,
     /// The data file's inode, and where it is mapped in this process once
     /// looked up.
     ino: u64,
@@ -77,8 +82,9 @@ pub struct Store {
     touched: std::sync::atomic::AtomicUsize,
 }
 
-/// Bytes a reader may touch in the map before its pages are released.
-const RESIDENT_BUDGET: usize = 16 << 20;
+/// Bytes a process may touch in the map before its pages are released
+/// (copy runs a reader and a writer; P7 allows 64 MiB for both).
+const RESIDENT_BUDGET: usize = 8 << 20;
 
 fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsError {
     match e {
@@ -161,6 +167,7 @@ impl Store {
         let store = Self::open_file(path, Access::Write, true)?;
         let mut txn = store.write_txn()?;
         store.put_meta(&mut txn, "magic", MAGIC)?;
+        store.put_meta(&mut txn, "layout", &LAYOUT.to_le_bytes())?;
         store.put_meta(&mut txn, "pfs_id", &pfs_id.to_le_bytes())?;
         store.put_meta(&mut txn, "pfsd", &pfsd.to_bytes())?;
         store.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.max(1).to_le_bytes())?;
@@ -209,6 +216,16 @@ impl Store {
                         });
                     }
                 }
+                let layout = store.meta_u64(&txn, "layout")?.unwrap_or(1);
+                if layout != LAYOUT {
+                    return Err(PfsError::NotPfs {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "store record layout {layout}, this hammer-mirror reads layout {LAYOUT}: \
+                             export the PFS with the version that wrote it and import it again"
+                        ),
+                    });
+                }
                 store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
             };
             store.pfs_id = pfs_id;
@@ -222,16 +239,17 @@ impl Store {
         if let Some(s) = open.get(key).and_then(Weak::upgrade) {
             return Ok(s);
         }
-        let env = crate::ioctl::mapped::open_env(path, MAP_SIZE, 4).map_err(|e| lmdb_err(path, "open", e))?;
+        let env = crate::ioctl::mapped::open_env(path, MAP_SIZE, 8).map_err(|e| lmdb_err(path, "open", e))?;
         // Reader slots of processes that were killed would pin old pages forever.
         let _ = env.clear_stale_readers();
         let mut txn = env.write_txn().map_err(|e| lmdb_err(path, "open", e))?;
         let meta = env.create_database(&mut txn, Some("meta")).map_err(|e| lmdb_err(path, "open", e))?;
         let recs = env.create_database(&mut txn, Some("recs")).map_err(|e| lmdb_err(path, "open", e))?;
         let tids = env.create_database(&mut txn, Some("tids")).map_err(|e| lmdb_err(path, "open", e))?;
+        let blobs = env.create_database(&mut txn, Some("blobs")).map_err(|e| lmdb_err(path, "open", e))?;
         txn.commit().map_err(|e| lmdb_err(path, "open", e))?;
         let ino = std::fs::metadata(path).map_err(|e| PfsError::io(path, "stat", e))?.ino();
-        let shared = Arc::new(Shared { env, meta, recs, tids, ino, map: Default::default() });
+        let shared = Arc::new(Shared { env, meta, recs, tids, blobs, ino, map: Default::default() });
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(key.to_path_buf(), Arc::downgrade(&shared));
         Ok(shared)
@@ -348,14 +366,65 @@ impl Store {
         let txn = self.read_txn()?;
         for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
             let (k, v) = item.map_err(|e| self.err("read", e))?;
-            let (leaf, data) =
+            let (leaf, front) =
                 keys::decode_leaf(k, v, self.pfs_id).ok_or_else(|| self.corrupt("undecodable record"))?;
             let b = &leaf.base;
             self.touched(v);
             if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
-                f(&leaf, data)?;
+                f(&leaf, &self.record_data(&txn, k, &leaf, front)?)?;
             }
         }
+        Ok(())
+    }
+
+    /// A record's data: `front`, the part its value holds, then the rest
+    /// from the blob table (borrowed from the map when there is no rest).
+    pub(crate) fn record_data<'t>(
+        &self,
+        txn: &'t RoTxn<'_>,
+        key: &[u8],
+        leaf: &LeafElm,
+        front: &'t [u8],
+    ) -> Result<std::borrow::Cow<'t, [u8]>> {
+        let len = leaf.data_len as usize;
+        if front.len() == len {
+            return Ok(front.into());
+        }
+        let rest = self.db.blobs.get(txn, key).map_err(|e| self.err("read", e))?;
+        match rest {
+            Some(rest) if front.len() + rest.len() == len => {
+                self.touched(rest);
+                if front.is_empty() {
+                    return Ok(rest.into());
+                }
+                let mut d = Vec::with_capacity(len);
+                d.extend_from_slice(front);
+                d.extend_from_slice(rest);
+                Ok(d.into())
+            }
+            _ => Err(self.corrupt(format!(
+                "record obj={:016x} key={:016x}: data missing from the blob table",
+                leaf.base.obj_id, leaf.base.key
+            ))),
+        }
+    }
+
+    /// Stores a new record under `key`: its value, and the blob of what the
+    /// value does not hold.
+    pub(crate) fn put_record(&self, txn: &mut RwTxn<'_>, key: &[u8], leaf: &LeafElm, data: &[u8]) -> heed::Result<()> {
+        let front = keys::inline_len(data.len());
+        self.db.recs.put(txn, key, &keys::encode_value(leaf, data))?;
+        if front < data.len() {
+            self.db.blobs.put(txn, key, &data[front..])?;
+        }
+        Ok(())
+    }
+
+    /// Erases the record under `key` (slave rollback only: history is
+    /// otherwise never erased).
+    pub(crate) fn erase_record(&self, txn: &mut RwTxn<'_>, key: &[u8]) -> heed::Result<()> {
+        self.db.recs.delete(txn, key)?;
+        self.db.blobs.delete(txn, key)?;
         Ok(())
     }
 
@@ -436,6 +505,7 @@ impl Pfs for Store {
     fn destroy(&mut self) -> Result<()> {
         let mut txn = self.write_txn()?;
         self.db.recs.clear(&mut txn).map_err(|e| self.err("pfs-destroy", e))?;
+        self.db.blobs.clear(&mut txn).map_err(|e| self.err("pfs-destroy", e))?;
         self.db.tids.clear(&mut txn).map_err(|e| self.err("pfs-destroy", e))?;
         let mut p = self.stored_pfsd(&txn)?;
         p.mirror_flags |= crate::mrecord::PFSD_DELETED;

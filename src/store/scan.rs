@@ -97,7 +97,13 @@ impl Out<'_> {
     }
 }
 
-/// Builds the record the scan sends for a changed leaf.
+/// Whether [`changed_record`] sends the data of `leaf`.
+fn sends_data(leaf: &LeafElm, m: &MirrorRw) -> bool {
+    leaf.base.create_tid >= m.tid_beg && m.flags & MIRROR_NODATA == 0
+}
+
+/// Builds the record the scan sends for a changed leaf (`data`: all of it
+/// when [`sends_data`], else anything).
 fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d> {
     if leaf.base.create_tid < m.tid_beg {
         return Record::Pass { leaf };
@@ -106,7 +112,7 @@ fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d>
     if leaf.base.delete_tid > m.tid_end {
         leaf.base.delete_tid = 0;
     }
-    if m.flags & MIRROR_NODATA != 0 && !data.is_empty() {
+    if m.flags & MIRROR_NODATA != 0 && leaf.data_len != 0 {
         Record::Rec { rtype: rtype::REC_NODATA, leaf, data: &[] }
     } else if !data.is_empty() && !crate::mrecord::leaf_data_crc_ok(&leaf, data) {
         // As the kernel does on EDOM: send it flagged, with the bad data; the
@@ -191,8 +197,9 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                 let Some(c) = next_changed else { break };
                 let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| bad(c))?;
                 store.touched(v);
-                let (leaf, data) = keys::decode_leaf(c, v, pfs_id).ok_or_else(|| bad(c))?;
-                if !out.put(&changed_record(leaf, data, m)) {
+                let (leaf, front) = keys::decode_leaf(c, v, pfs_id).ok_or_else(|| bad(c))?;
+                let data = if sends_data(&leaf, m) { store.record_data(&txn, c, &leaf, front)? } else { front.into() };
+                if !out.put(&changed_record(leaf, &data, m)) {
                     m.key_cur = strip(leaf.base);
                     return Ok(out.count);
                 }
@@ -211,7 +218,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
             for item in recs.range(&txn, &r).map_err(err)? {
                 let (k, v) = item.map_err(err)?;
                 store.touched(v);
-                let (leaf, data) = keys::decode_leaf(k, v, pfs_id).ok_or_else(|| bad(k))?;
+                let (leaf, front) = keys::decode_leaf(k, v, pfs_id).ok_or_else(|| bad(k))?;
                 if !changed(&leaf, m.tid_beg, m.tid_end) {
                     run.get_or_insert(leaf.base);
                     continue;
@@ -222,7 +229,8 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                     m.key_cur = strip(beg);
                     return Ok(out.count);
                 }
-                if !out.put(&changed_record(leaf, data, m)) {
+                let data = if sends_data(&leaf, m) { store.record_data(&txn, k, &leaf, front)? } else { front.into() };
+                if !out.put(&changed_record(leaf, &data, m)) {
                     m.key_cur = strip(leaf.base);
                     return Ok(out.count);
                 }

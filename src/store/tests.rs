@@ -377,7 +377,7 @@ proptest::proptest! {
 fn releasing_resident_pages_keeps_reads_valid() {
     let dir = tempfile::tempdir().unwrap();
     let (m, mut s) = pair(dir.path());
-    // 40 MiB of data: a full scan crosses RESIDENT_BUDGET twice, so the
+    // 40 MiB of data: a full scan crosses RESIDENT_BUDGET several times, so the
     // map's pages are released while the scan holds values from it.
     let mut t = MasterTxn::begin(&m).unwrap();
     for obj in 0..640 {
@@ -403,4 +403,18 @@ fn releasing_resident_pages_keeps_reads_valid() {
     let got = visible(&s, end);
     assert_eq!(got.len(), 640);
     assert_eq!(got, visible(&m, end));
+}
+
+#[test]
+fn a_store_of_the_old_record_layout_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    {
+        let s = Store::create(&path, &new_pfsd(false, [7; 16]), 1).unwrap();
+        let mut txn = s.write_txn().unwrap();
+        s.db.meta.delete(&mut txn, "layout").unwrap();
+        s.commit(txn, "test").unwrap();
+    }
+    let err = Store::open(&path, Access::Read).err().expect("refused").to_string();
+    assert!(err.contains("store record layout 1") && err.contains("old"), "{err}");
 }
