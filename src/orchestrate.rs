@@ -236,6 +236,10 @@ pub fn run_once(
                     } else {
                         Create::Refuse
                     };
+                    // The socket's 4 MiB buffer reads ahead too; a little more
+                    // keeps the source busy through the store's fsyncs.
+                    let rd = crate::mirror::readahead::ReadAhead::new(rd, 1 << 20, 4)
+                        .context("starting the read-ahead thread")?;
                     crate::mirror::write::write(
                         &path,
                         &opts,

@@ -213,3 +213,40 @@ fn a_stopped_peer_is_detected_as_a_stall_and_the_stream_restarts() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stall: no progress for 3 s"), "{}", show(&out));
 }
+
+#[test]
+fn a_forced_ssh_remote_command_allows_mirroring_under_its_prefix_only() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1"), ("d/b", "2")]);
+    let prefix = e.path("backups");
+    std::fs::create_dir(&prefix).unwrap();
+    let forced = format!("{} ssh-remote write '{}'", bin(), prefix.display());
+    let run = |target: &str| hm(&e).env("FAKE_SSH_FORCED", &forced).args(["-y", "copy"]).arg(&m).arg(target).output();
+
+    let s = prefix.join("s");
+    ok(&run(&format!("backup:{}", s.display())).unwrap());
+    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+
+    // Outside the prefix, through "..", and through a symlink that leaves it.
+    std::os::unix::fs::symlink(e.dir.path(), prefix.join("out")).unwrap();
+    for (target, why) in [
+        (e.path("elsewhere"), "is not under"),
+        (prefix.join("../escape"), "'..' in"),
+        (prefix.join("out/escape"), "is not under"),
+    ] {
+        let o = run(&format!("backup:{}", target.display())).unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+        assert!(stderr(&o).contains("ssh-remote: refused: ") && stderr(&o).contains(why), "{}", show(&o));
+        assert!(!target.exists() && !e.path("escape").exists(), "a refused target was created");
+    }
+    // A key for writing cannot read.
+    let o = hm(&e)
+        .env("FAKE_SSH_FORCED", &forced)
+        .arg("copy")
+        .arg(format!("backup:{}", s.display()))
+        .arg(e.path("t"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(stderr(&o).contains("'mirror-read' is not allowed for ssh-remote write"), "{}", show(&o));
+}

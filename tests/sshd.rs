@@ -123,3 +123,28 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
     same_tree(&e, &s, "out");
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
 }
+
+#[test]
+fn a_forced_ssh_remote_key_mirrors_under_its_prefix_and_refuses_the_rest() {
+    let e = Env::new();
+    let Some(d) = start_sshd(&e) else { return };
+    let prefix = e.path("backups");
+    std::fs::create_dir(&prefix).unwrap();
+    // Lock the key down: sshd now runs only `ssh-remote write <prefix>`.
+    let key = std::fs::read_to_string(e.path("sshd/user_key.pub")).unwrap();
+    let line = format!(
+        "command=\"{} ssh-remote write {}\",restrict {key}",
+        env!("CARGO_BIN_EXE_hammer-mirror"),
+        prefix.display()
+    );
+    std::fs::write(e.path("sshd/authorized_keys"), line).unwrap();
+    let m = e.master_with("m", &[("a.txt", "one")]);
+    let s = prefix.join("s");
+    ok(&hm(&e, &d).args(["-y", "copy"]).arg(&m).arg(remote(&s)).output().unwrap());
+    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+    let outside = e.path("outside");
+    let o = hm(&e, &d).args(["-y", "copy"]).arg(&m).arg(remote(&outside)).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not under"), "{}", show(&o));
+    assert!(!outside.exists());
+}

@@ -11,6 +11,7 @@ pub mod cycle;
 pub mod dump;
 pub mod histogram;
 pub mod read;
+pub mod readahead;
 pub mod write;
 
 use std::io::Read;
