@@ -236,3 +236,24 @@ fn quiet_read_and_write_print_nothing_when_all_goes_well() {
     let err = stderr(&o);
     assert!(err.contains("Mirror-read m succeeded") && err.contains("Auto create new slave PFS!"), "{err}");
 }
+
+#[test]
+fn a_begin_tid_bounds_the_prescan_and_the_stream() {
+    let e = Env::new();
+    let big = "y".repeat(300_000);
+    let m = e.master_with("m", &[("big.bin", &big)]);
+    let t1 = util::sync_end_tid(&e, &m);
+    util::write_tree(&e.path("m.tree"), &[("small.txt", "new")]);
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let after = format!("{:#x}", u64::from_str_radix(t1.trim_start_matches("0x"), 16).unwrap() + 1);
+    let o = e.sh(&format!("$HM read m {after} > inc.stream"));
+    ok(&o);
+    let err = stderr(&o);
+    let prescan = err.lines().find(|l| l.starts_with("Prescan 1 chunks")).unwrap_or_else(|| panic!("{err}"));
+    let bytes: u64 = prescan.split('(').nth(1).unwrap().trim_end_matches(')').parse().unwrap();
+    assert!(bytes < 10_000, "the prescan counted the history before the begin TID: {prescan}");
+    let after_tid = u64::from_str_radix(&after[2..], 16).unwrap();
+    assert!(err.contains(&format!("synced 0x{after_tid:016x}..")), "the pass starts at the begin TID: {err}");
+    let size = std::fs::metadata(e.path("inc.stream")).unwrap().len();
+    assert!(size < 10_000, "the increment after {t1} is {size} bytes");
+}

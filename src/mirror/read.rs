@@ -111,6 +111,8 @@ pub fn read(
     let mut streaming: i32 = i32::from(opts.streaming);
     let mut hist: Option<(Histogram, usize)> = None;
     let mut repeat = false;
+    // The begin-tid argument, until the first pass has used it.
+    let mut begin_tid = opts.begin_tid;
     let mut sameline = false;
     let v = opts.verbose;
     let send = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
@@ -160,6 +162,14 @@ pub fn read(
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = pfsd.shared_uuid;
 
+        // An explicit begin TID starts the first pass, and bounds its
+        // prescan. (hammer prescans from the PFS's start and then sets the
+        // begin TID on every pass: the prescan reads the whole history, and
+        // each chunk is sent again from the begin TID.)
+        let explicit_begin = begin_tid.take();
+        if let Some(t) = explicit_begin {
+            m.tid_beg = t;
+        }
         if hist.is_none() && !opts.bulk {
             if v > 0 && !repeat {
                 writeln!(log)?;
@@ -192,7 +202,8 @@ pub fn read(
                 m.tid_beg = t;
             }
         }
-        if let Some(t) = opts.begin_tid {
+        // As in hammer, the argument wins over the cycle file's TID.
+        if let Some(t) = explicit_begin {
             m.tid_beg = t;
         }
         if streaming == 0 || v >= 2 {

@@ -210,6 +210,11 @@ impl Apply<'_, '_> {
         }
         let store = self.store;
         store.put_record(&mut self.txn, key, &leaf, data).map_err(|e| store.err("mirror-write", e))?;
+        // Inserting faults in B-tree pages of the map, and the kernel maps
+        // the freshly written data around them too: release them as a
+        // reader does, within the batch (safe mid-transaction: LMDB's dirty
+        // pages are not in the map, and spilled ones read back the same).
+        store.count_resident(data.len().max(64 << 10));
         self.index(b.create_tid, key)?;
         if b.delete_tid != 0 {
             self.index(b.delete_tid, key)?;
@@ -301,7 +306,6 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
     store.put_meta(&mut txn, "data_off", &data_off.to_le_bytes())?;
     store.put_meta(&mut txn, "last_tid", &max_tid.to_le_bytes())?;
     store.commit(txn, "mirror-write")?;
-    store.count_resident(buf.len());
     m.key_cur = BaseElm { localization: key_cur.localization & LOCALIZE_MASK, ..key_cur };
     m.cursor_state = if pos_inclusive { 0 } else { AFTER_KEY };
     Ok(())

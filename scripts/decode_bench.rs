@@ -1,5 +1,5 @@
 //! Decoding + CRC-checking throughput of the mrecord reader (issue target: >= 2 GB/s).
-//! Run: cargo run --release --example decode_bench [MiB]   (scripts/bench runs it too)
+//! Run: cargo run --release --example decode_bench [MiB]   (scripts/bench runs it too; the source lives in scripts/)
 
 use std::time::Instant;
 
