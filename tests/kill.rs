@@ -7,7 +7,7 @@ mod util;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use util::{Env, ok, show};
@@ -23,6 +23,19 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+}
+
+/// SIGKILL to `pid`; one that has already ended is no error.
+fn sigkill(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+}
+
+/// SIGKILL to the remote side that the fake ssh started last, if any.
+fn sigkill_remote(e: &Env) {
+    let pids = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
+    if let Some(pid) = pids.lines().next().and_then(|p| p.trim().parse().ok()) {
+        sigkill(pid);
     }
 }
 
@@ -95,21 +108,15 @@ fn sigkill_at_random_points_then_rerun() {
         let what = match variant {
             0 => {
                 // The remote target (the ssh child).
-                let pid = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
-                if let Some(p) = pid.lines().next() {
-                    let _ = Command::new("kill").args(["-9", p.trim()]).status();
-                }
+                sigkill_remote(&e);
                 "killing the target"
             }
             1 => {
-                let pid = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
-                if let Some(p) = pid.lines().next() {
-                    let _ = Command::new("kill").args(["-9", p.trim()]).status();
-                }
+                sigkill_remote(&e);
                 "killing the source"
             }
             _ => {
-                let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+                sigkill(child.id() as i32);
                 "killing the orchestrator"
             }
         };
