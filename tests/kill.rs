@@ -31,7 +31,8 @@ fn sigkill(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
 }
 
-/// SIGKILL to the remote side that the fake ssh started last, if any.
+/// SIGKILL to the remote side that the fake ssh started for this copy, if any
+/// (`copy` empties the pid file before each run).
 fn sigkill_remote(e: &Env) {
     let pids = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
     if let Some(pid) = pids.lines().next().and_then(|p| p.trim().parse().ok()) {
