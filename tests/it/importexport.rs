@@ -1,12 +1,10 @@
 //! import/export through the binary: round trips compared with diff, history as of old TIDs, change-only re-imports.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use util::{Env, fails, ok, stderr, sync_end_tid};
+use crate::util::{Env, fails, ok, stderr, sync_end_tid};
 
 /// A tree with what an administrator's data holds: nested dirs, empty and
 /// small files, a file over 1 MiB with a hole, hard links, short and long

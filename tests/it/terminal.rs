@@ -1,10 +1,8 @@
 //! On and off a terminal: progress bars, plain log lines, the slave-creation prompt (a pty from script(1)).
 
-mod util;
-
 use std::process::Output;
 
-use util::{Env, ok, stderr};
+use crate::util::{Env, ok, stderr};
 
 /// Runs `cmd` (a shell line; `$HM` is the binary) on a pseudo-terminal made
 /// by util-linux `script`, feeding `input` to it after a second; None (with
@@ -101,7 +99,7 @@ fn the_prompt_is_answered_on_the_terminal_not_from_the_stream() {
     let t = text(&o);
     assert!(t.contains("Do you want to create a new slave PFS?"), "{t}");
     assert!(t.contains("Source can update synctid to 0x"), "{t}");
-    assert_eq!(util::sync_end_tid(&e, &e.path("s")), util::sync_end_tid(&e, &e.path("m")));
+    assert_eq!(crate::util::sync_end_tid(&e, &e.path("s")), crate::util::sync_end_tid(&e, &e.path("m")));
 
     let Some(o) = on_pty(&e, "$HM read m | $HM write s2", Some("n")) else { return };
     assert_eq!(o.status.code(), Some(3), "a declined prompt is a refusal:\n{}", text(&o));

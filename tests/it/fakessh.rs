@@ -1,13 +1,11 @@
 //! copy and stream through a fake ssh (tests/fixtures/fake-ssh): exact argv, quoting, failures, restarts.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Env, fails, ok, show, stderr};
+use crate::util::{Env, fails, ok, show, stderr};
 
 fn fake_ssh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
@@ -61,7 +59,7 @@ fn copy_to_a_remote_target_sends_the_documented_argv() {
             &s
         ]
     );
-    assert_eq!(util::sync_end_tid(&e, &e.path("s")), util::sync_end_tid(&e, &m));
+    assert_eq!(crate::util::sync_end_tid(&e, &e.path("s")), crate::util::sync_end_tid(&e, &m));
 }
 
 #[test]
@@ -158,18 +156,18 @@ fn stream_restarts_after_the_link_is_killed() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    let master_tid = util::sync_end_tid(&e, &m);
-    wait_for("the first pass", &|| s.exists() && util::sync_end_tid(&e, &s) == master_tid);
+    let master_tid = crate::util::sync_end_tid(&e, &m);
+    wait_for("the first pass", &|| s.exists() && crate::util::sync_end_tid(&e, &s) == master_tid);
     // Kill the link.
     let first = std::fs::read_to_string(&pids).unwrap();
     let pid = first.lines().next().unwrap().trim().to_string();
     Command::new("kill").args(["-9", &pid]).status().unwrap();
     wait_for("a second ssh", &|| std::fs::read_to_string(&pids).unwrap().lines().count() >= 2);
     // A new import is picked up after the restart.
-    util::write_tree(&e.path("m.tree"), &[("later", "2")]);
+    crate::util::write_tree(&e.path("m.tree"), &[("later", "2")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
-    let new_tid = util::sync_end_tid(&e, &m);
-    wait_for("the new TID on the slave", &|| util::sync_end_tid(&e, &s) == new_tid);
+    let new_tid = crate::util::sync_end_tid(&e, &m);
+    wait_for("the new TID on the slave", &|| crate::util::sync_end_tid(&e, &s) == new_tid);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "SIGTERM ends stream with 0:\n{}", show(&out));
@@ -198,15 +196,15 @@ fn a_stopped_peer_is_detected_as_a_stall_and_the_stream_restarts() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    let t1 = util::sync_end_tid(&e, &m);
-    wait_for("the first pass", &|| s.exists() && util::sync_end_tid(&e, &s) == t1);
+    let t1 = crate::util::sync_end_tid(&e, &m);
+    wait_for("the first pass", &|| s.exists() && crate::util::sync_end_tid(&e, &s) == t1);
     // Stop the remote writer: the link stays open but nothing moves.
     let pid = std::fs::read_to_string(&pids).unwrap().lines().next().unwrap().trim().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    util::write_tree(&e.path("m.tree"), &[("later", "2")]);
+    crate::util::write_tree(&e.path("m.tree"), &[("later", "2")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
-    let t2 = util::sync_end_tid(&e, &m);
-    wait_for("the stall restart to sync the new TID", &|| util::sync_end_tid(&e, &s) == t2);
+    let t2 = crate::util::sync_end_tid(&e, &m);
+    wait_for("the stall restart to sync the new TID", &|| crate::util::sync_end_tid(&e, &s) == t2);
     let _ = Command::new("kill").args(["-KILL", &pid]).status();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
@@ -225,7 +223,7 @@ fn a_forced_ssh_remote_command_allows_mirroring_under_its_prefix_only() {
 
     let s = prefix.join("s");
     ok(&run(&format!("backup:{}", s.display())).unwrap());
-    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+    assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m));
 
     // Outside the prefix, through "..", and through a symlink that leaves it.
     std::os::unix::fs::symlink(e.dir.path(), prefix.join("out")).unwrap();

@@ -3,14 +3,12 @@
 //! a committed TID and consistent (`verify` as of its own sync_end_tid), and that a rerun completes.
 //! 50 iterations by default; HAMMER_MIRROR_KILL_ITERATIONS=N runs more.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Env, ok, show};
+use crate::util::{Env, ok, show};
 
 fn fake_ssh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
@@ -95,7 +93,7 @@ fn sigkill_at_random_points_then_rerun() {
             files.push((format!("new/g{i}"), format!("{i}+").repeat(50_000)));
             files[(rng.next() % n as u64) as usize].1.push_str("changed");
             let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            util::write_tree(&e.path("m.tree"), &refs);
+            crate::util::write_tree(&e.path("m.tree"), &refs);
             ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
         }
         let variant = rng.next() % 3;
@@ -129,7 +127,7 @@ fn sigkill_at_random_points_then_rerun() {
         // The rerun completes and the target catches up.
         let o = wait(copy(&e, &ms, &ss));
         assert!(o.status.success(), "rerun after {what} failed:\n{}", show(&o));
-        assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m), "after {what}");
+        assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m), "after {what}");
         verify_at_own_tid(&e, &m, &s, what);
     }
     eprintln!("kill iterations: {iterations} (target {}, source {}, orchestrator {})", kills[0], kills[1], kills[2]);

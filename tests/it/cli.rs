@@ -1,10 +1,8 @@
 //! Integration tests: the real binary, as an administrator runs it.
 
-mod util;
-
 use std::ffi::OsStr;
 
-use util::{Env, fails, ok, stderr, stdout};
+use crate::util::{Env, fails, ok, stderr, stdout};
 
 #[test]
 fn help_lists_the_working_commands() {
@@ -46,7 +44,7 @@ fn pfs_commands_create_show_update_and_destroy() {
     let o = ok(&e.run([OsStr::new("pfs-master"), m.as_os_str(), OsStr::new("label=main")])).clone();
     assert!(stdout(&o).contains("Creating PFS#1\tsucceeded!"), "{}", stdout(&o));
     assert!(stdout(&o).contains("    operating as a MASTER"));
-    let st = util::status_json(&e, &m);
+    let st = crate::util::status_json(&e, &m);
     assert_eq!(st["label"], "main");
     assert_eq!(st["mode"], "master");
     let uuid = st["shared_uuid"].as_str().unwrap().to_string();
@@ -54,7 +52,7 @@ fn pfs_commands_create_show_update_and_destroy() {
 
     let s = e.path("s");
     ok(&e.run([OsStr::new("pfs-slave"), s.as_os_str(), OsStr::new(&format!("shared-uuid={uuid}"))]));
-    let st = util::status_json(&e, &s);
+    let st = crate::util::status_json(&e, &s);
     assert_eq!(st["mode"], "slave");
     assert_eq!(st["shared_uuid"], uuid.as_str());
 
@@ -75,10 +73,10 @@ fn read_pipe_write_then_dump() {
     let m = e.master_with("m", &[("a/b.txt", "hello"), ("c.txt", "world")]);
     let o = e.sh("$HM read m | $HM -y write s");
     ok(&o);
-    let tid = util::sync_end_tid(&e, &m);
-    assert!(stdout(&o).contains(&format!("Source can update synctid to {tid}")), "{}", util::show(&o));
-    assert!(stderr(&o).contains("Mirror-read m succeeded"), "{}", util::show(&o));
-    assert_eq!(util::sync_end_tid(&e, &e.path("s")), tid);
+    let tid = crate::util::sync_end_tid(&e, &m);
+    assert!(stdout(&o).contains(&format!("Source can update synctid to {tid}")), "{}", crate::util::show(&o));
+    assert!(stderr(&o).contains("Mirror-read m succeeded"), "{}", crate::util::show(&o));
+    assert_eq!(crate::util::sync_end_tid(&e, &e.path("s")), tid);
     let o = ok(&e.sh("$HM read m | $HM dump")).clone();
     let d = stdout(&o);
     assert!(d.contains("Record obj=0000000000000001 key=0000000000000000 rt=01 ot=01"), "{d}");
@@ -106,11 +104,11 @@ fn copy_local_to_local_full_and_incremental() {
     let m = e.master_with("m", &[("a.txt", "one"), ("d/b.txt", "two")]);
     let s = e.path("s");
     ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
-    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
-    util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
+    assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m));
+    crate::util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
     let o = ok(&e.run([OsStr::new("copy"), m.as_os_str(), s.as_os_str()])).clone();
-    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m), "{}", util::show(&o));
+    assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m), "{}", crate::util::show(&o));
     ok(&e.run([OsStr::new("export"), s.as_os_str(), e.path("out").as_os_str()]));
     let d = e.sh("diff -r m.tree out");
     ok(&d);
@@ -122,7 +120,7 @@ fn copy_refuses_a_master_target_with_status_3() {
     let m = e.master_with("m", &[("a", "1")]);
     let m2 = e.master_with("m2", &[("b", "2")]);
     let o = e.run([OsStr::new("copy"), m.as_os_str(), m2.as_os_str()]);
-    assert_eq!(o.status.code(), Some(3), "{}", util::show(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", crate::util::show(&o));
 }
 
 #[test]
@@ -147,7 +145,7 @@ fn dump_prints_exactly_what_hammer_prints_for_the_golden_stream() {
     ok(&o);
     let want = std::fs::read_to_string(dir.join("dump.txt")).unwrap();
     assert_eq!(stdout(&o), want, "stdout differs from the C transcription of hammer_cmd_mirror_dump");
-    assert!(stderr(&o).contains("carries a source data CRC error"), "{}", util::show(&o));
+    assert!(stderr(&o).contains("carries a source data CRC error"), "{}", crate::util::show(&o));
 }
 
 #[test]
@@ -156,17 +154,20 @@ fn verify_identical_pair_says_so_and_nothing_else() {
     let m = e.master_with("m", &[("a.txt", "one"), ("d/b.txt", "two")]);
     let s = e.path("s");
     ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
-    let t1 = util::sync_end_tid(&e, &s);
+    let t1 = crate::util::sync_end_tid(&e, &s);
     let o = e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]);
     ok(&o);
-    assert_eq!(util::stdout(&o), format!("{} and {} are identical as of {t1} (9 records)\n", m.display(), s.display()));
-    assert_eq!(util::stderr(&o), "", "verify of an identical pair prints nothing on stderr");
+    assert_eq!(
+        crate::util::stdout(&o),
+        format!("{} and {} are identical as of {t1} (9 records)\n", m.display(), s.display())
+    );
+    assert_eq!(crate::util::stderr(&o), "", "verify of an identical pair prints nothing on stderr");
 
     // After a new import that the slave has not received, the default TID is
     // the slave's: still identical. Asking for the master's TID is refused.
-    util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
+    crate::util::write_tree(&e.path("m.tree"), &[("new.txt", "three")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
-    let t2 = util::sync_end_tid(&e, &m);
+    let t2 = crate::util::sync_end_tid(&e, &m);
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
     let o = e.run([OsStr::new("verify"), OsStr::new("--as-of"), OsStr::new(&t2), m.as_os_str(), s.as_os_str()]);
     fails(&o, 1, &format!("only reaches TID {t1}; cannot compare as of {t2}"));
@@ -180,8 +181,8 @@ fn verify_reports_differences_with_obj_key_and_tid_and_exits_1() {
     let m1 = e.master_with("m1", &[("a.txt", "one")]);
     let m2 = e.master_with("m2", &[("a.txt", "one")]);
     let o = e.run([OsStr::new("verify"), m1.as_os_str(), m2.as_os_str()]);
-    assert_eq!(o.status.code(), Some(1), "{}", util::show(&o));
-    let out = util::stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", crate::util::show(&o));
+    let out = crate::util::stdout(&o);
     // Same tree, but recorded by two masters at different TIDs: every record
     // is only in one of them.
     let first = out.lines().next().unwrap_or_default();
@@ -193,10 +194,10 @@ fn verify_reports_differences_with_obj_key_and_tid_and_exits_1() {
     );
     assert!(out.trim_end().ends_with("differences"), "{out}");
     assert!(out.contains(&format!("{} and {} differ as of ", m1.display(), m2.display())), "{out}");
-    assert!(util::stderr(&o).contains("different shared uuids"), "{}", util::show(&o));
+    assert!(crate::util::stderr(&o).contains("different shared uuids"), "{}", crate::util::show(&o));
 
     let o = e.run([OsStr::new("--json"), OsStr::new("verify"), m1.as_os_str(), m2.as_os_str()]);
-    assert_eq!(o.status.code(), Some(1), "{}", util::show(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", crate::util::show(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("verify --json is JSON");
     assert_eq!(j["identical"], false);
     assert!(j["differences"].as_u64().unwrap() >= 4, "{j}");
@@ -211,16 +212,16 @@ fn copy_json_prints_one_object_per_pass() {
     let o = e.run([OsStr::new("-y"), OsStr::new("--json"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]);
     ok(&o);
     let lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
-    assert_eq!(lines.len(), 1, "{}", util::show(&o));
+    assert_eq!(lines.len(), 1, "{}", crate::util::show(&o));
     let j: serde_json::Value = serde_json::from_str(lines[0]).expect("copy --json prints JSON");
     assert_eq!(j["source"], m.display().to_string());
     assert_eq!(j["target"], s.display().to_string());
     assert_eq!(j["result"], "synced");
-    assert_eq!(j["tid_end"].as_str(), Some(util::sync_end_tid(&e, &s).as_str()));
+    assert_eq!(j["tid_end"].as_str(), Some(crate::util::sync_end_tid(&e, &s).as_str()));
     assert!(j["records"].as_u64().unwrap() >= 5, "{j}");
     assert!(j["bytes"].as_u64().unwrap() > 0 && j["seconds"].as_f64().is_some(), "{j}");
     // Nothing but the object on stdout, no bar or control characters anywhere.
-    assert!(!o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b), "{}", util::show(&o));
+    assert!(!o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b), "{}", crate::util::show(&o));
 }
 
 #[test]
@@ -242,8 +243,8 @@ fn a_begin_tid_bounds_the_prescan_and_the_stream() {
     let e = Env::new();
     let big = "y".repeat(300_000);
     let m = e.master_with("m", &[("big.bin", &big)]);
-    let t1 = util::sync_end_tid(&e, &m);
-    util::write_tree(&e.path("m.tree"), &[("small.txt", "new")]);
+    let t1 = crate::util::sync_end_tid(&e, &m);
+    crate::util::write_tree(&e.path("m.tree"), &[("small.txt", "new")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
     let after = format!("{:#x}", u64::from_str_radix(t1.trim_start_matches("0x"), 16).unwrap() + 1);
     let o = e.sh(&format!("$HM read m {after} > inc.stream"));

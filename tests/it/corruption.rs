@@ -1,14 +1,12 @@
 //! Bad streams fed to `write`: each is refused with a specific message, exit status 1, and the target unchanged.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
+use crate::util::{Env, ok, show};
 use hammer_mirror::mrecord::{self, Record, SIGNATURE_REV, doalign};
-use util::{Env, ok, show};
 
 /// A master with two imports, a slave synced to the first, and the one-way
 /// stream of the second increment.
@@ -22,9 +20,9 @@ fn case() -> Case {
     let m = e.master_with("m", &[("a", "1"), ("d/b", &"2".repeat(40_000))]);
     let s = e.path("s");
     ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
-    util::write_tree(&e.path("m.tree"), &[("c", "3"), ("d/e", &"4".repeat(70_000))]);
+    crate::util::write_tree(&e.path("m.tree"), &[("c", "3"), ("d/e", &"4".repeat(70_000))]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
-    let tid = util::sync_end_tid(&e, &s);
+    let tid = crate::util::sync_end_tid(&e, &s);
     let o = e.run([OsStr::new("-B"), OsStr::new("read"), m.as_os_str(), OsStr::new(&tid)]);
     ok(&o);
     Case { e, stream: o.stdout }
@@ -49,11 +47,12 @@ impl Case {
 
     /// The slave's state: sync_end_tid and its export.
     fn state(&self) -> (String, String) {
-        let tid = util::sync_end_tid(&self.e, &self.e.path("s"));
+        let tid = crate::util::sync_end_tid(&self.e, &self.e.path("s"));
         let dir = self.e.path(&format!("x{}", rand_name()));
         ok(&self.e.run([OsStr::new("export"), OsStr::new("s"), dir.as_os_str()]));
-        let listing =
-            util::stdout(&self.e.sh(&format!("cd {} && find . -type f -exec md5sum {{}} + | sort", dir.display())));
+        let listing = crate::util::stdout(
+            &self.e.sh(&format!("cd {} && find . -type f -exec md5sum {{}} + | sort", dir.display())),
+        );
         (tid, listing)
     }
 
@@ -79,7 +78,7 @@ fn rand_name() -> u64 {
 fn refused(c: &Case, before: &(String, String), bytes: &[u8], want: &str) {
     let o = c.write(bytes);
     assert_eq!(o.status.code(), Some(1), "{want}:\n{}", show(&o));
-    assert!(util::stderr(&o).contains(want), "stderr lacks {want:?}:\n{}", show(&o));
+    assert!(crate::util::stderr(&o).contains(want), "stderr lacks {want:?}:\n{}", show(&o));
     assert_eq!(&c.state(), before, "the target changed after: {want}");
 }
 
@@ -106,7 +105,7 @@ fn truncations_at_every_boundary_and_inside_records() {
         let cut = w[0] + (w[1] - w[0]) / 2;
         let o = c.write(&c.stream[..cut]);
         assert_eq!(o.status.code(), Some(1), "cut at {cut}:\n{}", show(&o));
-        assert!(util::stderr(&o).contains("truncated stream at byte"), "{}", show(&o));
+        assert!(crate::util::stderr(&o).contains("truncated stream at byte"), "{}", show(&o));
     }
     assert_eq!(c.state(), before);
     // The whole stream still applies afterwards.

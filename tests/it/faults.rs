@@ -1,14 +1,12 @@
 //! Store faults and concurrency through the binary: disk full, read-only target, corrupt store file, two
 //! writers, a write and an import, two streams to one target.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{Env, fails, ok, show};
+use crate::util::{Env, fails, ok, show};
 
 /// A small tmpfs of `size`, unmounted on drop; None (with a printed reason) where mounting is not allowed.
 struct Tmpfs(PathBuf);
@@ -31,7 +29,7 @@ impl Drop for Tmpfs {
 }
 
 fn shared_uuid(e: &Env, pfs: &Path) -> String {
-    util::status_json(e, pfs)["shared_uuid"].as_str().unwrap().to_string()
+    crate::util::status_json(e, pfs)["shared_uuid"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -44,7 +42,7 @@ fn disk_full_fails_clearly_and_leaves_the_last_synced_state() {
     ok(&e.run([OsStr::new("pfs-slave"), s.as_os_str(), OsStr::new(&format!("shared-uuid={}", shared_uuid(&e, &m)))]));
     let o = e.run([OsStr::new("copy"), m.as_os_str(), s.as_os_str()]);
     fails(&o, 1, "no space left on the filesystem holding");
-    assert_eq!(util::sync_end_tid(&e, &s), "0x0000000000000001", "nothing became visible");
+    assert_eq!(crate::util::sync_end_tid(&e, &s), "0x0000000000000001", "nothing became visible");
 }
 
 #[test]
@@ -54,7 +52,7 @@ fn read_only_target_fails_clearly() {
     let Some(fs) = Tmpfs::new(&e.path("ro-fs"), "1m", true) else { return };
     let o = e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), fs.0.join("s").as_os_str()]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(util::stderr(&o).contains("Read-only file system"), "{}", show(&o));
+    assert!(crate::util::stderr(&o).contains("Read-only file system"), "{}", show(&o));
 }
 
 #[test]
@@ -75,8 +73,8 @@ fn corrupt_store_files_are_reported_not_crashed_on() {
     bytes[at..at + 10].copy_from_slice(b"XXXXXXXXXX");
     std::fs::write(&bad2, &bytes).unwrap();
     let o = e.sh("$HM read bad2 | $HM -y write s2");
-    assert!(!o.status.success() || util::stderr(&o).contains("data CRC error"), "{}", show(&o));
-    assert!(util::stderr(&o).contains("data CRC"), "{}", show(&o));
+    assert!(!o.status.success() || crate::util::stderr(&o).contains("data CRC error"), "{}", show(&o));
+    assert!(crate::util::stderr(&o).contains("data CRC"), "{}", show(&o));
 }
 
 #[test]

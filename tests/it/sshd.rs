@@ -1,14 +1,12 @@
 //! End to end through a real sshd on 127.0.0.1 (scripts/start-sshd.sh): copy, incremental copy, stream, and
 //! stream surviving a killed ssh child. Skipped, with a printed reason, where sshd is not installed.
 
-mod util;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Env, ok, show};
+use crate::util::{Env, ok, show};
 
 struct Sshd {
     pid: String,
@@ -58,9 +56,9 @@ fn wait_for(what: &str, f: impl Fn() -> bool) {
 }
 
 fn import(e: &Env, m: &Path, files: &[(&str, &str)]) -> String {
-    util::write_tree(&e.path("m.tree"), files);
+    crate::util::write_tree(&e.path("m.tree"), files);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
-    util::sync_end_tid(e, m)
+    crate::util::sync_end_tid(e, m)
 }
 
 fn same_tree(e: &Env, slave: &Path, name: &str) {
@@ -76,15 +74,15 @@ fn copy_over_ssh_full_then_incremental_then_verify() {
     let m = e.master_with("m", &[("a.txt", "one"), ("dir/b.bin", &"x".repeat(300_000))]);
     let s = e.path("s");
     ok(&hm(&e, &d).args(["-y", "copy"]).arg(&m).arg(remote(&s)).output().unwrap());
-    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+    assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m));
     let t2 = import(&e, &m, &[("c.txt", "three")]);
     ok(&hm(&e, &d).arg("copy").arg(&m).arg(remote(&s)).output().unwrap());
-    assert_eq!(util::sync_end_tid(&e, &s), t2);
+    assert_eq!(crate::util::sync_end_tid(&e, &s), t2);
     same_tree(&e, &s, "out");
     // verify through ssh, both directions of the wiring.
     let o = hm(&e, &d).arg("verify").arg(remote(&m)).arg(&s).output().unwrap();
     ok(&o);
-    assert!(util::stdout(&o).contains("are identical"), "{}", show(&o));
+    assert!(crate::util::stdout(&o).contains("are identical"), "{}", show(&o));
 }
 
 #[test]
@@ -101,12 +99,12 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t1 = util::sync_end_tid(&e, &m);
-    wait_for("the first pass", || s.exists() && util::sync_end_tid(&e, &s) == t1);
+    let t1 = crate::util::sync_end_tid(&e, &m);
+    wait_for("the first pass", || s.exists() && crate::util::sync_end_tid(&e, &s) == t1);
     let t2 = import(&e, &m, &[("b.txt", "two")]);
-    wait_for("the second import", || util::sync_end_tid(&e, &s) == t2);
+    wait_for("the second import", || crate::util::sync_end_tid(&e, &s) == t2);
     let t3 = import(&e, &m, &[("c.txt", "three")]);
-    wait_for("the third import", || util::sync_end_tid(&e, &s) == t3);
+    wait_for("the third import", || crate::util::sync_end_tid(&e, &s) == t3);
 
     // Kill the ssh child; stream must reconnect and carry on.
     let pids =
@@ -115,7 +113,7 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
     let pid = pids.lines().next().expect("an ssh child").to_string();
     Command::new("kill").args(["-9", &pid]).status().unwrap();
     let t4 = import(&e, &m, &[("d.txt", "four")]);
-    wait_for("the import after the reconnect", || util::sync_end_tid(&e, &s) == t4);
+    wait_for("the import after the reconnect", || crate::util::sync_end_tid(&e, &s) == t4);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -141,7 +139,7 @@ fn a_forced_ssh_remote_key_mirrors_under_its_prefix_and_refuses_the_rest() {
     let m = e.master_with("m", &[("a.txt", "one")]);
     let s = prefix.join("s");
     ok(&hm(&e, &d).args(["-y", "copy"]).arg(&m).arg(remote(&s)).output().unwrap());
-    assert_eq!(util::sync_end_tid(&e, &s), util::sync_end_tid(&e, &m));
+    assert_eq!(crate::util::sync_end_tid(&e, &s), crate::util::sync_end_tid(&e, &m));
     let outside = e.path("outside");
     let o = hm(&e, &d).args(["-y", "copy"]).arg(&m).arg(remote(&outside)).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));

@@ -1,7 +1,5 @@
 //! Test helpers: a temp dir per test and the real binary, run with a scrubbed environment.
 
-#![allow(dead_code)]
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,17 @@
+//! The integration tests: one binary (one link, one run), a module per area, shared helpers in `util`.
+//!
+//! Every test runs the real `hammer-mirror` binary (or a library half) in its
+//! own temporary directory; see `util` for the scrubbed environment.
+
+mod cli;
+mod corruption;
+mod docs;
+mod fakessh;
+mod faults;
+mod fuzz;
+mod golden;
+mod importexport;
+mod kill;
+mod sshd;
+mod terminal;
+mod util;
