@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::defaults;
+
 /// Replicate HAMMER pseudo-filesystems (PFS) between hosts.
 ///
 /// A reimplementation of DragonFly BSD's `hammer mirror-*` commands, byte-compatible
@@ -112,7 +114,7 @@ pub struct GlobalOpts {
     pub cycle_file: Option<PathBuf>,
 
     /// Minimum delay between stream passes, in seconds
-    #[arg(short = 'i', value_name = "SECONDS", default_value_t = 5, global = true)]
+    #[arg(short = 'i', value_name = "SECONDS", default_value_t = defaults::DELAY, global = true)]
     pub delay: u64,
 
     /// Bulk: no prescan histogram (one pass, no intermediate commits)
@@ -140,7 +142,7 @@ pub struct GlobalOpts {
     pub ssh_option: Vec<OsString>,
 
     /// Program run on remote hosts ('hammer' to drive stock DragonFly)
-    #[arg(long, value_name = "PATH", default_value = "hammer-mirror", global = true)]
+    #[arg(long, value_name = "PATH", default_value = defaults::REMOTE_CMD, global = true)]
     pub remote_cmd: String,
 
     /// stream: first wait after a lost link, in seconds (default 15 + -i)
@@ -148,11 +150,11 @@ pub struct GlobalOpts {
     pub retry_delay: Option<u64>,
 
     /// stream: the longest wait between retries, in seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::MAX_RETRY_DELAY, global = true)]
     pub max_retry_delay: u64,
 
     /// copy/stream: end a run that shows no progress for this long (0: never); streams send a heartbeat pass every quarter of it
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::STALL_TIMEOUT, global = true)]
     pub stall_timeout: u64,
 
     /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
@@ -175,7 +177,7 @@ pub enum Command {
     Read {
         /// The source PFS
         pfs: PathBuf,
-        /// Start after this TID instead of the beginning
+        /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
         begin_tid: Option<u64>,
     },
@@ -185,7 +187,7 @@ pub enum Command {
     ReadStream {
         /// The source PFS
         pfs: PathBuf,
-        /// Start after this TID instead of the beginning
+        /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
         begin_tid: Option<u64>,
     },

@@ -1,15 +1,23 @@
 //! hammer-mirror: replicate HAMMER pseudo-filesystems between hosts, byte-compatible with DragonFly's `hammer mirror-*`.
 //!
-//! Module map (dependencies point down): `cli` → `orchestrate` → `mirror` →
-//! {`mrecord`, `ioctl`}; `pfs` picks the kernel or the userspace `store`
-//! implementation of [`ioctl::Pfs`] for a path.
+//! Module map (dependencies point down):
+//! * `app` (dispatch) → `orchestrate` (copy, stream), `verify`, `pfscmd`
+//!   → `side`, `child`, `ssh`, `endpoint`, `transport`, `progress`
+//!   → `mirror` (the halves) → {`mrecord`, `ioctl`};
+//! * `pfs` opens a path as the kernel or the userspace `store`
+//!   implementation of [`ioctl::Pfs`];
+//! * leaves used everywhere: `error`, `event`, `log`, `config`, `exit`.
 
 pub mod app;
 pub mod child;
 pub mod cli;
+pub mod config;
 pub mod endpoint;
+pub mod error;
+pub mod event;
 pub mod exit;
 pub mod ioctl;
+pub mod log;
 pub mod mirror;
 pub mod mrecord;
 pub mod orchestrate;
@@ -18,6 +26,8 @@ pub mod pfscmd;
 pub mod progress;
 pub mod prompt;
 pub mod remote;
+pub mod side;
 pub mod ssh;
 pub mod store;
+pub mod transport;
 pub mod verify;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::exit::{Refused, Usage};
+use crate::error::MirrorError::{Refused, Usage};
 use crate::ioctl::Pfs;
 use crate::mrecord::{PseudofsData, set_c_str, uuid_from_wire, uuid_to_wire};
 use crate::store::Access;

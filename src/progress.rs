@@ -1,83 +1,41 @@
-//! Progress and per-pass reports: an indicatif bar on a terminal, plain timestamped lines or JSON off it.
+//! The human and `--json` voice of a command: an observer of events that draws an indicatif bar, log lines or JSON Lines.
 //!
-//! One [`Reporter`] serves a command. With a bar, every log line is printed
+//! One [`Reporter`] serves a command. With a bar, every message is printed
 //! through it (above the bar, never through it). Without one (`--progress
-//! never`, `-q`, or stderr not a terminal under `auto`) no control characters
-//! are written: one plain line per finished pass, or with `--json` one JSON
-//! object per pass on stdout.
+//! never`, `-q`, or stderr not a terminal under `auto`) no control
+//! characters are written: one plain line per finished pass, or with
+//! `--json` one JSON object per pass on stdout. `-q` keeps warnings and
+//! errors and drops routine messages, by their level. A closed stdout
+//! (`--json ... | head -1`) ends the JSON output quietly; the copy goes on.
 
-use std::io::IsTerminal;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::ProgressWhen;
-use crate::mirror::Progress;
+use crate::config::Output;
+use crate::event::{Event, Observer, Pass};
+use crate::log::{Level, timestamp};
 
-/// A `Write` that hands complete lines to a sink (hammer's messages, which
-/// the halves write as text, go above the progress bar line by line).
-pub struct LogWriter {
-    sink: crate::child::LineSink,
-    buf: Vec<u8>,
-}
-
-impl LogWriter {
-    pub fn new(sink: crate::child::LineSink) -> Self {
-        LogWriter { sink, buf: Vec::new() }
-    }
-}
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        while let Some(i) = self.buf.iter().position(|&c| c == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
-            (self.sink)(String::from_utf8_lossy(&line[..i]).trim_start_matches('\r'));
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        if !self.buf.is_empty() {
-            (self.sink)(String::from_utf8_lossy(&self.buf).trim_start_matches('\r'));
-        }
-    }
-}
-
-/// Whether a message of a half, a child or the orchestrator is about
-/// something going wrong (kept under `-q`): hammer's routine messages
-/// ("Prescan ...", "Mirror-read ... succeeded") are not.
-pub fn reports_a_problem(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
-    ["warning", "error", "lost link", "cannot", "fail", "refus", "interrupted", "retrying"]
-        .iter()
-        .any(|w| l.contains(w))
-}
-
-/// What one finished pass looked like (the `--json` object).
+/// What one finished pass, or the failure of a run, looked like (the `--json` object).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PassReport {
+    pub time: String,
     pub source: String,
     pub target: String,
-    pub tid_beg: String,
-    pub tid_end: String,
+    pub tid_beg: Option<String>,
+    pub tid_end: Option<String>,
     pub records: u64,
     pub bytes: u64,
     pub seconds: f64,
     pub result: &'static str,
+    pub reason: Option<String>,
 }
 
 #[derive(Default)]
 struct State {
-    tid_beg: u64,
-    tid_end: u64,
-    started: Option<Instant>,
     /// Bytes of earlier passes of this run (for the overall bar).
     done_bytes: u64,
     total: Option<u64>,
@@ -85,11 +43,15 @@ struct State {
 
 pub struct Reporter {
     bar: Option<ProgressBar>,
-    json: bool,
-    quiet: bool,
+    out: Output,
     source: String,
     target: String,
+    /// A line (or JSON object) per pass; false for the remote halves of a
+    /// copy, whose orchestrator reports the passes.
+    pass_lines: bool,
     state: Mutex<State>,
+    /// Our stdout was closed: no more JSON.
+    stdout_closed: AtomicBool,
 }
 
 /// stderr as a terminal whatever it is (for `--progress always`): ANSI
@@ -137,39 +99,51 @@ impl indicatif::TermLike for ForcedStderr {
     }
 }
 
-/// Whether bars are drawn.
-pub fn bars_enabled(when: ProgressWhen, quiet: bool) -> bool {
-    match when {
-        ProgressWhen::Always => true,
-        ProgressWhen::Never => false,
-        ProgressWhen::Auto => !quiet && std::io::stderr().is_terminal(),
-    }
+fn new_bar(forced: bool) -> ProgressBar {
+    let target = if forced {
+        // --progress always off a terminal: indicatif would hide the bar.
+        ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), 4)
+    } else {
+        ProgressDrawTarget::stderr_with_hz(4)
+    };
+    let b = ProgressBar::with_draw_target(None, target);
+    b.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} {bytes}/{total_bytes} {binary_bytes_per_sec} [{wide_bar}] eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b.enable_steady_tick(Duration::from_millis(250));
+    b
 }
 
 impl Reporter {
-    pub fn new(when: ProgressWhen, quiet: bool, json: bool, source: String, target: String) -> Arc<Reporter> {
-        let bar = bars_enabled(when, quiet).then(|| {
-            let target = if std::io::stderr().is_terminal() {
-                ProgressDrawTarget::stderr_with_hz(4)
-            } else {
-                // --progress always off a terminal: indicatif would hide the bar.
-                ProgressDrawTarget::term_like_with_hz(Box::new(ForcedStderr), 4)
-            };
-            let b = ProgressBar::with_draw_target(None, target);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} {bytes}/{total_bytes} {binary_bytes_per_sec} [{wide_bar}] eta {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            b.enable_steady_tick(Duration::from_millis(250));
-            b
-        });
-        Arc::new(Reporter { bar, json, quiet, source, target, state: Mutex::new(State::default()) })
+    /// A reporter for a transfer from `source` to `target`.
+    pub fn new(out: Output, source: String, target: String) -> Arc<Reporter> {
+        Self::build(out, source, target, true)
     }
 
-    /// Prints a log line above the bar (or plainly on stderr).
+    /// A reporter for a remote half (`-2`): messages only; the orchestrator on
+    /// the other end reports the passes.
+    pub fn for_remote_half(out: Output, source: String, target: String) -> Arc<Reporter> {
+        Self::build(Output { bars: false, json: false, ..out }, source, target, false)
+    }
+
+    fn build(out: Output, source: String, target: String, pass_lines: bool) -> Arc<Reporter> {
+        let bar = out.bars.then(|| new_bar(out.forced));
+        Arc::new(Reporter {
+            bar,
+            out,
+            source,
+            target,
+            pass_lines,
+            state: Mutex::new(State::default()),
+            stdout_closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Prints a line above the bar (or plainly on stderr).
     pub fn line(&self, s: &str) {
         match &self.bar {
             Some(b) => b.println(s),
@@ -177,15 +151,13 @@ impl Reporter {
         }
     }
 
-    /// A sink for child stderr and half messages. With `-q` it keeps only
-    /// the lines that report a problem (see [`reports_a_problem`]).
-    pub fn sink(self: &Arc<Self>) -> crate::child::LineSink {
-        let me = Arc::clone(self);
-        Arc::new(move |l: &str| {
-            if !me.quiet || reports_a_problem(l) {
-                me.line(l)
-            }
-        })
+    /// Prints a message unless `-q` drops its level; returns whether it was shown.
+    pub fn message(&self, level: Level, text: &str) -> bool {
+        let shown = !self.out.quiet || level.kept_by_quiet();
+        if shown {
+            self.line(text);
+        }
+        shown
     }
 
     pub fn finish(&self) {
@@ -198,123 +170,124 @@ impl Reporter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reports a pass (also used for failures: `result` "failed").
+    /// Writes one JSON object on stdout; a closed stdout ends the JSON output.
+    pub fn json(&self, value: &impl serde::Serialize) {
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut line = serde_json::to_vec(value).expect("serializable");
+        line.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
+            self.stdout_closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Reports a pass, or the failure of a run (`result` "failed", with a `reason`).
     pub fn report(&self, r: &PassReport) {
-        if self.json {
-            println!("{}", serde_json::to_string(r).expect("serializable"));
-        } else if !self.quiet {
+        if self.out.json {
+            self.json(r);
+        } else if !self.out.quiet {
             let rate = if r.seconds > 0.0 { r.bytes as f64 / r.seconds / 1e6 } else { 0.0 };
+            let none = String::new();
             self.line(&format!(
                 "{} {} -> {}: {} {}..{}, {} records, {} bytes in {:.1} s ({rate:.1} MB/s)",
-                crate::orchestrate::timestamp(),
+                r.time,
                 r.source,
                 r.target,
                 r.result,
-                r.tid_beg,
-                r.tid_end,
+                r.tid_beg.as_ref().unwrap_or(&none),
+                r.tid_end.as_ref().unwrap_or(&none),
                 r.records,
                 r.bytes,
                 r.seconds
             ));
         }
     }
-}
 
-impl Progress for Reporter {
-    fn prescan(&self, total: u64, _chunks: usize) {
-        self.lock().total = Some(total);
-        if let Some(b) = &self.bar {
-            b.set_length(total);
-        }
-    }
-
-    fn pass_started(&self, tid_beg: u64, tid_end: u64, estimate: Option<u64>) {
-        let mut s = self.lock();
-        s.tid_beg = tid_beg;
-        s.tid_end = tid_end;
-        s.started = Some(Instant::now());
-        if let Some(b) = &self.bar {
-            b.set_message(format!("{:016x}..{:016x}", tid_beg, tid_end));
-            if s.total.is_none() {
-                b.set_length(estimate.unwrap_or(0));
-            }
-            b.set_position(s.done_bytes);
-        }
-    }
-
-    fn bytes(&self, bytes: u64) {
-        if let Some(b) = &self.bar {
-            let done = self.lock().done_bytes;
-            b.set_position(done + bytes);
-        }
-    }
-
-    fn pass_done(&self, tid: u64, records: u64, bytes: u64) {
-        let (beg, secs) = {
-            let mut s = self.lock();
-            s.done_bytes += bytes;
-            (s.tid_beg, s.started.map_or(0.0, |t| t.elapsed().as_secs_f64()))
-        };
-        self.report(&PassReport {
+    /// The object of a failed run.
+    pub fn failure(&self, seconds: f64, reason: String) -> PassReport {
+        PassReport {
+            time: timestamp(),
             source: self.source.clone(),
             target: self.target.clone(),
-            tid_beg: format!("0x{beg:016x}"),
-            tid_end: format!("0x{tid:016x}"),
-            records,
-            bytes,
-            seconds: (secs * 1000.0).round() / 1000.0,
+            tid_beg: None,
+            tid_end: None,
+            records: 0,
+            bytes: 0,
+            seconds,
+            result: "failed",
+            reason: Some(reason),
+        }
+    }
+
+    fn pass_done(&self, p: &Pass) {
+        self.lock().done_bytes += p.bytes;
+        if !self.pass_lines {
+            return;
+        }
+        self.report(&PassReport {
+            time: timestamp(),
+            source: self.source.clone(),
+            target: self.target.clone(),
+            tid_beg: Some(crate::log::tid(p.tid_beg)),
+            tid_end: Some(crate::log::tid(p.tid_end)),
+            records: p.records,
+            bytes: p.bytes,
+            seconds: (p.seconds * 1000.0).round() / 1000.0,
             result: "synced",
+            reason: None,
         });
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn quiet_keeps_problems_and_drops_routine_messages() {
-        for routine in [
-            "Prescan to break up bulk transfer",
-            "Prescan 1 chunks, total 0 MBytes (1234)",
-            "Mirror-read /pfs/a succeeded",
-            "Mirror-read: Mirror 0000000000000001 to 00000000000000ff",
-            "Mirror-write: Completed, updated snapshot to 00000000000000ff",
-            "PFS slave /pfs/b does not exist. Auto create new slave PFS!",
-            "Cyclefile /var/c updated to 0x00000000000000ff",
-        ] {
-            assert!(!reports_a_problem(routine), "{routine}");
-        }
-        for problem in [
-            "2026-11-25T10:00:00Z Lost Link: the peer ended the stream",
-            "2026-11-25T10:00:00Z retrying in 15 s",
-            "cycle-file /var/c: Warning, malformed",
-            "Mirror-read /pfs/a: cannot stream: broken pipe",
-            "Mirror-read /pfs/a interrupted by timer at 0000000000001000",
-            "backup: ssh: connect to host backup port 22: Connection refused",
-            "export: warning: cannot chown x",
-        ] {
-            assert!(reports_a_problem(problem), "{problem}");
+impl Observer for Reporter {
+    fn event(&self, e: &Event) {
+        match e {
+            Event::Message { level, text } => {
+                self.message(*level, text);
+            }
+            Event::Prescan { total, .. } => {
+                self.lock().total = Some(*total);
+                if let Some(b) = &self.bar {
+                    b.set_length(*total);
+                }
+            }
+            Event::PassStarted { tid_beg, tid_end, estimate } => {
+                let s = self.lock();
+                if let Some(b) = &self.bar {
+                    b.set_message(format!("{tid_beg:016x}..{tid_end:016x}"));
+                    if s.total.is_none() {
+                        b.set_length(estimate.unwrap_or(0));
+                    }
+                    b.set_position(s.done_bytes);
+                }
+            }
+            Event::Progress { bytes } => {
+                if let Some(b) = &self.bar {
+                    let done = self.lock().done_bytes;
+                    b.set_position(done + bytes);
+                }
+            }
+            Event::PassDone(p) => self.pass_done(p),
+            Event::LostLink { error, retry_in } => {
+                self.message(Level::Warn, &format!("{} Lost Link: {error}", timestamp()));
+                if let Some(d) = retry_in {
+                    self.message(Level::Warn, &format!("{} retrying in {} s", timestamp(), d.as_secs()));
+                }
+            }
+            Event::Stalled { secs } => {
+                self.message(
+                    Level::Warn,
+                    &format!("{} stall: no progress for {secs} s (--stall-timeout); ending this run", timestamp()),
+                );
+            }
+            Event::RunStarted { .. } | Event::Stopped { .. } => {}
         }
     }
+}
 
-    #[test]
-    fn log_writer_splits_lines() {
-        let got = Arc::new(Mutex::new(Vec::<String>::new()));
-        let g = Arc::clone(&got);
-        {
-            let mut w = LogWriter::new(Arc::new(move |l| g.lock().unwrap().push(l.into())));
-            write!(w, "a\nb").unwrap();
-            write!(w, "c\n\rscan\n tail").unwrap();
-        }
-        assert_eq!(*got.lock().unwrap(), ["a", "bc", "scan", " tail"]);
-    }
-
-    #[test]
-    fn never_and_quiet_mean_no_bar() {
-        assert!(!bars_enabled(ProgressWhen::Never, false));
-        assert!(bars_enabled(ProgressWhen::Always, true));
-        assert!(!bars_enabled(ProgressWhen::Auto, true));
-    }
+/// When the run started, for the failure object's `seconds`.
+pub fn since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -17,13 +17,15 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 
-use crate::child::{Child, LineSink};
+use crate::child::{Child, OnLine};
 use crate::endpoint::Endpoint;
-use crate::mirror::NoProgress;
+use crate::event::{Event, Observer};
 use crate::mirror::read::ReadOpts;
 use crate::mrecord::{LeafElm, PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, RecordWriter, rtype};
+use crate::side::{Ended, Side};
 use crate::ssh::{self, SshOpts, Verb};
 use crate::store::Access;
+use crate::transport::{self, LinkOpts, Role};
 
 /// `HAMMER_RECTYPE_DIRENTRY`: its data carries the PFS's own localization.
 const RECTYPE_DIRENTRY: u16 = 0x0011;
@@ -54,50 +56,45 @@ pub struct Report {
 /// Differences listed in full.
 const SHOWN: usize = 10;
 
-/// A side being read: its stream, and the thread or child producing it.
-struct Side {
+/// A side being read: its stream, and the half producing it.
+struct Reader {
     name: String,
     r: RecordReader<UnixStream>,
     w: RecordWriter<UnixStream>,
-    producer: Producer,
+    side: Side<()>,
     pfsd: PseudofsData,
 }
 
-#[allow(clippy::large_enum_variant)] // two of them per verify
-enum Producer {
-    Thread(std::thread::JoinHandle<anyhow::Result<()>>),
-    Remote(Child),
+/// Passes on only what reports a problem: a reader's routine messages
+/// ("Mirror-read ... succeeded") are not part of the verdict.
+struct Problems(Arc<dyn Observer>);
+
+impl Observer for Problems {
+    fn event(&self, e: &Event) {
+        if let Event::Message { level, .. } = e
+            && level.kept_by_quiet()
+        {
+            self.0.event(e);
+        }
+    }
 }
 
-fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Side> {
-    let (ours, theirs) = UnixStream::pair().context("creating a socketpair")?;
-    let producer = match ep {
+fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::Result<Reader> {
+    let (ours, theirs) = transport::socketpair().context("creating a socketpair")?;
+    // Nobody waits for the sides to end: the reader's stream says when.
+    let (done, _) = std::sync::mpsc::channel();
+    let side = match ep {
         Endpoint::Local(path) => {
             let path = path.clone();
-            let log = Arc::clone(log);
-            Producer::Thread(std::thread::spawn(move || {
+            let problems = Problems(Arc::clone(obs));
+            Side::local("reader", done, move || {
                 let pfs = crate::pfs::open(&path, Access::Read)
-                    .with_context(|| format!("Cannot access PFS {}", path.display()))?;
+                    .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
                 let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
-                // The read half's routine messages are noise here; keep the rest.
-                let mut sink = crate::progress::LogWriter::new(Arc::new(move |line: &str| {
-                    if !line.is_empty() && !line.starts_with("Mirror-read") {
-                        log(line)
-                    }
-                }));
+                let link = transport::stack(theirs.try_clone()?, theirs, Role::Source, &LinkOpts::default())?;
                 let stop = AtomicBool::new(false);
-                crate::mirror::read::read(
-                    pfs.as_ref(),
-                    &opts,
-                    theirs.try_clone()?,
-                    theirs,
-                    &mut sink,
-                    &NoProgress,
-                    &stop,
-                )
-                .map(|_| ())
-                .map_err(|e| e.context(format!("mirror-read {}", path.display())))
-            }))
+                crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, &problems, &stop).map(|_| ())
+            })?
         }
         Endpoint::Remote(r) => {
             let mut o = ssh_opts.clone();
@@ -106,10 +103,15 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
             o.splitup = None;
             o.bandwidth = None;
             o.delay = None;
+            o.quiet = true;
             let argv = ssh::argv(&o, r, Verb::Read);
             let fd_in = theirs.try_clone()?.into();
-            let child = Child::spawn(&argv, fd_in, theirs.into(), &r.host, Arc::clone(log))?;
-            Producer::Remote(child)
+            let (obs, host) = (Arc::clone(obs), r.host.clone());
+            let on_line: OnLine = Arc::new(move |line| {
+                obs.event(&Event::message(crate::log::Level::Warn, format!("{host}: {line}")));
+                true
+            });
+            Side::remote("reader", Child::spawn(&argv, fd_in, theirs.into(), &r.host, on_line)?)
         }
     };
     let mut r = RecordReader::new(ours.try_clone()?);
@@ -120,10 +122,10 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
             bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word())))
         }
     };
-    Ok(Side { name: ep.to_string(), r, w, producer, pfsd })
+    Ok(Reader { name: ep.to_string(), r, w, side, pfsd })
 }
 
-impl Side {
+impl Reader {
     /// Asks for the whole history: we play a target that has nothing yet.
     fn request(&mut self) -> anyhow::Result<()> {
         let mut ask = self.pfsd;
@@ -170,16 +172,12 @@ impl Side {
         }
         drop(self.w);
         drop(self.r);
-        match self.producer {
-            Producer::Thread(h) => h.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?,
-            Producer::Remote(c) => {
-                let host = c.label().to_string();
-                let exit = c.wait()?;
-                if exit.code() != 0 {
-                    bail!("the reader on {host} failed with exit status {}: {}", exit.code(), exit.stderr.join("\n"));
-                }
-                Ok(())
+        match self.side.join()? {
+            Ended::Local(r) => r,
+            Ended::Remote { host, exit } if exit.code() != 0 => {
+                bail!("the reader on {host} failed with exit status {} (its messages are above)", exit.code())
             }
+            Ended::Remote { .. } => Ok(()),
         }
     }
 }
@@ -218,12 +216,15 @@ pub fn verify(
     b: &Endpoint,
     as_of: Option<u64>,
     ssh_opts: &SshOpts,
-    log: &LineSink,
+    obs: &Arc<dyn Observer>,
 ) -> anyhow::Result<Report> {
-    let mut sa = start(a, ssh_opts, log)?;
-    let mut sb = start(b, ssh_opts, log)?;
+    let mut sa = start(a, ssh_opts, obs)?;
+    let mut sb = start(b, ssh_opts, obs)?;
     if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
-        (log)(&format!("verify: warning: {a} and {b} have different shared uuids; they are not mirrors of each other"));
+        obs.event(&Event::message(
+            crate::log::Level::Warn,
+            format!("verify: warning: {a} and {b} have different shared uuids; they are not mirrors of each other"),
+        ));
     }
     let asof = as_of.unwrap_or_else(|| match (sa.pfsd.is_slave(), sb.pfsd.is_slave()) {
         (true, false) => sa.pfsd.sync_end_tid,
