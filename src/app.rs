@@ -191,13 +191,7 @@ fn cmd_copy(
     }
     let what = if streaming { "stream" } else { "copy" };
     match result {
-        Err(e) => {
-            let e = e.context(format!("{what} {src} to {dst}"));
-            if cfg.output.json {
-                reporter.report(&reporter.failure(crate::progress::since(started), format!("{e:#}")));
-            }
-            Err(e)
-        }
+        Err(e) => Err(e.context(format!("{what} {src} to {dst}"))),
         Ok(Some(o)) if matches!((&src, &dst), (Endpoint::Remote(_), Endpoint::Remote(_))) => {
             // Both halves ran remotely: no pass events reached us; report the run.
             reporter.report(&crate::progress::PassReport {

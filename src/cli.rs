@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::defaults;
+use crate::defaults;
 
 /// Replicate HAMMER pseudo-filesystems (PFS) between hosts.
 ///

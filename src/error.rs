@@ -43,6 +43,8 @@ pub enum Rank {
     Stall,
     /// The peer went away: a symptom of the other side's failure.
     Symptom,
+    /// Nothing failed, but the copy did not end with an acknowledgement.
+    Unexplained,
 }
 
 /// The first [`MirrorError`] in an error's chain.
@@ -61,6 +63,7 @@ pub fn rank(err: &anyhow::Error) -> Rank {
         Some(MirrorError::Refused(_)) => Rank::Refusal,
         Some(MirrorError::PeerGone(_)) => Rank::Symptom,
         Some(MirrorError::Stalled { .. }) => Rank::Stall,
+        Some(MirrorError::NotAcknowledged(_)) => Rank::Unexplained,
         _ => Rank::Cause,
     }
 }

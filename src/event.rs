@@ -47,6 +47,8 @@ pub enum Event {
     Stalled { secs: u64 },
     /// A stream stopped at the user's request (SIGINT/SIGTERM).
     Stopped { signal: &'static str },
+    /// A copy failed, or a stream stopped on a refusal (which retrying cannot fix).
+    Failed { reason: String, refused: bool },
 }
 
 impl Event {

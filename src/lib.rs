@@ -6,12 +6,14 @@
 //!   → `mirror` (the halves) → {`mrecord`, `ioctl`};
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
-//! * leaves used everywhere: `error`, `event`, `log`, `config`, `exit`.
+//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`;
+//!   `config` derives a run's configuration from `cli`.
 
 pub mod app;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod defaults;
 pub mod endpoint;
 pub mod error;
 pub mod event;

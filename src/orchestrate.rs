@@ -238,14 +238,49 @@ impl Ends {
         let _ = self.source.shutdown(std::net::Shutdown::Both);
         let _ = self.target.shutdown(std::net::Shutdown::Both);
     }
+}
 
-    /// Closes the end of each side that has finished, so that its peer sees EOF at once.
-    fn release_finished(&self, source: &Side<Summary>, target: &Side<Summary>) {
-        for (side, end) in [(source, &self.source), (target, &self.target)] {
-            if side.finished() {
-                let _ = end.shutdown(std::net::Shutdown::Both);
-            }
+/// A side of the run: running, or ended (joined as soon as it finished, so
+/// that its result decides how long the other side may take).
+enum Slot {
+    Running(Side<Summary>),
+    Ended(&'static str, Ended<Summary>),
+    Taken,
+}
+
+impl Slot {
+    /// Joins the side if it has finished.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        if matches!(self, Slot::Running(s) if s.finished())
+            && let Slot::Running(s) = std::mem::replace(self, Slot::Taken)
+        {
+            let role = s.role;
+            *self = Slot::Ended(role, s.join()?);
         }
+        Ok(())
+    }
+
+    fn ended(&self) -> bool {
+        !matches!(self, Slot::Running(_))
+    }
+
+    /// Ended with its own failure (not merely because its peer went away).
+    fn failed(&self) -> bool {
+        match self {
+            Slot::Ended(_, Ended::Local(Err(e))) => crate::error::rank(e) <= crate::error::Rank::Cause,
+            Slot::Ended(_, Ended::Remote { exit, .. }) => exit.code() != 0,
+            _ => false,
+        }
+    }
+
+    fn kill(&self) {
+        if let Slot::Running(s) = self {
+            s.kill();
+        }
+    }
+
+    fn is_remote_done(&self) -> bool {
+        matches!(self, Slot::Ended(_, Ended::Remote { .. }))
     }
 }
 
@@ -253,106 +288,134 @@ impl Ends {
 /// Returns whether the link stalled.
 fn supervise(
     obs: &Arc<dyn Observer>,
-    sides: (&Side<Summary>, &Side<Summary>),
+    slots: &mut [Slot; 2],
     watchdog: Option<(Duration, Watched<'_>)>,
     stop: &AtomicBool,
     done_rx: &mpsc::Receiver<&'static str>,
-) -> bool {
-    let remote_done = || [sides.0, sides.1].iter().any(|s| s.is_remote() && s.finished());
+) -> anyhow::Result<bool> {
     loop {
         if stop.load(Ordering::Relaxed) {
-            return false;
+            return Ok(false);
         }
         if let Some((limit, w)) = &watchdog
             && w.stalled(*limit)
         {
             obs.event(&Event::Stalled { secs: limit.as_secs() });
-            return true;
+            return Ok(true);
         }
-        match done_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(_) => return false,
-            Err(mpsc::RecvTimeoutError::Disconnected) if remote_done() => return false,
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(100)),
-            Err(mpsc::RecvTimeoutError::Timeout) if remote_done() => return false,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        let woke = done_rx.recv_timeout(Duration::from_millis(100));
+        for s in slots.iter_mut() {
+            s.poll()?;
+        }
+        if woke.is_ok() || slots.iter().any(Slot::is_remote_done) {
+            return Ok(false);
+        }
+        if matches!(woke, Err(mpsc::RecvTimeoutError::Disconnected)) {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-/// Gives the other side a moment to finish on its own (30 s, 10 once the
-/// user asked us to stop), then stops it.
+/// Gives the other side a moment to finish on its own, then stops it: 30 s
+/// after a side ended well (10 once the user asked us to stop), 2 s after
+/// one failed (its error is the story; the other only has to notice), never
+/// longer than the stall timeout.
 fn wind_down(
-    sides: (&Side<Summary>, &Side<Summary>),
+    cfg: &Config,
+    slots: &mut [Slot; 2],
     ends: &Ends,
     run_stop: &AtomicBool,
     stop: &AtomicBool,
     stalled: bool,
-) {
-    let all_done = || sides.0.finished() && sides.1.finished();
-    let kill = || {
+) -> anyhow::Result<()> {
+    let kill = |slots: &[Slot; 2]| {
         run_stop.store(true, Ordering::Relaxed);
         ends.cut();
-        sides.0.kill();
-        sides.1.kill();
+        slots.iter().for_each(Slot::kill);
     };
     if stalled {
-        kill();
+        kill(slots);
     }
-    let grace = Instant::now() + Duration::from_secs(if stop.load(Ordering::Relaxed) { 10 } else { 30 });
-    ends.release_finished(sides.0, sides.1);
-    while !all_done() && Instant::now() < grace {
-        ends.release_finished(sides.0, sides.1);
+    let started = Instant::now();
+    let grace = |slots: &[Slot; 2]| {
+        let g = if slots.iter().any(Slot::failed) {
+            Duration::from_secs(2)
+        } else if stop.load(Ordering::Relaxed) {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(30)
+        };
+        cfg.stall_timeout.map_or(g, |l| g.min(l))
+    };
+    loop {
+        for s in slots.iter_mut() {
+            s.poll()?;
+        }
+        if slots.iter().all(Slot::ended) {
+            return Ok(());
+        }
+        // The ended side's end of the link is closed for good, so that its
+        // peer sees EOF at once.
+        for (slot, end) in slots.iter().zip([&ends.source, &ends.target]) {
+            if slot.ended() {
+                let _ = end.shutdown(std::net::Shutdown::Both);
+            }
+        }
         if stop.load(Ordering::Relaxed) {
             run_stop.store(true, Ordering::Relaxed);
         }
+        if started.elapsed() >= grace(slots) {
+            kill(slots);
+            for s in slots.iter_mut() {
+                if let Slot::Running(side) = std::mem::replace(s, Slot::Taken) {
+                    let role = side.role;
+                    *s = Slot::Ended(role, side.join()?);
+                }
+            }
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_millis(50));
-    }
-    if !all_done() {
-        kill();
     }
 }
 
-/// Joins both sides and picks the error that explains the run: a refusal
-/// first, then a side's own failure (a local one before a remote one), then
-/// a stall, then a vanished peer.
-fn conclude(
-    cfg: &Config,
-    source: Side<Summary>,
-    target: Side<Summary>,
-    streaming: bool,
-    stalled: bool,
-) -> anyhow::Result<RunOutcome> {
+/// Picks the error that explains the run: a refusal first, then a side's
+/// own failure (a local one before a remote one), then a stall, then a
+/// vanished peer. A copy succeeds only when a local side saw the target
+/// acknowledge a TID (or, remote to remote, when both ends say so).
+fn conclude(cfg: &Config, slots: [Slot; 2], streaming: bool, local: bool, stalled: bool) -> anyhow::Result<RunOutcome> {
     let mut outcome = RunOutcome::default();
     let mut errors: Vec<(crate::error::Rank, bool, anyhow::Error)> = Vec::new();
-    for side in [source, target] {
-        let role = side.role;
-        match side.join()? {
+    let mut push = |e: anyhow::Error, remote: bool| errors.push((crate::error::rank(&e), remote, e));
+    let mut interrupted = false;
+    for slot in slots {
+        let Slot::Ended(role, ended) = slot else { unreachable!("every side was joined") };
+        match ended {
             Ended::Local(Ok(Summary::Read(s))) => {
                 outcome.acked_tid = s.acked_tid.or(outcome.acked_tid);
                 outcome.passes = outcome.passes.max(s.passes);
                 outcome.bytes = outcome.bytes.max(s.bytes);
-                if !streaming && s.acked_tid.is_none() && !s.interrupted && !stalled {
-                    let e: anyhow::Error =
-                        MirrorError::NotAcknowledged("the target did not acknowledge the copy".into()).into();
-                    errors.push((crate::error::rank(&e), false, e));
-                }
+                interrupted |= s.interrupted;
             }
             Ended::Local(Ok(Summary::Write(s))) => {
                 outcome.acked_tid = outcome.acked_tid.or(s.synced_tid);
                 outcome.passes = outcome.passes.max(s.passes);
                 outcome.bytes = outcome.bytes.max(s.bytes);
+                interrupted |= s.terminated && s.passes == 0;
             }
-            Ended::Local(Err(e)) => errors.push((crate::error::rank(&e), false, e)),
+            Ended::Local(Err(e)) => push(e, false),
             Ended::Remote { host, exit } => {
                 if let Err(e) = remote_result(&exit, role, &host, cfg) {
-                    errors.push((crate::error::rank(&e), true, e));
+                    push(e, true);
                 }
             }
         }
     }
     if stalled {
         let secs = cfg.stall_timeout.map_or(0, |d| d.as_secs());
-        errors.push((crate::error::Rank::Stall, false, MirrorError::Stalled { secs }.into()));
+        push(MirrorError::Stalled { secs }.into(), false);
+    }
+    if !streaming && local && outcome.acked_tid.is_none() && !interrupted {
+        push(MirrorError::NotAcknowledged("the target did not acknowledge the copy".into()).into(), false);
     }
     errors.sort_by_key(|(rank, remote, _)| (*rank, *remote));
     match errors.into_iter().next() {
@@ -388,20 +451,21 @@ pub fn run_once(
     // The children and threads hold their own ends now; ours only cut the link.
     let ends = Ends { source: a, target: b };
     drop(done_tx);
+    let mut slots = [Slot::Running(source), Slot::Running(target)];
 
     // Our own reader sends heartbeat passes; a stock one is silent while idle,
     // so only a pass under way can stall then. Remote-to-remote: nothing to watch.
     let reader_beats = src_local || !cfg.ssh.stock_remote();
-    let local_side = src_local || matches!(dst, Endpoint::Local(_));
-    let watchdog = cfg.stall_timeout.filter(|_| local_side).map(|l| (l, Watched { act: &act, reader_beats }));
-    let stalled = supervise(obs, (&source, &target), watchdog, stop, &done_rx);
+    let local = src_local || matches!(dst, Endpoint::Local(_));
+    let watchdog = cfg.stall_timeout.filter(|_| local).map(|l| (l, Watched { act: &act, reader_beats }));
+    let stalled = supervise(obs, &mut slots, watchdog, stop, &done_rx)?;
     if streaming || stop.load(Ordering::Relaxed) {
         // A stream pass cannot go on without both sides: a local reader
         // waiting for new TIDs would otherwise only notice at its next write.
         run_stop.store(true, Ordering::Relaxed);
     }
-    wind_down((&source, &target), &ends, &run_stop, stop, stalled);
-    conclude(cfg, source, target, streaming, stalled)
+    wind_down(cfg, &mut slots, &ends, &run_stop, stop, stalled)?;
+    conclude(cfg, slots, streaming, local, stalled)
 }
 
 /// Whether the watchdog looks at the link: always when our reader sends
@@ -426,7 +490,11 @@ pub fn copy(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<RunOutcome> {
     obs.event(&Event::RunStarted { attempt: 1 });
-    run_once(cfg, obs, src, dst, false, stop)
+    let r = run_once(cfg, obs, src, dst, false, stop);
+    if let Err(e) = &r {
+        obs.event(&Event::Failed { reason: format!("{e:#}"), refused: is_refusal(e) });
+    }
+    r
 }
 
 /// `stream`: run, and after a lost link wait and run again, until stopped or refused.
@@ -447,7 +515,10 @@ pub fn stream(
             return Ok(());
         }
         let error = match &r {
-            Err(e) if is_refusal(e) => return r.map(|_| ()),
+            Err(e) if is_refusal(e) => {
+                obs.event(&Event::Failed { reason: format!("{e:#}"), refused: true });
+                return r.map(|_| ());
+            }
             Err(e) => format!("{e:#}"),
             Ok(_) => "the peer ended the stream".to_string(),
         };

@@ -157,7 +157,7 @@ pub fn create(path: &Path, slave: bool, opts: &[String], out: &mut dyn Write) ->
     if !slave && pfsd.sync_end_tid < pfsd.sync_beg_tid {
         bail!(Usage("sync-end-tid must not be below sync-beg-tid".into()));
     }
-    let store = crate::pfs::create_store(path, &pfsd).with_context(|| format!("Creating PFS {}", path.display()))?;
+    let store = crate::pfs::create_store(path, &pfsd).context(if slave { "pfs-slave" } else { "pfs-master" })?;
     writeln!(out, "Creating PFS#{}\tsucceeded!", store.pfs_id())?;
     write!(out, "{}\n{}", path.display(), dump_pfsd(&store.get_pseudofs()?))?;
     Ok(())
@@ -177,7 +177,7 @@ pub fn status(paths: &[std::path::PathBuf], json: bool, out: &mut dyn Write) -> 
                 }
             }
             Err(e) => {
-                eprintln!("hammer-mirror: Invalid PFS path {}: {e}", path.display());
+                eprintln!("hammer-mirror: pfs-status: {e}");
                 all_ok = false;
             }
         }
@@ -187,8 +187,7 @@ pub fn status(paths: &[std::path::PathBuf], json: bool, out: &mut dyn Write) -> 
 
 /// pfs-update: change label, snapshots, prune-min (and the other options).
 pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs = crate::pfs::open(path, Access::Write).context("pfs-update")?;
     let mut p = pfs.get_pseudofs()?;
     let was_slave = p.is_slave();
     parse_options(&mut p, opts)?;
@@ -203,7 +202,7 @@ pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Resu
 /// pfs-upgrade (slave → master) and pfs-downgrade (master → slave).
 pub fn change_mode(path: &Path, upgrade: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+        crate::pfs::open(path, Access::Write).context(if upgrade { "pfs-upgrade" } else { "pfs-downgrade" })?;
     let p = pfs.get_pseudofs()?;
     let (verb, ok) = if upgrade { ("pfs-upgrade", p.is_slave()) } else { ("pfs-downgrade", !p.is_slave()) };
     if !ok {
@@ -226,8 +225,7 @@ pub fn destroy(
     have_tty: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs = crate::pfs::open(path, Access::Write).context("pfs-destroy")?;
     let p = pfs.get_pseudofs()?;
     if !yes {
         if !have_tty {

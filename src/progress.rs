@@ -52,6 +52,8 @@ pub struct Reporter {
     state: Mutex<State>,
     /// Our stdout was closed: no more JSON.
     stdout_closed: AtomicBool,
+    /// When the current run started.
+    started: Mutex<Instant>,
 }
 
 /// stderr as a terminal whatever it is (for `--progress always`): ANSI
@@ -140,6 +142,7 @@ impl Reporter {
             pass_lines,
             state: Mutex::new(State::default()),
             stdout_closed: AtomicBool::new(false),
+            started: Mutex::new(Instant::now()),
         })
     }
 
@@ -206,7 +209,7 @@ impl Reporter {
     }
 
     /// The object of a failed run.
-    pub fn failure(&self, seconds: f64, reason: String) -> PassReport {
+    fn failure(&self, reason: &str, refused: bool) -> PassReport {
         PassReport {
             time: timestamp(),
             source: self.source.clone(),
@@ -215,9 +218,9 @@ impl Reporter {
             tid_end: None,
             records: 0,
             bytes: 0,
-            seconds,
-            result: "failed",
-            reason: Some(reason),
+            seconds: since(*self.started.lock().unwrap_or_else(|e| e.into_inner())),
+            result: if refused { "refused" } else { "failed" },
+            reason: Some(reason.to_string()),
         }
     }
 
@@ -282,12 +285,19 @@ impl Observer for Reporter {
                     &format!("{} stall: no progress for {secs} s (--stall-timeout); ending this run", timestamp()),
                 );
             }
-            Event::RunStarted { .. } | Event::Stopped { .. } => {}
+            Event::Failed { reason, refused } => {
+                // The error itself is printed once, by main; machines get the object.
+                if self.out.json {
+                    self.json(&self.failure(reason, *refused));
+                }
+            }
+            Event::RunStarted { .. } => *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now(),
+            Event::Stopped { .. } => {}
         }
     }
 }
 
-/// When the run started, for the failure object's `seconds`.
+/// Seconds since `t`, to the millisecond.
 pub fn since(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -116,13 +116,32 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::
     };
     let mut r = RecordReader::new(ours.try_clone()?);
     let w = RecordWriter::new(ours);
-    let pfsd = match r.next_record().with_context(|| format!("verify {ep}"))? {
-        Some(Record::Pfsd { pfsd, .. }) => pfsd,
-        other => {
-            bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word())))
+    let got = r.next_record().map(|rec| match rec {
+        Some(Record::Pfsd { pfsd, .. }) => Ok(pfsd),
+        other => Err(other.map(|r| rtype::name(r.type_word()))),
+    });
+    match got {
+        Ok(Ok(pfsd)) => Ok(Reader { name: ep.to_string(), r, w, side, pfsd }),
+        got => {
+            // The reader failed before it said anything: its own error is the story.
+            drop((r, w));
+            let cause = match side.join()? {
+                Ended::Local(Err(e)) => e,
+                Ended::Remote { host, exit } if exit.code() != 0 => {
+                    anyhow::anyhow!(
+                        "the reader on {host} failed with exit status {} (its messages are above)",
+                        exit.code()
+                    )
+                }
+                _ => match got {
+                    Err(e) => anyhow::Error::new(e).context(format!("reading {ep}")),
+                    Ok(Err(what)) => anyhow::anyhow!("{ep}: expected the PFS description, got {what:?}"),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                },
+            };
+            Err(cause)
         }
-    };
-    Ok(Reader { name: ep.to_string(), r, w, side, pfsd })
+    }
 }
 
 impl Reader {

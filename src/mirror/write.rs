@@ -98,6 +98,12 @@ fn write_inner(
         // The source's first PFSD: who it is.
         let first = r.next_record().map_err(|e| recv_error(e, "source"))?;
         let src = match first {
+            // An empty input is no stream at all: say so, rather than succeed.
+            None if summary.passes == 0 && pfs.is_none() => {
+                return Err(peer_gone(
+                    "the source sent nothing (the input ended before any PFS description); the PFS is unchanged",
+                ));
+            }
             None => break, // end of stream at a pass boundary
             Some(Record::Term) => {
                 summary.terminated = true;
@@ -239,9 +245,7 @@ fn create_slave(
     match create {
         Create::Yes => obs.info(format!("PFS slave {fs} does not exist. Auto create new slave PFS!")),
         Create::Refuse => {
-            return Err(refused(format!(
-                "PFS slave {fs} does not exist and there is no terminal to ask; pass -y to create it"
-            )));
+            return Err(refused("the slave PFS does not exist and there is no terminal to ask; pass -y to create it"));
         }
         Create::Ask(ask) => {
             if !ask(&format!("PFS slave {fs} does not exist.\nDo you want to create a new slave PFS?"))? {
