@@ -1,7 +1,7 @@
 //! Command-line syntax (clap derive) only: no I/O, no validation beyond parsing single values.
 //!
 //! The global options are hammer(8)'s, spelled the same way, plus long
-//! options of our own; `../shared/spec/cli.md` is the contract.
+//! options of our own; the man page is the contract.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub struct Size {
 
 /// Parses a size as hammer.c does: a C integer (decimal, 0x hex or 0 octal)
 /// followed by at most one suffix letter k/m/g (either case). hammer.c takes
-/// no `t` for -S and -b (cli.md says it does; the source wins), so neither do we:
+/// no `t` for -S and -b, so neither do we:
 /// a size we accept is one a stock hammer peer accepts too.
 pub fn parse_size(s: &str) -> Result<Size, String> {
     let bad = || format!("invalid size '{s}': expected a number with an optional k, m or g suffix (e.g. 4g)");

@@ -154,7 +154,7 @@ pub type Result<T, E = PfsError> = std::result::Result<T, E>;
 ///
 /// The operations and their semantics are the kernel's
 /// (`sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`): see
-/// `../shared/spec/store.md`.
+/// `doc/design.md`.
 pub trait Pfs: Send {
     /// The path the PFS was opened by (for messages).
     fn path(&self) -> &Path;
