@@ -177,17 +177,35 @@ fn cmd_copy(
     let (src, dst) = (endpoint(source)?, endpoint(target)?);
     crate::orchestrate::check_pair(&src, &dst)?;
     let sig = Signals::install(streaming)?;
-    let reporter = Reporter::new(cfg.output, src.to_string(), dst.to_string());
+    let (s, d) = (src.to_string(), dst.to_string());
+    let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
     let obs: Arc<dyn Observer> = reporter.clone();
     let started = Instant::now();
     let result = if streaming {
+        reporter.message(
+            crate::log::Level::Info,
+            &format!(
+                "{} stream {src} -> {dst}: started (pid {}, passes at least {} s apart, stall timeout {})",
+                crate::log::timestamp(),
+                std::process::id(),
+                cfg.read.delay.as_secs(),
+                cfg.stall_timeout.map_or_else(|| "off".to_string(), |d| format!("{} s", d.as_secs()))
+            ),
+        );
         crate::orchestrate::stream(cfg, &obs, &src, &dst, &sig.stop).map(|()| None)
     } else {
         crate::orchestrate::copy(cfg, &obs, &src, &dst, &sig.stop).map(Some)
     };
     reporter.finish();
     if sig.interrupted.load(Ordering::Relaxed) {
+        reporter.stopped("SIGINT");
         return Ok(Status::Interrupted);
+    }
+    if sig.stop.load(Ordering::Relaxed) {
+        reporter.stopped("SIGTERM");
+        if !streaming {
+            return Ok(Status::Terminated);
+        }
     }
     let what = if streaming { "stream" } else { "copy" };
     match result {
@@ -196,6 +214,7 @@ fn cmd_copy(
             // Both halves ran remotely: no pass events reached us; report the run.
             reporter.report(&crate::progress::PassReport {
                 time: crate::log::timestamp(),
+                event: "pass",
                 source: src.to_string(),
                 target: dst.to_string(),
                 tid_beg: None,

@@ -16,6 +16,10 @@ pub enum MirrorError {
     /// program): exit status 3, and `stream` stops.
     #[error("{0}")]
     Refused(String),
+    /// The remote target does not exist and the remote side had no terminal
+    /// to ask on (a refusal; with a terminal here, we ask and create it).
+    #[error("{0}")]
+    MissingSlave(String),
     /// A usage error found after parsing: exit status 2.
     #[error("{0}")]
     Usage(String),
@@ -54,13 +58,13 @@ pub fn kind(err: &anyhow::Error) -> Option<&MirrorError> {
 
 /// True when the error is a refusal (exit 3; `stream` stops).
 pub fn is_refusal(err: &anyhow::Error) -> bool {
-    matches!(kind(err), Some(MirrorError::Refused(_)))
+    matches!(kind(err), Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)))
 }
 
 /// The rank of an error (see [`Rank`]).
 pub fn rank(err: &anyhow::Error) -> Rank {
     match kind(err) {
-        Some(MirrorError::Refused(_)) => Rank::Refusal,
+        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Rank::Refusal,
         Some(MirrorError::PeerGone(_)) => Rank::Symptom,
         Some(MirrorError::Stalled { .. }) => Rank::Stall,
         Some(MirrorError::NotAcknowledged(_)) => Rank::Unexplained,

@@ -14,6 +14,8 @@ pub enum Status {
     Refused = 3,
     /// SIGINT.
     Interrupted = 130,
+    /// A copy stopped by SIGTERM (128 + 15; a stream exits 0 then).
+    Terminated = 143,
 }
 
 impl From<Status> for ExitCode {
@@ -25,7 +27,7 @@ impl From<Status> for ExitCode {
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
     match kind(err) {
-        Some(MirrorError::Refused(_)) => Status::Refused,
+        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Status::Refused,
         Some(MirrorError::Usage(_)) => Status::Usage,
         _ => Status::Failure,
     }

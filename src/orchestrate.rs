@@ -24,7 +24,7 @@ use crate::error::{MirrorError, is_refusal, refused, usage};
 use crate::event::{Event, Observer};
 use crate::log::Level;
 use crate::mirror::read::ReadSummary;
-use crate::mirror::write::{Create, WriteSummary};
+use crate::mirror::write::{Create, NO_TERMINAL_TO_ASK, WriteSummary};
 use crate::side::{Ended, Side};
 use crate::ssh::{self, Verb};
 use crate::store::Access;
@@ -118,7 +118,13 @@ fn spawn_remote(
 ) -> anyhow::Result<Side<Summary>> {
     let argv = ssh::argv(&cfg.ssh, r, verb);
     let (obs, host, stock, quiet) = (Arc::clone(obs), r.host.clone(), cfg.ssh.stock_remote(), cfg.output.quiet);
+    // A missing remote slave is asked about here, on our terminal: its
+    // "no terminal to ask" is not news then.
+    let will_ask = role == "target" && cfg.create == CreatePolicy::Ask;
     let on_line: OnLine = Arc::new(move |line| {
+        if will_ask && line.contains(NO_TERMINAL_TO_ASK) {
+            return false;
+        }
         let level = remote_line_level(stock, line);
         obs.event(&Event::message(level, format!("{host}: {line}")));
         !quiet || level.kept_by_quiet()
@@ -134,6 +140,10 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
     let last = exit.last_line().filter(|l| !l.shown).map(|l| format!(": {}", l.text)).unwrap_or_default();
     match exit.code() {
         0 => Ok(()),
+        3 if role == "target" && exit.last_line().is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
+            Err(MirrorError::MissingSlave(format!("the target on {host}: {NO_TERMINAL_TO_ASK}; pass -y to create it"))
+                .into())
+        }
         3 => Err(refused(format!("the {role} on {host} refused{last}"))),
         255 => {
             let text: Vec<&str> = exit.stderr.iter().map(|l| l.text.as_str()).collect();
@@ -490,11 +500,35 @@ pub fn copy(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<RunOutcome> {
     obs.event(&Event::RunStarted { attempt: 1 });
-    let r = run_once(cfg, obs, src, dst, false, stop);
+    let mut r = run_once(cfg, obs, src, dst, false, stop);
+    if let Some(yes) = ask_for_remote_slave(cfg, dst, &r)? {
+        obs.event(&Event::RunStarted { attempt: 2 });
+        r = run_once(&yes, obs, src, dst, false, stop);
+    }
     if let Err(e) = &r {
         obs.event(&Event::Failed { reason: format!("{e:#}"), refused: is_refusal(e) });
     }
     r
+}
+
+/// When a remote target said its slave is missing and there is a terminal
+/// here: asks, and returns the configuration that creates it (`-y` to the
+/// remote side). A "no" is a refusal.
+fn ask_for_remote_slave(
+    cfg: &Config,
+    dst: &Endpoint,
+    r: &anyhow::Result<RunOutcome>,
+) -> anyhow::Result<Option<Config>> {
+    let missing = matches!(r, Err(e) if matches!(crate::error::kind(e), Some(MirrorError::MissingSlave(_))));
+    if !missing || cfg.create != CreatePolicy::Ask {
+        return Ok(None);
+    }
+    if !crate::prompt::ask(&format!("PFS slave {dst} does not exist.\nDo you want to create a new slave PFS?"))? {
+        return Err(refused("Aborting operation: the slave PFS was not created"));
+    }
+    let mut yes = cfg.clone();
+    yes.ssh.yes = true;
+    Ok(Some(yes))
 }
 
 /// `stream`: run, and after a lost link wait and run again, until stopped or refused.
@@ -506,10 +540,15 @@ pub fn stream(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let mut delay = cfg.retry.first;
+    let mut cfg = std::borrow::Cow::Borrowed(cfg);
     for attempt in 1.. {
         obs.event(&Event::RunStarted { attempt });
         let started = Instant::now();
-        let r = run_once(cfg, obs, src, dst, true, stop);
+        let mut r = run_once(&cfg, obs, src, dst, true, stop);
+        if let Some(yes) = ask_for_remote_slave(&cfg, dst, &r)? {
+            cfg = std::borrow::Cow::Owned(yes);
+            r = run_once(&cfg, obs, src, dst, true, stop);
+        }
         if stop.load(Ordering::Relaxed) {
             obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());

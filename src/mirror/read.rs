@@ -3,7 +3,9 @@
 //! A transcription of `hammer_cmd_mirror_read` over `Write`/`Read` instead
 //! of fds 1 and 0, with the same messages at each verbosity. Deliberate
 //! differences, each because hammer's behaviour loses work or hangs:
-//! * one-shot reads do not sleep `-i` seconds after "No work to do";
+//! * `-i` is the least time between the starts of two stream passes, not
+//!   a sleep after each pass and another after an idle one, so a new TID
+//!   is sent as soon as it exists once `-i` has passed;
 //! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
 //!   UPDATE that the target never sends (hammer deadlocks there);
 //! * a read resumed from a cycle file starts with a SKIP over the part
@@ -256,9 +258,6 @@ fn read_inner(
             if streaming == 0 || v >= 2 {
                 obs.info("Mirror-read: No work to do");
             }
-            if streaming > 0 {
-                sleep_unless(opts.delay, stop);
-            }
             hist = None;
         } else {
             if m.key_beg != BaseElm::key_beg_init() {
@@ -357,19 +356,22 @@ fn read_inner(
             }
             // streaming < 0 (one-shot prescan chunks) ends here, with TERM.
             if streaming > 0 {
-                let t1 = Instant::now();
                 let mut target = pfs_header(pfs)?;
                 target.sync_end_tid = m.tid_end;
                 match wait_for_new_tid(pfs, &target, stop, opts.heartbeat) {
                     Err(e) => obs.warn(format!("Mirror-read {fs}: cannot stream: {e:#}")),
                     Ok(false) => {}
                     Ok(true) => {
-                        let t2 = t1.elapsed();
-                        if t2 < opts.delay {
+                        // -i is the least time between the starts of two
+                        // passes (hammer waits -i after a pass ends, and once
+                        // more after an idle one): a new TID goes out as soon
+                        // as it exists once -i has passed.
+                        let since = pass_start.elapsed();
+                        if since < opts.delay {
                             if v > 0 {
                                 write!(log, "\x08D")?;
                             }
-                            sleep_unless(opts.delay - t2, stop);
+                            sleep_unless(opts.delay - since, stop);
                         }
                         if v > 0 {
                             write!(log, "\x08 ")?;

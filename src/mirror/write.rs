@@ -23,6 +23,11 @@ use crate::ioctl::{MirrorRw, Opener, Pfs, SynctidOp};
 use crate::log::tid;
 use crate::mrecord::{PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, rtype, uuid_from_wire};
 
+/// What a target without `-y` and without a terminal says of a missing
+/// slave; the orchestrator of a copy asks on its own terminal when a remote
+/// target says it.
+pub const NO_TERMINAL_TO_ASK: &str = "the slave PFS does not exist and there is no terminal to ask";
+
 /// Bytes of bulk records applied per `mirror_write` call.
 pub const WRITE_BATCH: usize = 8 << 20;
 
@@ -244,9 +249,7 @@ fn create_slave(
     let fs = target.path().display();
     match create {
         Create::Yes => obs.info(format!("PFS slave {fs} does not exist. Auto create new slave PFS!")),
-        Create::Refuse => {
-            return Err(refused("the slave PFS does not exist and there is no terminal to ask; pass -y to create it"));
-        }
+        Create::Refuse => return Err(refused(format!("{NO_TERMINAL_TO_ASK}; pass -y to create it"))),
         Create::Ask(ask) => {
             if !ask(&format!("PFS slave {fs} does not exist.\nDo you want to create a new slave PFS?"))? {
                 return Err(refused("Aborting operation: the slave PFS was not created"));
