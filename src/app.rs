@@ -78,7 +78,23 @@ fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Opt
     let (ea, eb) = (endpoint(a)?, endpoint(b)?);
     let reporter = Reporter::new(crate::config::Output { bars: false, ..cfg.output }, ea.to_string(), eb.to_string());
     let obs: Arc<dyn Observer> = reporter.clone();
-    let report = crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs).with_context(|| format!("verify {ea} {eb}"))?;
+    let report = match crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = e.context(format!("verify {ea} {eb}"));
+            if cfg.output.json {
+                reporter.json(&serde_json::json!({
+                    "time": crate::log::timestamp(),
+                    "event": "verify",
+                    "a": ea.to_string(),
+                    "b": eb.to_string(),
+                    "result": "failed",
+                    "reason": format!("{e:#}"),
+                }));
+            }
+            return Err(e);
+        }
+    };
     if cfg.output.json {
         writeln!(Stdout, "{}", serde_json::to_string(&report)?)?;
     } else {

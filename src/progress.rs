@@ -28,8 +28,12 @@ use crate::config::Output;
 use crate::event::{Event, Observer, Pass};
 use crate::log::{Level, tid, timestamp};
 
-/// Plain progress lines during a pass, at most this often.
-const PLAIN_EVERY: Duration = Duration::from_secs(60);
+/// Plain progress lines during a pass, at most this often:
+/// `HAMMER_MIRROR_LOG_EVERY` seconds, default 60.
+fn plain_every() -> Duration {
+    let secs = std::env::var("HAMMER_MIRROR_LOG_EVERY").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(60.0);
+    Duration::from_secs_f64(secs.max(0.1))
+}
 /// JSON progress objects, at most this often.
 const JSON_EVERY: Duration = Duration::from_secs(1);
 /// "still idle" lines of a stream, at most this often.
@@ -85,6 +89,7 @@ struct State {
     pass: Option<Current>,
     last_plain: Option<Instant>,
     last_json: Option<Instant>,
+    plain_every: Duration,
     /// The target's TID as far as we know: its last acknowledgement, or
     /// where the first pass started from.
     target_tid: Option<u64>,
@@ -218,6 +223,7 @@ impl Reporter {
                 pass: None,
                 last_plain: None,
                 last_json: None,
+                plain_every: plain_every(),
                 target_tid: None,
                 idle_since: None,
                 last_idle_line: None,
@@ -383,7 +389,7 @@ impl Reporter {
                     eta_seconds: eta.map(|d| d.as_secs()),
                 });
             }
-        } else if !self.out.quiet && elapsed >= PLAIN_EVERY && s.last_plain.is_none_or(|t| now - t >= PLAIN_EVERY) {
+        } else if !self.out.quiet && elapsed >= s.plain_every && s.last_plain.is_none_or(|t| now - t >= s.plain_every) {
             s.last_plain = Some(now);
             drop(s);
             let of = estimate.map(|e| format!(" of about {}", HumanBytes(e))).unwrap_or_default();

@@ -14,6 +14,7 @@ mod golden;
 mod importexport;
 mod kill;
 mod messages;
+mod operator;
 mod prompts;
 mod sshd;
 mod terminal;
