@@ -105,6 +105,12 @@ fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Opt
 
 fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
     let store = crate::pfs::open_store(path, Access::Write).context("import")?;
+    if crate::ioctl::Pfs::get_pseudofs(&store)?.is_slave() {
+        return Err(crate::error::refused(format!(
+            "import: {} is a slave: only mirror-write changes it (pfs-upgrade makes it a master)",
+            path.display()
+        )));
+    }
     let t = Instant::now();
     let st = crate::store::import::import(&store, dir)
         .with_context(|| format!("import {} into {}", dir.display(), path.display()))?;

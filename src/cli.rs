@@ -157,7 +157,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "SECONDS", default_value_t = defaults::STALL_TIMEOUT, global = true)]
     pub stall_timeout: u64,
 
-    /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -353,12 +353,15 @@ pub fn verify(
     report.identical = report.differences == 0;
     report.result = if report.identical { "identical" } else { "different" };
     let now = crate::log::unix_now() as u64;
-    report.newer = [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| Newer {
-        side: s.name.clone(),
-        tid: crate::log::tid(s.pfsd.sync_end_tid),
-        transactions: s.beyond.tids.len() as u64,
-        oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
-    });
+    report.newer =
+        [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
+            Newer {
+                side: s.name.clone(),
+                tid: crate::log::tid(s.pfsd.sync_end_tid),
+                transactions: s.beyond.tids.len() as u64,
+                oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
+            }
+        });
     sa.finish()?;
     sb.finish()?;
     Ok(report)

@@ -138,7 +138,10 @@ fn a_stream_logs_its_start_each_pass_once_and_its_stop_and_keeps_heartbeats_sile
     let passes: Vec<_> = lines.iter().filter(|l| l.contains(" m -> s: synced ")).collect();
     assert_eq!(passes.len(), 2, "one line per pass, heartbeats silent:\n{err}");
     assert!(
-        lines.last().unwrap().contains(&format!(" m -> s: stopped by SIGTERM; the target stays at TID {}", sync_end_tid(&e, &m))),
+        lines
+            .last()
+            .unwrap()
+            .contains(&format!(" m -> s: stopped by SIGTERM; the target stays at TID {}", sync_end_tid(&e, &m))),
         "no stop line last:\n{err}"
     );
 }
