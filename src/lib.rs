@@ -1,7 +1,7 @@
 //! hammer-mirror: replicate HAMMER pseudo-filesystems between hosts, byte-compatible with DragonFly's `hammer mirror-*`.
 //!
 //! Module map (dependencies point down): `cli` → `orchestrate` → `mirror` →
-//! {`mrecord`, `ioctl`}; `pfs` picks the kernel or the userspace `store`
+//! {`mrecord`, `ioctl`} → `hammerfs` (the on-disk format); `pfs` picks the kernel or the userspace `store`
 //! implementation of [`ioctl::Pfs`] for a path.
 
 pub mod app;
@@ -9,6 +9,7 @@ pub mod child;
 pub mod cli;
 pub mod endpoint;
 pub mod exit;
+pub mod hammerfs;
 pub mod ioctl;
 pub mod mirror;
 pub mod mrecord;

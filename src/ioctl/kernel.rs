@@ -798,7 +798,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::mrecord::{LOCALIZE_MASK, set_c_str, uuid_to_wire};
+    use crate::hammerfs::{HAMMER_LOCALIZE_MASK, HAMMER_XBUFSIZE};
+    use crate::mrecord::{set_c_str, uuid_to_wire};
 
     /// `tests/fixtures/abi.txt`, printed by scripts/hammer-abi/abi_check.c.
     fn abi_txt() -> HashMap<&'static str, u64> {
@@ -875,7 +876,7 @@ mod tests {
             ("sizeof.hammer_ioc_mrecord_head", r::HEAD_SIZE),
             ("HAMMER_MREC_CRCOFF", r::CRC_OFF),
             ("HAMMER_HEAD_ALIGN", r::HEAD_ALIGN),
-            ("HAMMER_XBUFSIZE", r::XBUFSIZE),
+            ("HAMMER_XBUFSIZE", HAMMER_XBUFSIZE),
             ("sizeof.hammer_ioc_mrecord_rec", r::REC_SIZE),
             ("sizeof.hammer_ioc_mrecord_skip", r::SKIP_SIZE),
             ("sizeof.hammer_ioc_mrecord_update", r::UPDATE_SIZE),
@@ -986,7 +987,7 @@ mod tests {
         let c = hammer_ioc_mirror_rw::reading(&m, &mut buf);
         assert_eq!((c.head.flags, c.tid_beg, c.tid_end, c.pfs_id), (1, 0x10, 0x20, 5));
         assert_eq!((c.count(), c.size()), (0, 100));
-        assert_eq!(c.key_end.localization, LOCALIZE_MASK);
+        assert_eq!(c.key_end.localization, HAMMER_LOCALIZE_MASK);
         assert_eq!(c.shared_uuid.to_wire(), m.shared_uuid);
         let mut back = MirrorRw::for_read(0, 0);
         c.copy_back(&mut back);

@@ -19,14 +19,14 @@ use heed::RwTxn;
 use super::keys::{self, Key, VALUE_HEAD, ValueHead};
 use super::master::DATA_ZONE;
 use super::{Store, now_secs};
+use crate::hammerfs::{
+    HAMMER_LOCALIZE_MASK as LOCALIZE_MASK, HAMMER_RECTYPE_CONFIG as RECTYPE_CONFIG,
+    HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, leaf_data_crc,
+};
 use crate::ioctl::Pfs;
 use crate::ioctl::{HEAD_ERROR, MirrorRw, PfsError, Result};
-use crate::mrecord::{BaseElm, LOCALIZE_MASK, LeafElm, Record, doalign, leaf_data_crc, leaf_data_crc_ok, rtype};
+use crate::mrecord::{BaseElm, LeafElm, Record, doalign, leaf_data_crc_ok, rtype};
 
-/// `HAMMER_RECTYPE_DIRENTRY`.
-const RECTYPE_DIRENTRY: u16 = 0x0011;
-/// `HAMMER_RECTYPE_CONFIG`: never mirrored.
-const RECTYPE_CONFIG: u16 = 0x0017;
 /// `cursor_state`: the sweep position excludes `key_cur` (a record was handled there).
 const AFTER_KEY: u32 = 1;
 /// EINVAL, reported in `MirrorRw::error` like the kernel's HEAD_ERROR.

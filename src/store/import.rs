@@ -25,13 +25,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::Store;
-use super::hammerfs::{
+use super::master::MasterTxn;
+use crate::hammerfs::{
     self as hfs, DirEntryData, HAMMER_FIXKEY_SYMLINK, HAMMER_INODE_DATA_VERSION, HAMMER_LOCALIZE_INODE,
     HAMMER_LOCALIZE_MISC, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY, HAMMER_OBJTYPE_REGFILE, HAMMER_OBJTYPE_SOFTLINK,
     HAMMER_RECTYPE_DATA, HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_FIX, HAMMER_RECTYPE_INODE, InodeData,
     NEW_DIRECTORY_CAP_FLAGS,
 };
-use super::master::MasterTxn;
 use crate::ioctl::{PfsError, Result};
 
 /// What an import did.

@@ -13,7 +13,6 @@
 
 pub mod apply;
 pub mod export;
-pub mod hammerfs;
 pub mod import;
 pub mod keys;
 pub mod master;
