@@ -1,8 +1,11 @@
 //! hammer-mirror: replicate HAMMER pseudo-filesystems between hosts, byte-compatible with DragonFly's `hammer mirror-*`.
 //!
 //! Module map (dependencies point down): `cli` → `orchestrate` → `mirror` →
-//! {`mrecord`, `ioctl`} → `hammerfs` (the on-disk format); `pfs` picks the kernel or the userspace `store`
-//! implementation of [`ioctl::Pfs`] for a path.
+//! {`mrecord`, `ioctl`} → `hammerfs` (the on-disk format); `pfs` picks the
+//! kernel or the userspace `store` implementation of [`ioctl::Pfs`] for a path.
+//! `unsafe` code is denied but in `ioctl`'s ABI module and its `mapped`.
+
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod child;

@@ -1,11 +1,15 @@
 //! The HAMMER interface: the `Pfs` trait with the operations cmd_mirror.c makes through ioctl(2).
 //!
-//! Two implementations: [`kernel`] (the real DragonFly ioctls; the only
-//! `unsafe` code of the crate) and the userspace store (`crate::store`). The
-//! mirror halves only ever talk to a `dyn Pfs`.
+//! Two implementations: [`kernel`] (the real DragonFly ioctls, whose ABI is
+//! `sys`) and the userspace store (`crate::store`). The mirror halves only
+//! ever talk to a `dyn Pfs`. The crate denies `unsafe` code everywhere but in
+//! `sys` (the `ioctl(2)` calls) and [`mapped`] (the store's memory map).
 
 pub mod kernel;
+#[allow(unsafe_code)]
 pub mod mapped;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::io;
 use std::path::{Path, PathBuf};
