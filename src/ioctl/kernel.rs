@@ -14,13 +14,13 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::sys::{
     self, hammer_base_elm, hammer_ioc_head, hammer_ioc_mirror_rw, hammer_ioc_pseudofs_rw, hammer_ioc_synctid,
     hammer_pseudofs_data, hammer_synctid_op, uuid,
 };
-use super::{HEAD_ERROR, HEAD_INTR, MirrorRw, Pfs, PfsError, Result, SynctidOp};
+use super::{HEAD_ERROR, HEAD_INTR, MirrorRw, Pfs, PfsError, Result, SynctidOp, wait};
 use crate::mrecord::{BaseElm, PseudofsData};
 
 // ---------------------------------------------------------------------------
@@ -299,6 +299,29 @@ impl KernelPfs {
     }
 }
 
+impl wait::TidWatch for KernelPfs {
+    fn current_tid(&self) -> Result<u64> {
+        Ok(self.get_pseudofs()?.sync_end_tid)
+    }
+
+    /// WAI_PSEUDOFS. It returns 0 both when the PFS moved and when a signal
+    /// ended the sleep (the kernel drops tsleep's EINTR), so the caller
+    /// looks again either way.
+    fn block(&self, pfsd: &PseudofsData) -> Result<()> {
+        let mut d = hammer_pseudofs_data::from(pfsd);
+        let mut arg = hammer_ioc_pseudofs_rw::new(self.pfs_id, &mut d);
+        sys::ioc_wai_pseudofs(&self.file, &mut arg).map_err(|e| self.err("HAMMERIOC_WAI_PSEUDOFS", e))
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
 impl Pfs for KernelPfs {
     fn path(&self) -> &Path {
         &self.path
@@ -321,13 +344,10 @@ impl Pfs for KernelPfs {
         sys::ioc_set_pseudofs(&self.file, &mut arg).map_err(|e| self.err("HAMMERIOC_SET_PSEUDOFS", e))
     }
 
-    /// The kernel's wait has no timeout: it returns when the PFS moves past
-    /// `pfsd.sync_end_tid` (true) or a signal interrupts it (false).
-    fn wait_pseudofs(&self, pfsd: &PseudofsData, _timeout: Option<Duration>) -> Result<bool> {
-        let mut d = hammer_pseudofs_data::from(pfsd);
-        let mut arg = hammer_ioc_pseudofs_rw::new(self.pfs_id, &mut d);
-        sys::ioc_wai_pseudofs(&self.file, &mut arg).map_err(|e| self.err("HAMMERIOC_WAI_PSEUDOFS", e))?;
-        Ok(arg.head.flags as u32 & HEAD_INTR == 0)
+    /// Bounded by polling GET_PSEUDOFS, since the kernel's own wait has no
+    /// timeout and a signal does not reliably end it: see [`super::wait`].
+    fn wait_pseudofs(&self, pfsd: &PseudofsData, timeout: Option<Duration>) -> Result<bool> {
+        wait::wait_past(self, pfsd, timeout)
     }
 
     fn mirror_read(&self, m: &mut MirrorRw, buf: &mut [u8]) -> Result<usize> {

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod mapped;
 #[allow(unsafe_code)]
 mod sys;
+pub mod wait;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -160,7 +161,9 @@ pub trait Pfs: Send {
 
     /// WAI_PSEUDOFS: waits until the PFS's `sync_end_tid` passes
     /// `pfsd.sync_end_tid`, or `timeout` runs out. Returns true when it moved.
-    /// The kernel implementation ignores the timeout (a signal ends its wait).
+    /// Both implementations return within the timeout (the kernel one by
+    /// polling GET_PSEUDOFS, see [`wait`]), so a caller that waits in slices
+    /// can send heartbeats and see a stop flag between them.
     fn wait_pseudofs(&self, pfsd: &PseudofsData, timeout: Option<Duration>) -> Result<bool>;
 
     /// MIRROR_READ: fills `buf` with packed REC/PASS/SKIP records from
