@@ -591,6 +591,85 @@ impl DirEntryData {
 }
 
 // ---------------------------------------------------------------------------
+// struct hammer_snapshot_data (hammer_disk.h; records: hammer_ioctl.c)
+// ---------------------------------------------------------------------------
+
+/// `struct hammer_snapshot_data`: "Snapshot meta-data { Objid =
+/// HAMMER_OBJID_ROOT, Key = tid, rectype = SNAPSHOT }. [...] Snapshot records
+/// are mirrored but may be independently managed once they are laid down on
+/// a slave." The record sits at [`snapshot_record_key`]; its data is this
+/// (128 bytes, the reserved fields zero).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotData {
+    /// "the snapshot TID itself (== key)"
+    pub tid: u64,
+    /// "real-time when snapshot was made": microseconds since the epoch, as
+    /// `hammer snap` sets it (`time(NULL) * 1000000`).
+    pub ts: u64,
+    /// "user-supplied description", NUL-terminated unless 64 bytes long.
+    pub label: [u8; 64],
+}
+
+impl std::fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotData")
+            .field("tid", &format_args!("{:#018x}", self.tid))
+            .field("ts", &self.ts)
+            .field("label", &self.label_str())
+            .finish()
+    }
+}
+
+impl SnapshotData {
+    /// `sizeof(struct hammer_snapshot_data)`.
+    pub const SIZE: usize = 128;
+    /// Offset of `label` (after tid, ts, reserved01, reserved02).
+    const LABEL_OFF: usize = 32;
+
+    /// A snapshot of `tid` made at `ts` (µs) with the note `label`,
+    /// truncated to 63 bytes as `snprintf` into the 64-byte array does.
+    pub fn new(tid: u64, ts: u64, label: &[u8]) -> Self {
+        let mut l = [0u8; 64];
+        let n = label.len().min(63);
+        l[..n].copy_from_slice(&label[..n]);
+        SnapshotData { tid, ts, label: l }
+    }
+
+    /// The note up to its NUL (lossy UTF-8).
+    pub fn label_str(&self) -> String {
+        let end = self.label.iter().position(|&c| c == 0).unwrap_or(self.label.len());
+        String::from_utf8_lossy(&self.label[..end]).into_owned()
+    }
+
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..8].copy_from_slice(&self.tid.to_le_bytes());
+        b[8..16].copy_from_slice(&self.ts.to_le_bytes());
+        b[Self::LABEL_OFF..Self::LABEL_OFF + 64].copy_from_slice(&self.label);
+        b
+    }
+
+    /// Decodes a record's data; None unless it is exactly 128 bytes. The
+    /// reserved fields are ignored.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::SIZE {
+            return None;
+        }
+        let mut label = [0u8; 64];
+        label.copy_from_slice(&bytes[Self::LABEL_OFF..Self::LABEL_OFF + 64]);
+        Some(SnapshotData { tid: le_u64(bytes, 0), ts: le_u64(bytes, 8), label })
+    }
+}
+
+/// Where HAMMER keeps the snapshot of `tid` (`hammer_ioc_add_snapshot()`):
+/// `(localization type, obj_id, rec_type, key)` = (INODE, the PFS root,
+/// SNAPSHOT, the TID as the signed B-tree key). The localization type is
+/// added to the PFS's base ([`pfs_to_localization`]).
+pub const fn snapshot_record_key(tid: u64) -> (u32, i64, u16, i64) {
+    (HAMMER_LOCALIZE_INODE, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_SNAPSHOT, tid as i64)
+}
+
+// ---------------------------------------------------------------------------
 // Data records (hammer_subs.c: hammer_blocksize; hammer_vnops.c)
 // ---------------------------------------------------------------------------
 
@@ -862,6 +941,23 @@ mod tests {
         assert_eq!(DirEntryData::decode(&b[..15]), None);
         assert_eq!(DirEntryData::decode(&b[..16]).unwrap().name, Vec::<u8>::new());
         assert_eq!(localization_to_pfs(0x0003_0001), 3);
+    }
+
+    #[test]
+    fn snapshot_data_round_trips_in_the_c_layout() {
+        let s = SnapshotData::new(0x0000_0001_0203_0405, 1_700_000_000_000_000, b"before upgrade");
+        let b = s.encode();
+        assert_eq!(b.len(), SnapshotData::SIZE);
+        assert_eq!(&b[0..8], &0x0000_0001_0203_0405u64.to_le_bytes());
+        assert_eq!(&b[8..16], &1_700_000_000_000_000u64.to_le_bytes());
+        assert_eq!(&b[16..32], &[0; 16], "reserved01/02");
+        assert_eq!(&b[32..46], b"before upgrade");
+        assert_eq!(&b[46..128], &[0; 82][..], "rest of the label and reserved03");
+        assert_eq!(SnapshotData::decode(&b), Some(s));
+        assert_eq!(SnapshotData::decode(&b[..127]), None);
+        assert_eq!(s.label_str(), "before upgrade");
+        assert_eq!(SnapshotData::new(1, 0, &[b'x'; 80]).label_str(), "x".repeat(63));
+        assert_eq!(snapshot_record_key(u64::MAX), (1, 1, 0x16, -1), "the key is the TID, signed");
     }
 
     #[test]

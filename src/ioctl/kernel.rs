@@ -16,11 +16,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::snapshots::{self, Change};
 use super::sys::{
     self, hammer_base_elm, hammer_ioc_head, hammer_ioc_mirror_rw, hammer_ioc_pseudofs_rw, hammer_ioc_synctid,
     hammer_pseudofs_data, hammer_synctid_op, uuid,
 };
 use super::{HEAD_ERROR, HEAD_INTR, MirrorRw, Pfs, PfsError, Result, SynctidOp, wait};
+use crate::hammerfs::SnapshotData;
 use crate::mrecord::{BaseElm, PseudofsData};
 
 // ---------------------------------------------------------------------------
@@ -169,8 +171,14 @@ pub struct KernelPfs {
     /// The PFS root, or for a `@@PFS%05d` softlink its parent directory (any
     /// HAMMER vnode serves once `pfs_id` is known).
     file: File,
+    /// `file` is the softlink's parent directory, not inside the PFS.
+    via_link: bool,
     pfs_id: i32,
 }
+
+/// The first HAMMER version with snapshot records ("New snapshot management
+/// (DragonFly 2.5+)", `hammer_ioc_get_version()`).
+const SNAPSHOT_VERSION: u32 = 3;
 
 /// `path` without trailing slashes (but "/" stays), as getpfs()'s strtrl().
 fn trim_trailing_slashes(path: &Path) -> PathBuf {
@@ -232,6 +240,7 @@ impl KernelPfs {
             }
             _ => None,
         };
+        let via_link = linked.is_some();
         let (target, pfs_id) = match linked {
             Some(id) => (parent_dir(&trimmed), id),
             None => (trimmed, -1),
@@ -266,7 +275,7 @@ impl KernelPfs {
             Err(e) => return Err(PfsError::io(path, "HAMMERIOC_GET_PSEUDOFS", e)),
         }
         let pfs_id = arg.pfs_id;
-        Ok(KernelPfs { path: path.to_path_buf(), file, pfs_id })
+        Ok(KernelPfs { path: path.to_path_buf(), file, via_link, pfs_id })
     }
 
     fn err(&self, op: &'static str, e: io::Error) -> PfsError {
@@ -277,6 +286,46 @@ impl KernelPfs {
         } else {
             PfsError::io(&self.path, op, e)
         }
+    }
+
+    /// Runs `f` on a file inside the PFS and checks that the filesystem has
+    /// snapshot records. The snapshot ioctls act on the PFS of the inode
+    /// they are issued on (`ip->obj_localization`), not on a PFS id, so a
+    /// softlink's parent directory will not do: the link is followed to the
+    /// PFS root, as `hammer snapls <softlink>` does with open(2).
+    fn in_pfs<T>(&self, op: &'static str, f: impl FnOnce(&File) -> Result<T>) -> Result<T> {
+        let opened;
+        let file = if self.via_link {
+            opened = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path).map_err(|e| {
+                PfsError::invalid(&self.path, op, format!("cannot open the PFS root through its softlink: {e}"))
+            })?;
+            let mut pfsd = hammer_pseudofs_data::zeroed();
+            let mut arg = hammer_ioc_pseudofs_rw::new(-1, &mut pfsd);
+            sys::ioc_get_pseudofs(&opened, &mut arg).map_err(|e| self.err("HAMMERIOC_GET_PSEUDOFS", e))?;
+            if arg.pfs_id != self.pfs_id {
+                return Err(PfsError::invalid(
+                    &self.path,
+                    op,
+                    format!("the softlink leads to PFS #{}, not to PFS #{}", arg.pfs_id, self.pfs_id),
+                ));
+            }
+            &opened
+        } else {
+            &self.file
+        };
+        let mut version = sys::hammer_ioc_version::default();
+        sys::ioc_get_version(file, &mut version).map_err(|e| self.err("HAMMERIOC_GET_VERSION", e))?;
+        if version.cur_version < SNAPSHOT_VERSION {
+            return Err(PfsError::invalid(
+                &self.path,
+                op,
+                format!(
+                    "HAMMER version {} keeps no snapshots (version {SNAPSHOT_VERSION} does: hammer version-upgrade)",
+                    version.cur_version
+                ),
+            ));
+        }
+        f(file)
     }
 
     fn interrupted(&self, op: &'static str) -> PfsError {
@@ -416,6 +465,23 @@ impl Pfs for KernelPfs {
 
     fn destroy(&mut self) -> Result<()> {
         self.pfs_op("HAMMERIOC_RMR_PSEUDOFS", sys::ioc_rmr_pseudofs)
+    }
+
+    fn add_snapshots(&mut self, snaps: &[SnapshotData]) -> Result<()> {
+        self.in_pfs("HAMMERIOC_ADD_SNAPSHOT", |f| {
+            snapshots::change(&self.path, Change::Add, snaps, |arg| sys::ioc_add_snapshot(f, arg))
+        })
+    }
+
+    fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()> {
+        let snaps: Vec<SnapshotData> = tids.iter().map(|&tid| SnapshotData::new(tid, 0, b"")).collect();
+        self.in_pfs("HAMMERIOC_DEL_SNAPSHOT", |f| {
+            snapshots::change(&self.path, Change::Delete, &snaps, |arg| sys::ioc_del_snapshot(f, arg))
+        })
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotData>> {
+        self.in_pfs("HAMMERIOC_GET_SNAPSHOT", |f| snapshots::list(&self.path, |arg| sys::ioc_get_snapshot(f, arg)))
     }
 }
 

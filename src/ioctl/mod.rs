@@ -8,6 +8,7 @@
 pub mod kernel;
 #[allow(unsafe_code)]
 pub mod mapped;
+mod snapshots;
 #[allow(unsafe_code)]
 mod sys;
 pub mod wait;
@@ -16,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::hammerfs::SnapshotData;
 use crate::mrecord::{BaseElm, PseudofsData};
 
 /// `HAMMER_IOC_HEAD_ERROR`.
@@ -24,6 +26,10 @@ pub const HEAD_ERROR: u32 = 0x0000_8000;
 pub const HEAD_INTR: u32 = 0x0001_0000;
 /// `HAMMER_IOC_MIRROR_NODATA`: MIRROR_READ without bulk data (the prescan).
 pub const MIRROR_NODATA: u32 = 0x0000_0001;
+
+/// The most snapshots [`Pfs::snapshots`] returns (HAMMER sets no limit;
+/// this bounds the memory a PFS full of snapshot records can make us use).
+pub const MAX_SNAPSHOTS: usize = 1 << 20;
 
 /// `enum hammer_synctid_op`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +117,10 @@ pub enum PfsError {
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
     Invalid { path: PathBuf, op: &'static str, detail: String },
+    #[error("{}: there is already a snapshot at TID 0x{tid:016x}", path.display())]
+    SnapshotExists { path: PathBuf, tid: u64 },
+    #[error("{}: no snapshot at TID 0x{tid:016x}", path.display())]
+    NoSuchSnapshot { path: PathBuf, tid: u64 },
     #[error("{}: {op} failed{}", path.display(), disk_full_hint(path, source))]
     Io {
         path: PathBuf,
@@ -143,9 +153,8 @@ pub type Result<T, E = PfsError> = std::result::Result<T, E>;
 
 /// A pseudo-filesystem, as the HAMMER ioctls see it.
 ///
-/// The operations and their semantics are the kernel's
-/// (`sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`): see
-/// `../shared/spec/store.md`.
+/// The operations and their semantics are the kernel's (DragonFly's
+/// `sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`, `hammer_ioctl.c`).
 pub trait Pfs: Send {
     /// The path the PFS was opened by (for messages).
     fn path(&self) -> &Path;
@@ -187,4 +196,19 @@ pub trait Pfs: Send {
 
     /// RMR_PSEUDOFS: destroys every record and marks the PFS deleted.
     fn destroy(&mut self) -> Result<()>;
+
+    /// ADD_SNAPSHOT: records `snaps` in order, masters and slaves alike (a
+    /// slave's own snapshots stay its own). Stops at the first whose TID
+    /// already has a snapshot ([`PfsError::SnapshotExists`]: a note is
+    /// never replaced), keeping those before it.
+    fn add_snapshots(&mut self, snaps: &[SnapshotData]) -> Result<()>;
+
+    /// DEL_SNAPSHOT: removes the snapshots of `tids` in order. Stops at the
+    /// first TID without one ([`PfsError::NoSuchSnapshot`]), those before it
+    /// removed. Only the snapshot goes, not the history it kept.
+    fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()>;
+
+    /// GET_SNAPSHOT: every snapshot of the PFS, one per TID, in TID order
+    /// (at most [`MAX_SNAPSHOTS`]).
+    fn snapshots(&self) -> Result<Vec<SnapshotData>>;
 }

@@ -274,6 +274,83 @@ impl<'a> hammer_ioc_mirror_rw<'a> {
     }
 }
 
+/// `struct hammer_ioc_version` (`hammer_ioctl.h`): HAMMERIOC_GET_VERSION.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hammer_ioc_version {
+    pub head: hammer_ioc_head,
+    pub cur_version: u32,
+    pub min_version: u32,
+    pub wip_version: u32,
+    pub max_version: u32,
+    pub description: [u8; 64],
+}
+
+impl Default for hammer_ioc_version {
+    fn default() -> Self {
+        hammer_ioc_version {
+            head: hammer_ioc_head::default(),
+            cur_version: 0,
+            min_version: 0,
+            wip_version: 0,
+            max_version: 0,
+            description: [0; 64],
+        }
+    }
+}
+
+/// `struct hammer_snapshot_data` (`hammer_disk.h`): "Snapshot meta-data {
+/// Objid = HAMMER_OBJID_ROOT, Key = tid, rectype = SNAPSHOT }."
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct hammer_snapshot_data {
+    /// "the snapshot TID itself (== key)"
+    pub tid: u64,
+    /// "real-time when snapshot was made"
+    pub ts: u64,
+    pub reserved01: u64,
+    pub reserved02: u64,
+    /// "user-supplied description"
+    pub label: [u8; 64],
+    pub reserved03: [u64; 4],
+}
+
+impl hammer_snapshot_data {
+    pub const ZERO: hammer_snapshot_data =
+        hammer_snapshot_data { tid: 0, ts: 0, reserved01: 0, reserved02: 0, label: [0; 64], reserved03: [0; 4] };
+}
+
+/// `HAMMER_SNAPS_PER_IOCTL`.
+pub const HAMMER_SNAPS_PER_IOCTL: usize = 16;
+/// `HAMMER_IOC_SNAPSHOT_EOF`: "no more keys".
+pub const HAMMER_IOC_SNAPSHOT_EOF: i32 = 0x0008;
+
+/// `struct hammer_ioc_snapshot` (`hammer_ioctl.h`): the argument of
+/// ADD/DEL/GET_SNAPSHOT. "ADD and DEL start at snap->index. If an error
+/// occurs the index will point at the errored record. snap->index must be
+/// set to 0 for GET."
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hammer_ioc_snapshot {
+    pub head: hammer_ioc_head,
+    pub reserved01: c_int,
+    pub index: u32,
+    pub count: u32,
+    pub snaps: [hammer_snapshot_data; HAMMER_SNAPS_PER_IOCTL],
+}
+
+impl Default for hammer_ioc_snapshot {
+    fn default() -> Self {
+        hammer_ioc_snapshot {
+            head: hammer_ioc_head::default(),
+            reserved01: 0,
+            index: 0,
+            count: 0,
+            snaps: [hammer_snapshot_data::ZERO; HAMMER_SNAPS_PER_IOCTL],
+        }
+    }
+}
+
 /// Asserts the x86_64 layout of every ABI struct at compile time (values of
 /// wire.md §2) and lists it for the comparison with `abi.txt` in the tests.
 macro_rules! abi_layout {
@@ -321,6 +398,12 @@ abi_layout! {
     "hammer_ioc_mirror_rw" => hammer_ioc_mirror_rw<'static> { size 200, align 8;
         head @ 0, key_beg @ 24, key_end @ 64, key_cur @ 104, tid_beg @ 144, tid_end @ 152, ubuf @ 160,
         count @ 168, size @ 172, pfs_id @ 176, reserved01 @ 180, shared_uuid @ 184 }
+    "hammer_ioc_version" => hammer_ioc_version { size 104, align 4;
+        head @ 0, cur_version @ 24, min_version @ 28, wip_version @ 32, max_version @ 36, description @ 40 }
+    "hammer_snapshot_data" => hammer_snapshot_data { size 128, align 8;
+        tid @ 0, ts @ 8, reserved01 @ 16, reserved02 @ 24, label @ 32, reserved03 @ 96 }
+    "hammer_ioc_snapshot" => hammer_ioc_snapshot { size 2088, align 8;
+        head @ 0, reserved01 @ 24, index @ 28, count @ 32, snaps @ 40 }
 }
 
 // ---------------------------------------------------------------------------
@@ -357,6 +440,10 @@ pub const HAMMERIOC_UPG_PSEUDOFS: u64 = iowr(b'h', 9, PFS_RW);
 pub const HAMMERIOC_DGD_PSEUDOFS: u64 = iowr(b'h', 10, PFS_RW);
 pub const HAMMERIOC_RMR_PSEUDOFS: u64 = iowr(b'h', 11, PFS_RW);
 pub const HAMMERIOC_WAI_PSEUDOFS: u64 = iowr(b'h', 12, PFS_RW);
+pub const HAMMERIOC_GET_VERSION: u64 = iowr(b'h', 13, size_of::<hammer_ioc_version>());
+pub const HAMMERIOC_ADD_SNAPSHOT: u64 = iowr(b'h', 18, size_of::<hammer_ioc_snapshot>());
+pub const HAMMERIOC_DEL_SNAPSHOT: u64 = iowr(b'h', 19, size_of::<hammer_ioc_snapshot>());
+pub const HAMMERIOC_GET_SNAPSHOT: u64 = iowr(b'h', 20, size_of::<hammer_ioc_snapshot>());
 
 // ---------------------------------------------------------------------------
 // One safe function per ioctl
@@ -424,6 +511,22 @@ hammer_ioctl!(
     /// HAMMERIOC_WAI_PSEUDOFS: sleep until the PFS passes `ondisk->sync_end_tid`.
     fn ioc_wai_pseudofs(HAMMERIOC_WAI_PSEUDOFS, hammer_ioc_pseudofs_rw<'_>)
 );
+hammer_ioctl!(
+    /// HAMMERIOC_GET_VERSION: the filesystem's version (`cur_version` 0 on input).
+    fn ioc_get_version(HAMMERIOC_GET_VERSION, hammer_ioc_version)
+);
+hammer_ioctl!(
+    /// HAMMERIOC_ADD_SNAPSHOT: add `snaps[index..count]` to the fd's PFS.
+    fn ioc_add_snapshot(HAMMERIOC_ADD_SNAPSHOT, hammer_ioc_snapshot)
+);
+hammer_ioctl!(
+    /// HAMMERIOC_DEL_SNAPSHOT: delete the snapshots of `snaps[index..count]`.
+    fn ioc_del_snapshot(HAMMERIOC_DEL_SNAPSHOT, hammer_ioc_snapshot)
+);
+hammer_ioctl!(
+    /// HAMMERIOC_GET_SNAPSHOT: up to 16 snapshots after `snaps[count - 1].tid`.
+    fn ioc_get_snapshot(HAMMERIOC_GET_SNAPSHOT, hammer_ioc_snapshot)
+);
 
 /// `tests/fixtures/abi.txt`, printed by scripts/hammer-abi/abi_check.c.
 #[cfg(test)]
@@ -456,8 +559,11 @@ mod tests {
         assert_eq!(HAMMERIOC_DGD_PSEUDOFS, 0xC030_680A);
         assert_eq!(HAMMERIOC_RMR_PSEUDOFS, 0xC030_680B);
         assert_eq!(HAMMERIOC_WAI_PSEUDOFS, 0xC030_680C);
-        // wire.md §1: GET_VERSION (hammer_ioc_version, 104 bytes) and the _IOR GET_INFO (296 bytes).
-        assert_eq!(iowr(b'h', 13, 104), 0xC068_680D);
+        assert_eq!(HAMMERIOC_GET_VERSION, 0xC068_680D);
+        assert_eq!(HAMMERIOC_ADD_SNAPSHOT, 0xC828_6812);
+        assert_eq!(HAMMERIOC_DEL_SNAPSHOT, 0xC828_6813);
+        assert_eq!(HAMMERIOC_GET_SNAPSHOT, 0xC828_6814);
+        // wire.md §1: the _IOR GET_INFO (hammer_ioc_info, 296 bytes).
         assert_eq!(ioc(IOC_OUT, b'h', 16, 296), 0x4128_6810);
         // The length is masked to 13 bits, as _IOC does.
         assert_eq!(iowr(b'h', 1, 0x2000 + 8), iowr(b'h', 1, 8));
@@ -476,9 +582,15 @@ mod tests {
             ("HAMMERIOC_DGD_PSEUDOFS", HAMMERIOC_DGD_PSEUDOFS),
             ("HAMMERIOC_RMR_PSEUDOFS", HAMMERIOC_RMR_PSEUDOFS),
             ("HAMMERIOC_WAI_PSEUDOFS", HAMMERIOC_WAI_PSEUDOFS),
+            ("HAMMERIOC_GET_VERSION", HAMMERIOC_GET_VERSION),
+            ("HAMMERIOC_ADD_SNAPSHOT", HAMMERIOC_ADD_SNAPSHOT),
+            ("HAMMERIOC_DEL_SNAPSHOT", HAMMERIOC_DEL_SNAPSHOT),
+            ("HAMMERIOC_GET_SNAPSHOT", HAMMERIOC_GET_SNAPSHOT),
         ] {
             assert_eq!(Some(&ours), abi.get(name), "{name}");
         }
+        assert_eq!(abi["HAMMER_SNAPS_PER_IOCTL"], HAMMER_SNAPS_PER_IOCTL as u64);
+        assert_eq!(abi["HAMMER_IOC_SNAPSHOT_EOF"], HAMMER_IOC_SNAPSHOT_EOF as u64);
     }
 
     #[cfg(target_pointer_width = "64")]

@@ -21,7 +21,7 @@ use super::master::DATA_ZONE;
 use super::{Store, now_secs};
 use crate::hammerfs::{
     HAMMER_LOCALIZE_MASK as LOCALIZE_MASK, HAMMER_RECTYPE_CONFIG as RECTYPE_CONFIG,
-    HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, leaf_data_crc,
+    HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, HAMMER_RECTYPE_SNAPSHOT as RECTYPE_SNAPSHOT, leaf_data_crc,
 };
 use crate::ioctl::Pfs;
 use crate::ioctl::{HEAD_ERROR, MirrorRw, PfsError, Result};
@@ -65,7 +65,9 @@ impl Apply<'_, '_> {
             let key: Key = k.try_into().map_err(|_| self.store.corrupt("bad record key"))?;
             let h = ValueHead::decode(v).ok_or_else(|| self.store.corrupt("bad record value"))?;
             let base = keys::decode_key(&key, 0);
-            if base.rec_type == RECTYPE_CONFIG || h.delete_tid != 0 || base.create_tid >= self.tid_end {
+            // A slave keeps its snapshots, its own and those its master deleted (snapshots.rs).
+            let kept = base.rec_type == RECTYPE_CONFIG || base.rec_type == RECTYPE_SNAPSHOT;
+            if kept || h.delete_tid != 0 || base.create_tid >= self.tid_end {
                 continue;
             }
             doomed.push((key, v.to_vec()));
