@@ -1,94 +1,120 @@
 //! Runs one parsed command line: the dispatch from `cli::Command` to the modules that do the work.
 
-use std::fs::File;
-use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::cli::{Cli, Command, GlobalOpts};
+use crate::cli::{Cli, Command};
+use crate::config::{Config, CreatePolicy, Terminal};
 use crate::endpoint::Endpoint;
-use crate::exit::{Status, Usage};
-use crate::mirror::read::ReadOpts;
-use crate::mirror::write::{Create, WriteOpts};
-use crate::mirror::{self, NoProgress};
+use crate::error::{Stdout, usage};
+use crate::event::Observer;
+use crate::exit::Status;
+use crate::mirror::write::Create;
+use crate::progress::Reporter;
 use crate::prompt::{ask, have_terminal};
 use crate::store::Access;
+use crate::transport::{self, Role, STDIN_READ_AHEAD};
 
 /// Runs the command; the caller prints the error and maps it to an exit status.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let cfg = Config::from_cli(&cli.global, Terminal::probe())?;
     let g = &cli.global;
     match &cli.command {
         Command::Dump => {
-            let stats = mirror::dump::dump(io::stdin().lock(), io::stdout().lock())?;
+            let stats = crate::mirror::dump::dump(io::stdin().lock(), io::BufWriter::new(Stdout))?;
             if g.verbose > 0 {
                 eprintln!("Mirror-dump: {} records, {} bytes", stats.records, stats.bytes);
             }
             Ok(Status::Success)
         }
-        Command::Read { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, false),
-        Command::ReadStream { pfs, begin_tid } => cmd_read(g, pfs, *begin_tid, true),
-        Command::Write { pfs } => cmd_write(g, pfs),
-        Command::Copy { source, target } => cmd_copy(g, source, target, false),
-        Command::Stream { source, target } => cmd_copy(g, source, target, true),
-        Command::PfsMaster { pfs, options } => pfs_done(crate::pfscmd::create(pfs, false, options, &mut io::stdout())),
-        Command::PfsSlave { pfs, options } => pfs_done(crate::pfscmd::create(pfs, true, options, &mut io::stdout())),
+        Command::Read { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, false),
+        Command::ReadStream { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, true),
+        Command::Write { pfs } => cmd_write(&cfg, pfs),
+        Command::Copy { source, target } => cmd_copy(&cfg, source, target, false),
+        Command::Stream { source, target } => cmd_copy(&cfg, source, target, true),
+        Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut Stdout)),
+        Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut Stdout)),
         Command::PfsStatus { pfs } => {
-            let ok = crate::pfscmd::status(pfs, g.json, &mut io::stdout())?;
+            let ok = crate::pfscmd::status(pfs, g.json, &mut Stdout)?;
             Ok(if ok { Status::Success } else { Status::Failure })
         }
-        Command::PfsUpdate { pfs, options } => pfs_done(crate::pfscmd::update(pfs, options, &mut io::stdout())),
-        Command::PfsUpgrade { pfs } => pfs_done(crate::pfscmd::change_mode(pfs, true, &mut io::stdout())),
-        Command::PfsDowngrade { pfs } => pfs_done(crate::pfscmd::change_mode(pfs, false, &mut io::stdout())),
-        Command::PfsDestroy { pfs } => {
-            pfs_done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut io::stdout()))
-        }
-        Command::Import { dir, pfs } => cmd_import(g, dir, pfs),
+        Command::PfsUpdate { pfs, options } => done(crate::pfscmd::update(pfs, options, &mut Stdout)),
+        Command::PfsUpgrade { pfs } => done(crate::pfscmd::change_mode(pfs, true, &mut Stdout)),
+        Command::PfsDowngrade { pfs } => done(crate::pfscmd::change_mode(pfs, false, &mut Stdout)),
+        Command::PfsDestroy { pfs } => done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut Stdout)),
+        Command::Import { dir, pfs } => cmd_import(&cfg, dir, pfs),
         Command::SshRemote { role, prefix } => {
             let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
-            let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| Usage(format!("ssh-remote: {e}")))?;
+            let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| usage(format!("ssh-remote: {e}")))?;
             run(inner)
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut script);
+            Stdout.write_all(&script)?;
             Ok(Status::Success)
         }
-        Command::Verify { a, b, as_of } => cmd_verify(g, a, b, *as_of),
-        Command::Export { pfs, dir, as_of } => cmd_export(g, pfs, dir, *as_of),
+        Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
+        Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
     }
 }
 
-fn cmd_verify(g: &GlobalOpts, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Option<u64>) -> anyhow::Result<Status> {
-    let ea = crate::endpoint::parse(a).map_err(|e| Usage(e.to_string()))?;
-    let eb = crate::endpoint::parse(b).map_err(|e| Usage(e.to_string()))?;
-    let log: crate::child::LineSink = Arc::new(|line: &str| eprintln!("{line}"));
-    let cfg = orchestrator_config(g, Arc::clone(&log), Arc::new(NoProgress))?;
-    let report = crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &log).with_context(|| format!("verify {ea} {eb}"))?;
-    if g.json {
-        println!("{}", serde_json::to_string(&report)?);
+fn done(r: anyhow::Result<()>) -> anyhow::Result<Status> {
+    r.map(|()| Status::Success)
+}
+
+fn endpoint(arg: &std::ffi::OsStr) -> anyhow::Result<Endpoint> {
+    crate::endpoint::parse(arg).map_err(|e| usage(e.to_string()))
+}
+
+fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Option<u64>) -> anyhow::Result<Status> {
+    let (ea, eb) = (endpoint(a)?, endpoint(b)?);
+    let reporter = Reporter::new(crate::config::Output { bars: false, ..cfg.output }, ea.to_string(), eb.to_string());
+    let obs: Arc<dyn Observer> = reporter.clone();
+    let report = match crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = e.context(format!("verify {ea} {eb}"));
+            if cfg.output.json {
+                reporter.json(&serde_json::json!({
+                    "time": crate::log::timestamp(),
+                    "event": "verify",
+                    "a": ea.to_string(),
+                    "b": eb.to_string(),
+                    "result": "failed",
+                    "reason": format!("{e:#}"),
+                }));
+            }
+            return Err(e);
+        }
+    };
+    if cfg.output.json {
+        writeln!(Stdout, "{}", serde_json::to_string(&report)?)?;
     } else {
-        print!("{}", crate::verify::text(&report));
+        write!(Stdout, "{}", crate::verify::text(&report))?;
     }
     Ok(if report.identical { Status::Success } else { Status::Failure })
 }
 
-fn pfs_done(r: anyhow::Result<()>) -> anyhow::Result<Status> {
-    r.map(|()| Status::Success)
-}
-
-fn cmd_import(g: &GlobalOpts, dir: &Path, path: &Path) -> anyhow::Result<Status> {
-    let store =
-        crate::pfs::open_store(path, Access::Write).with_context(|| format!("import into {}", path.display()))?;
-    let t = std::time::Instant::now();
+fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
+    let store = crate::pfs::open_store(path, Access::Write).context("import")?;
+    if crate::ioctl::Pfs::get_pseudofs(&store)?.is_slave() {
+        return Err(crate::error::refused(format!(
+            "import: {} is a slave: only mirror-write changes it (pfs-upgrade makes it a master)",
+            path.display()
+        )));
+    }
+    let t = Instant::now();
     let st = crate::store::import::import(&store, dir)
         .with_context(|| format!("import {} into {}", dir.display(), path.display()))?;
-    if !g.quiet {
+    if !cfg.output.quiet {
         eprintln!(
             "Imported {} into {} as TID 0x{:016x}: {} files, {} directories, {} symlinks, {} unchanged, {} removed, {} records changed, {} bytes read in {:.2} s",
             dir.display(),
@@ -107,8 +133,8 @@ fn cmd_import(g: &GlobalOpts, dir: &Path, path: &Path) -> anyhow::Result<Status>
     Ok(Status::Success)
 }
 
-fn cmd_export(g: &GlobalOpts, path: &Path, dir: &Path, as_of: Option<u64>) -> anyhow::Result<Status> {
-    let store = crate::pfs::open_store(path, Access::Read).with_context(|| format!("export {}", path.display()))?;
+fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyhow::Result<Status> {
+    let store = crate::pfs::open_store(path, Access::Read).context("export")?;
     let asof = match as_of {
         Some(t) => t,
         None => crate::store::export::default_asof(&store)?,
@@ -118,7 +144,7 @@ fn cmd_export(g: &GlobalOpts, path: &Path, dir: &Path, as_of: Option<u64>) -> an
     for w in &st.warnings {
         eprintln!("Warning: {w}");
     }
-    if !g.quiet {
+    if !cfg.output.quiet {
         eprintln!(
             "Exported {} as of 0x{asof:016x} to {}: {} files, {} directories, {} symlinks, {} other, {} bytes",
             path.display(),
@@ -147,109 +173,79 @@ pub struct Signals {
     pub interrupted: Arc<AtomicBool>,
 }
 
-/// Installs the handlers; with `ignore_hup`, SIGHUP no longer ends the process (nohup-proof).
-pub fn signals(ignore_hup: bool) -> anyhow::Result<Signals> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let s = Signals { stop: stop_flag()?, interrupted: Arc::new(AtomicBool::new(false)) };
-    signal_hook::flag::register(SIGINT, Arc::clone(&s.interrupted)).context("installing signal handlers")?;
-    let _ = SIGTERM;
-    if ignore_hup {
-        signal_hook::flag::register(SIGHUP, Arc::new(AtomicBool::new(false))).context("ignoring SIGHUP")?;
+impl Signals {
+    /// Installs the handlers; with `ignore_hup`, SIGHUP no longer ends the
+    /// process (nohup-proof).
+    pub fn install(ignore_hup: bool) -> anyhow::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let s = Signals { stop: Arc::new(AtomicBool::new(false)), interrupted: Arc::new(AtomicBool::new(false)) };
+        for sig in [SIGINT, SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&s.stop)).context("installing signal handlers")?;
+        }
+        signal_hook::flag::register(SIGINT, Arc::clone(&s.interrupted)).context("installing signal handlers")?;
+        if ignore_hup {
+            signal_hook::flag::register(SIGHUP, Arc::new(AtomicBool::new(false))).context("ignoring SIGHUP")?;
+        }
+        Ok(s)
     }
-    Ok(s)
-}
-
-/// The orchestrator's configuration from the global options.
-pub fn orchestrator_config(
-    g: &GlobalOpts,
-    log: crate::child::LineSink,
-    progress: Arc<dyn crate::mirror::Progress + Send>,
-) -> anyhow::Result<crate::orchestrate::Config> {
-    let program = match &g.ssh {
-        Some(cmd) => crate::ssh::split_command(cmd).map_err(Usage)?,
-        None => vec!["ssh".into()],
-    };
-    let ssh = crate::ssh::SshOpts {
-        program,
-        compress: g.compress,
-        port: g.port,
-        options: g.ssh_option.clone(),
-        batch: !io::stdin().is_terminal(),
-        remote_cmd: g.remote_cmd.clone().into(),
-        verbose: g.verbose,
-        yes: g.yes,
-        timeout: g.timeout,
-        splitup: g.splitup.as_ref().map(|s| s.text.clone()),
-        bandwidth: g.bandwidth.as_ref().map(|b| b.text.clone()),
-        bulk: g.bulk,
-        delay: (g.delay != 5).then_some(g.delay),
-        stall_timeout: (g.stall_timeout != 300).then_some(g.stall_timeout),
-    };
-    let retry = g.retry_delay.unwrap_or(15 + g.delay);
-    Ok(crate::orchestrate::Config {
-        ssh,
-        read: read_opts(g, false, None),
-        write: WriteOpts { verbose: g.verbose, two_way: true },
-        yes: g.yes,
-        bandwidth: g.bandwidth.as_ref().map(|b| b.bytes),
-        stall_timeout: (g.stall_timeout > 0).then(|| Duration::from_secs(g.stall_timeout)),
-        retry_delay: Duration::from_secs(retry),
-        max_retry_delay: Duration::from_secs(g.max_retry_delay.max(retry)),
-        log,
-        progress,
-    })
 }
 
 fn cmd_copy(
-    g: &GlobalOpts,
+    cfg: &Config,
     source: &std::ffi::OsStr,
     target: &std::ffi::OsStr,
     streaming: bool,
 ) -> anyhow::Result<Status> {
-    let src = crate::endpoint::parse(source).map_err(|e| Usage(e.to_string()))?;
-    let dst = crate::endpoint::parse(target).map_err(|e| Usage(e.to_string()))?;
+    let (src, dst) = (endpoint(source)?, endpoint(target)?);
     crate::orchestrate::check_pair(&src, &dst)?;
-    let sig = signals(streaming)?;
-    let reporter = crate::progress::Reporter::new(g.progress, g.quiet, g.json, src.to_string(), dst.to_string());
-    let cfg = orchestrator_config(g, reporter.sink(), reporter.clone())?;
-    let started = std::time::Instant::now();
+    let sig = Signals::install(streaming)?;
+    let (s, d) = (src.to_string(), dst.to_string());
+    let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
+    let obs: Arc<dyn Observer> = reporter.clone();
+    let started = Instant::now();
     let result = if streaming {
-        crate::orchestrate::stream(&cfg, &src, &dst, &sig.stop).map(|()| None)
+        reporter.message(
+            crate::log::Level::Info,
+            &format!(
+                "{} stream {src} -> {dst}: started (pid {}, passes at least {} s apart, stall timeout {})",
+                crate::log::timestamp(),
+                std::process::id(),
+                cfg.read.delay.as_secs(),
+                cfg.stall_timeout.map_or_else(|| "off".to_string(), |d| format!("{} s", d.as_secs()))
+            ),
+        );
+        crate::orchestrate::stream(cfg, &obs, &src, &dst, &sig.stop).map(|()| None)
     } else {
-        crate::orchestrate::copy(&cfg, &src, &dst, &sig.stop).map(Some)
+        crate::orchestrate::copy(cfg, &obs, &src, &dst, &sig.stop).map(Some)
     };
     reporter.finish();
-    if sig.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+    if sig.interrupted.load(Ordering::Relaxed) {
+        reporter.stopped("SIGINT");
         return Ok(Status::Interrupted);
+    }
+    if sig.stop.load(Ordering::Relaxed) {
+        reporter.stopped("SIGTERM");
+        if !streaming {
+            return Ok(Status::Terminated);
+        }
     }
     let what = if streaming { "stream" } else { "copy" };
     match result {
-        Err(e) => {
-            if g.json {
-                reporter.report(&crate::progress::PassReport {
-                    source: src.to_string(),
-                    target: dst.to_string(),
-                    tid_beg: String::new(),
-                    tid_end: String::new(),
-                    records: 0,
-                    bytes: 0,
-                    seconds: started.elapsed().as_secs_f64(),
-                    result: "failed",
-                });
-            }
-            Err(e.context(format!("{what} {src} to {dst}")))
-        }
+        Err(e) => Err(e.context(format!("{what} {src} to {dst}"))),
         Ok(Some(o)) if matches!((&src, &dst), (Endpoint::Remote(_), Endpoint::Remote(_))) => {
             // Both halves ran remotely: no pass events reached us; report the run.
             reporter.report(&crate::progress::PassReport {
+                time: crate::log::timestamp(),
+                event: "pass",
                 source: src.to_string(),
                 target: dst.to_string(),
-                tid_beg: String::new(),
-                tid_end: o.acked_tid.map(|t| format!("0x{t:016x}")).unwrap_or_default(),
+                tid_beg: None,
+                tid_end: o.acked_tid.map(crate::log::tid),
                 records: 0,
                 bytes: o.bytes,
-                seconds: started.elapsed().as_secs_f64(),
+                seconds: crate::progress::since(started),
                 result: "synced",
+                reason: None,
             });
             Ok(Status::Success)
         }
@@ -257,115 +253,62 @@ fn cmd_copy(
     }
 }
 
-/// SIGINT/SIGTERM set this flag; long-running halves check it and end cleanly.
-pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&flag)).context("installing signal handlers")?;
-    }
-    Ok(flag)
-}
-
-/// The read half's options from the global options.
-pub fn read_opts(g: &GlobalOpts, streaming: bool, begin_tid: Option<u64>) -> ReadOpts {
-    ReadOpts {
-        verbose: g.verbose,
-        two_way: g.two_way,
-        streaming,
-        timeout: g.timeout.map(Duration::from_secs),
-        splitup: g.splitup.as_ref().map_or(4 << 30, |s| s.bytes.max(1)),
-        cycle_file: g.cycle_file.clone(),
-        delay: Duration::from_secs(g.delay),
-        bulk: g.bulk,
-        begin_tid,
-        heartbeat: heartbeat(g.stall_timeout),
-    }
-}
-
-/// The heartbeat interval of a stream whose stall timeout is `stall` seconds.
-pub fn heartbeat(stall: u64) -> Option<Duration> {
-    (stall > 0).then(|| Duration::from_secs((stall / 4).max(1)))
-}
-
-/// Unbuffered handles on fds 0 and 1 for the binary stream (std's stdout is
-/// line-buffered, which would scan every batch for newlines). Pipes among
-/// them are widened.
-pub fn raw_stdio() -> anyhow::Result<(File, File)> {
-    let dup = |fd: BorrowedFd<'_>| {
-        widen_pipe(fd);
-        fd.try_clone_to_owned().map(File::from).context("duplicating stdin/stdout")
-    };
-    Ok((dup(io::stdin().as_fd())?, dup(io::stdout().as_fd())?))
-}
-
-/// Gives a pipe a 1 MiB buffer (Linux's default unprivileged maximum), so
-/// that a 512 KiB batch moves in one write instead of sixteen 64 KiB steps:
-/// `read | write` runs about 4x faster through a wide pipe. Anything else,
-/// or a refusal, is left as it is.
-fn widen_pipe(fd: BorrowedFd<'_>) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO) {
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = fd;
-}
-
-fn cmd_read(g: &GlobalOpts, path: &Path, begin_tid: Option<u64>, streaming: bool) -> anyhow::Result<Status> {
+fn cmd_read(cfg: &Config, path: &Path, begin_tid: Option<u64>, streaming: bool) -> anyhow::Result<Status> {
     if io::stdout().is_terminal() {
-        bail!(Usage(
-            "refusing to write a binary mirror stream to a terminal; pipe it into `hammer-mirror write <pfs>` or a file"
-                .into()
+        return Err(usage(
+            "refusing to write a binary mirror stream to a terminal; pipe it into `hammer-mirror write <pfs>` or a file",
         ));
     }
-    let pfs = crate::pfs::open(path, Access::Read).with_context(|| format!("Cannot access PFS {}", path.display()))?;
-    let opts = read_opts(g, streaming, begin_tid);
-    let stop = stop_flag()?;
-    let (stdin, stdout) = raw_stdio()?;
-    let out: Box<dyn io::Write> = match &g.bandwidth {
-        Some(b) => Box::new(mirror::bwlimit::BwLimit::new(stdout, b.bytes)),
-        None => Box::new(stdout),
-    };
-    let reporter =
-        crate::progress::Reporter::new(g.progress, g.quiet, g.json, path.display().to_string(), "stdout".into());
-    let mut log = crate::progress::LogWriter::new(reporter.sink());
-    let r = mirror::read::read(pfs.as_ref(), &opts, out, stdin, &mut log, reporter.as_ref(), &stop);
-    drop(log);
+    let pfs =
+        crate::pfs::open(path, Access::Read).map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", path))?;
+    let opts = crate::mirror::read::ReadOpts { streaming, begin_tid, ..cfg.read.clone() };
+    let sig = Signals::install(false)?;
+    let (stdin, stdout) = transport::stdio().context("duplicating stdin/stdout")?;
+    let link = transport::stack(stdin, stdout, Role::Source, &cfg.link).context("setting up the link")?;
+    let reporter = half_reporter(cfg, path.display().to_string(), "stdout".into());
+    let r = crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, reporter.as_ref(), &sig.stop);
     reporter.finish();
-    r.map_err(|e| e.context(format!("mirror-read {}", path.display())))?;
+    r?;
     Ok(Status::Success)
 }
 
-/// The read-ahead of `write` on stdin: 8 MiB in 1 MiB reads (a widened pipe
-/// holds 1 MiB).
-const READ_AHEAD_CHUNK: usize = 1 << 20;
-const READ_AHEAD_DEPTH: usize = 8;
-
-fn cmd_write(g: &GlobalOpts, path: &Path) -> anyhow::Result<Status> {
-    let opts = WriteOpts { verbose: g.verbose, two_way: g.two_way };
-    let create = if g.yes {
-        Create::Yes
-    } else if have_terminal() {
-        Create::Ask(&ask)
+/// The reporter of a half run on its own: a remote half of copy (`-2`)
+/// only speaks up with messages; its orchestrator reports the passes.
+fn half_reporter(cfg: &Config, source: String, target: String) -> Arc<Reporter> {
+    if cfg.read.two_way {
+        Reporter::for_remote_half(cfg.output, source, target)
     } else {
-        Create::Refuse
+        Reporter::new(cfg.output, source, target)
+    }
+}
+
+fn cmd_write(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
+    let create = match cfg.create {
+        CreatePolicy::Yes => Create::Yes,
+        CreatePolicy::Ask => Create::Ask(&ask),
+        CreatePolicy::Refuse => Create::Refuse,
     };
-    let stop = stop_flag()?;
-    let (stdin, stdout) = raw_stdio()?;
-    // In two-way mode stdout is the stream back to the source; text goes to stderr.
-    let mut text_out = io::stderr();
-    let mut plain_out = io::stdout();
-    let (back, text): (Box<dyn io::Write>, &mut dyn io::Write) =
-        if g.two_way { (Box::new(stdout), &mut text_out) } else { (Box::new(io::sink()), &mut plain_out) };
-    let reporter =
-        crate::progress::Reporter::new(g.progress, g.quiet, g.json, "stdin".into(), path.display().to_string());
-    let mut log = crate::progress::LogWriter::new(reporter.sink());
+    let sig = Signals::install(false)?;
+    let (stdin, stdout) = transport::stdio().context("duplicating stdin/stdout")?;
     // Keep draining the pipe (ssh) while the store waits for the disk.
-    let input = mirror::readahead::ReadAhead::new(stdin, READ_AHEAD_CHUNK, READ_AHEAD_DEPTH)
-        .context("starting the read-ahead thread")?;
-    let r = mirror::write::write(path, &opts, create, input, back, text, &mut log, reporter.as_ref(), &stop);
-    drop(log);
+    let link_opts = transport::LinkOpts { read_ahead: Some(STDIN_READ_AHEAD), ..cfg.link.clone() };
+    let link = transport::stack(stdin, stdout, Role::Target, &link_opts).context("setting up the link")?;
+    // In two-way mode stdout is the stream back to the source.
+    let (back, mut text): (Box<dyn Write + Send>, Box<dyn Write>) =
+        if cfg.write.two_way { (link.tx, Box::new(io::sink())) } else { (Box::new(io::sink()), Box::new(Stdout)) };
+    let reporter = half_reporter(cfg, "stdin".into(), path.display().to_string());
+    let opener = crate::pfs::PathOpener(path.to_path_buf());
+    let r = crate::mirror::write::write(
+        &opener,
+        &cfg.write,
+        create,
+        link.rx,
+        back,
+        &mut *text,
+        reporter.as_ref(),
+        &sig.stop,
+    );
     reporter.finish();
-    r.map_err(|e| e.context(format!("mirror-write {}", path.display())))?;
+    r?;
     Ok(Status::Success)
 }

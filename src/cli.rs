@@ -1,12 +1,14 @@
 //! Command-line syntax (clap derive) only: no I/O, no validation beyond parsing single values.
 //!
 //! The global options are hammer(8)'s, spelled the same way, plus long
-//! options of our own; `../shared/spec/cli.md` is the contract.
+//! options of our own; the man page is the contract.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::defaults;
 
 /// Replicate HAMMER pseudo-filesystems (PFS) between hosts.
 ///
@@ -33,7 +35,7 @@ pub struct Size {
 
 /// Parses a size as hammer.c does: a C integer (decimal, 0x hex or 0 octal)
 /// followed by at most one suffix letter k/m/g (either case). hammer.c takes
-/// no `t` for -S and -b (cli.md says it does; the source wins), so neither do we:
+/// no `t` for -S and -b, so neither do we:
 /// a size we accept is one a stock hammer peer accepts too.
 pub fn parse_size(s: &str) -> Result<Size, String> {
     let bad = || format!("invalid size '{s}': expected a number with an optional k, m or g suffix (e.g. 4g)");
@@ -112,7 +114,7 @@ pub struct GlobalOpts {
     pub cycle_file: Option<PathBuf>,
 
     /// Minimum delay between stream passes, in seconds
-    #[arg(short = 'i', value_name = "SECONDS", default_value_t = 5, global = true)]
+    #[arg(short = 'i', value_name = "SECONDS", default_value_t = defaults::DELAY, global = true)]
     pub delay: u64,
 
     /// Bulk: no prescan histogram (one pass, no intermediate commits)
@@ -140,7 +142,7 @@ pub struct GlobalOpts {
     pub ssh_option: Vec<OsString>,
 
     /// Program run on remote hosts ('hammer' to drive stock DragonFly)
-    #[arg(long, value_name = "PATH", default_value = "hammer-mirror", global = true)]
+    #[arg(long, value_name = "PATH", default_value = defaults::REMOTE_CMD, global = true)]
     pub remote_cmd: String,
 
     /// stream: first wait after a lost link, in seconds (default 15 + -i)
@@ -148,14 +150,14 @@ pub struct GlobalOpts {
     pub retry_delay: Option<u64>,
 
     /// stream: the longest wait between retries, in seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::MAX_RETRY_DELAY, global = true)]
     pub max_retry_delay: u64,
 
     /// copy/stream: end a run that shows no progress for this long (0: never); streams send a heartbeat pass every quarter of it
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::STALL_TIMEOUT, global = true)]
     pub stall_timeout: u64,
 
-    /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -175,7 +177,7 @@ pub enum Command {
     Read {
         /// The source PFS
         pfs: PathBuf,
-        /// Start after this TID instead of the beginning
+        /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
         begin_tid: Option<u64>,
     },
@@ -185,7 +187,7 @@ pub enum Command {
     ReadStream {
         /// The source PFS
         pfs: PathBuf,
-        /// Start after this TID instead of the beginning
+        /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
         begin_tid: Option<u64>,
     },

@@ -1,9 +1,10 @@
 //! Exit statuses (0/1/2/3/130) and the one place that maps an error to one.
 
-use std::io;
 use std::process::ExitCode;
 
-/// The exit statuses of `../shared/spec/cli.md`.
+use crate::error::{MirrorError, kind};
+
+/// The exit statuses of the command-line contract (see the man page, EXIT STATUS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Success = 0,
@@ -13,6 +14,8 @@ pub enum Status {
     Refused = 3,
     /// SIGINT.
     Interrupted = 130,
+    /// A copy stopped by SIGTERM (128 + 15; a stream exits 0 then).
+    Terminated = 143,
 }
 
 impl From<Status> for ExitCode {
@@ -21,77 +24,27 @@ impl From<Status> for ExitCode {
     }
 }
 
-/// An error that retrying cannot fix (shared-uuid mismatch, target not a
-/// slave, PFSD version mismatch, declined prompt): exit status 3, and
-/// `stream` stops instead of retrying.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub String);
-
-/// A usage error found after parsing (bad endpoint, conflicting options): exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
-
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
-    for cause in err.chain() {
-        if cause.is::<Refused>() {
-            return Status::Refused;
-        }
-        if cause.is::<Usage>() {
-            return Status::Usage;
-        }
+    match kind(err) {
+        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Status::Refused,
+        Some(MirrorError::Usage(_)) => Status::Usage,
+        _ => Status::Failure,
     }
-    Status::Failure
-}
-
-/// The peer closed the stream before the conversation ended.
-#[derive(Debug, thiserror::Error)]
-#[error("the peer closed the stream")]
-pub struct PeerClosed;
-
-/// True when the error only says that the other side went away (a broken
-/// pipe, a reset, a stream cut short): a symptom, not a cause.
-pub fn is_peer_gone(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.is::<PeerClosed>()
-            || matches!(
-                c.downcast_ref::<crate::mrecord::StreamError>(),
-                Some(crate::mrecord::StreamError::Truncated { .. })
-            )
-            || c.downcast_ref::<io::Error>().is_some_and(|e| {
-                matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::UnexpectedEof
-                )
-            })
-    })
-}
-
-/// True when the error is a broken pipe on our own output (the reader of our
-/// stdout went away, e.g. `dump | head`).
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{refused, usage};
     use anyhow::Context;
 
     #[test]
     fn typed_causes_pick_the_status() {
-        let e = anyhow::Error::new(Refused("no".into())).context("mirror-write /x");
-        assert_eq!(status_of(&e), Status::Refused);
-        let e = anyhow::Error::new(Usage("bad".into()));
-        assert_eq!(status_of(&e), Status::Usage);
-        let e: anyhow::Error = Err::<(), _>(io::Error::other("x")).context("y").unwrap_err();
+        assert_eq!(status_of(&refused("no").context("mirror-write /x")), Status::Refused);
+        assert_eq!(status_of(&usage("bad")), Status::Usage);
+        let e: anyhow::Error = Err::<(), _>(std::io::Error::other("x")).context("y").unwrap_err();
         assert_eq!(status_of(&e), Status::Failure);
-        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
-        assert!(is_broken_pipe(&e));
+        assert_eq!(status_of(&MirrorError::Stalled { secs: 1 }.into()), Status::Failure);
     }
 }

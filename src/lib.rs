@@ -1,8 +1,15 @@
 //! hammer-mirror: replicate HAMMER pseudo-filesystems between hosts, byte-compatible with DragonFly's `hammer mirror-*`.
 //!
-//! Module map (dependencies point down): `cli` → `orchestrate` → `mirror` →
-//! {`mrecord`, `ioctl`} → `hammerfs` (the on-disk format); `pfs` picks the
-//! kernel or the userspace `store` implementation of [`ioctl::Pfs`] for a path.
+//! Module map (dependencies point down):
+//! * `app` (dispatch) → `orchestrate` (copy, stream), `verify`, `pfscmd`
+//!   → `side`, `child`, `ssh`, `endpoint`, `transport`, `progress`
+//!   → `mirror` (the halves) → {`mrecord`, `ioctl`} → `hammerfs` (HAMMER's
+//!   on-disk format);
+//! * `pfs` opens a path as the kernel or the userspace `store`
+//!   implementation of [`ioctl::Pfs`];
+//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`;
+//!   `config` derives a run's configuration from `cli`.
+//!
 //! `unsafe` code is denied but in `ioctl`'s ABI module and its `mapped`.
 
 #![deny(unsafe_code)]
@@ -10,10 +17,15 @@
 pub mod app;
 pub mod child;
 pub mod cli;
+pub mod config;
+pub mod defaults;
 pub mod endpoint;
+pub mod error;
+pub mod event;
 pub mod exit;
 pub mod hammerfs;
 pub mod ioctl;
+pub mod log;
 pub mod mirror;
 pub mod mrecord;
 pub mod orchestrate;
@@ -22,6 +34,8 @@ pub mod pfscmd;
 pub mod progress;
 pub mod prompt;
 pub mod remote;
+pub mod side;
 pub mod ssh;
 pub mod store;
+pub mod transport;
 pub mod verify;

@@ -1,51 +1,34 @@
 //! `copy` and `stream`: wire a source and a target (local threads or ssh children) and survive lost links.
 //!
-//! The two sides meet on one `UnixStream::pair()`: a local side runs its
-//! half on a thread over its end, a remote side is an ssh child whose stdin
-//! and stdout are that end. No fork, no re-exec, no shell. The conversation
-//! is always two-way (`-2`), so a pass only counts when the target
-//! acknowledged it. `stream` restarts after a lost link, waiting
-//! `--retry-delay` (default 15 s + `-i`, as hammer) and doubling up to
-//! `--max-retry-delay`; the wait resets after a pass that synced. A refusal
-//! (exit status 3 from either side) stops it instead.
+//! The two sides meet on one socketpair: a local side runs its half on a
+//! thread over its end (through the transport stack), a remote side is an
+//! ssh child whose stdin and stdout are that end. No fork, no re-exec, no
+//! shell. The conversation is always two-way (`-2`), so a pass only counts
+//! when the target acknowledged it. `stream` restarts after a lost link,
+//! waiting `--retry-delay` (default 15 s + `-i`, as hammer) and doubling up
+//! to `--max-retry-delay`; the wait resets after a pass that synced. A
+//! refusal (exit status 3 from either side) stops it instead.
 
-use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 
-use crate::child::{Child, Exit, LineSink};
+use crate::child::{Child, Exit, OnLine};
+use crate::config::{Config, CreatePolicy};
 use crate::endpoint::{Endpoint, Remote};
-use crate::exit::{Refused, Status, status_of};
-use crate::mirror::Progress;
-use crate::mirror::read::{ReadOpts, ReadSummary};
-use crate::mirror::write::{Create, WriteOpts, WriteSummary};
-use crate::ssh::{self, SshOpts, Verb};
+use crate::error::{MirrorError, is_refusal, refused, usage};
+use crate::event::{Event, Observer};
+use crate::log::Level;
+use crate::mirror::read::ReadSummary;
+use crate::mirror::write::{Create, NO_TERMINAL_TO_ASK, WriteSummary};
+use crate::side::{Ended, Side};
+use crate::ssh::{self, Verb};
 use crate::store::Access;
-
-/// Everything copy and stream need, derived from the command line.
-pub struct Config {
-    pub ssh: SshOpts,
-    pub read: ReadOpts,
-    pub write: WriteOpts,
-    /// `-y`: create a missing local slave.
-    pub yes: bool,
-    /// `-b` for a local source.
-    pub bandwidth: Option<u64>,
-    /// End a run that shows no progress for this long.
-    pub stall_timeout: Option<Duration>,
-    pub retry_delay: Duration,
-    pub max_retry_delay: Duration,
-    /// Where hammer's messages and child stderr lines go (above the progress bar).
-    pub log: LineSink,
-    /// Progress of local halves.
-    pub progress: Arc<dyn Progress + Send>,
-}
+use crate::transport::{self, Role, SOCKET_READ_AHEAD};
 
 /// The outcome of one run of both sides.
 #[derive(Debug, Default)]
@@ -54,6 +37,12 @@ pub struct RunOutcome {
     pub acked_tid: Option<u64>,
     pub passes: u64,
     pub bytes: u64,
+}
+
+/// What a side returns: the summary of a local half; a remote one says nothing.
+enum Summary {
+    Read(ReadSummary),
+    Write(WriteSummary),
 }
 
 /// When the local halves last showed life, and whether a pass is under way.
@@ -76,87 +65,372 @@ impl Activity {
     }
 }
 
-/// Forwards progress (or drops it) and records activity for the watchdog.
+/// A local half's observer: records activity for the watchdog, forwards
+/// messages, and forwards progress only for the half that reports it.
 struct Watch {
-    inner: Option<Arc<dyn Progress + Send>>,
+    inner: Arc<dyn Observer>,
+    reports: bool,
     act: Arc<Activity>,
 }
 
-impl Progress for Watch {
-    fn prescan(&self, total: u64, chunks: usize) {
+impl Observer for Watch {
+    fn event(&self, e: &Event) {
         self.act.touch();
-        if let Some(p) = &self.inner {
-            p.prescan(total, chunks);
+        match e {
+            Event::PassStarted { .. } => self.act.in_pass.store(true, Ordering::Relaxed),
+            Event::PassDone(_) => self.act.in_pass.store(false, Ordering::Relaxed),
+            _ => {}
         }
-    }
-    fn pass_started(&self, b: u64, e: u64, est: Option<u64>) {
-        self.act.touch();
-        self.act.in_pass.store(true, Ordering::Relaxed);
-        if let Some(p) = &self.inner {
-            p.pass_started(b, e, est);
-        }
-    }
-    fn bytes(&self, n: u64) {
-        self.act.touch();
-        if let Some(p) = &self.inner {
-            p.bytes(n);
-        }
-    }
-    fn pass_done(&self, tid: u64, records: u64, bytes: u64) {
-        self.act.touch();
-        self.act.in_pass.store(false, Ordering::Relaxed);
-        if let Some(p) = &self.inner {
-            p.pass_done(tid, records, bytes);
+        if self.reports || matches!(e, Event::Message { .. }) {
+            self.inner.event(e);
         }
     }
 }
 
-/// One running side.
-#[allow(clippy::large_enum_variant)] // two of them per run
-enum Side {
-    Source(JoinHandle<anyhow::Result<ReadSummary>>),
-    Target(JoinHandle<anyhow::Result<WriteSummary>>),
-    Remote(Child, &'static str),
-}
-
-/// Socket buffers of 4 MiB make a local socketpair ~3x faster than the default.
-fn widen(s: &UnixStream) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    let _ = setsockopt(s, sockopt::SndBuf, &(4 << 20));
-    let _ = setsockopt(s, sockopt::RcvBuf, &(4 << 20));
+/// The level of a remote peer's stderr line. Our own remote is given `-q`
+/// when we have it and then only says what matters, so every line of it is
+/// shown; stock hammer has no such option, so its routine messages (fixed
+/// texts of cmd_mirror.c) are told by their start.
+fn remote_line_level(stock: bool, line: &str) -> Level {
+    const ROUTINE: [&str; 6] = [
+        "Mirror-read",
+        "Prescan",
+        "Mirror-write: Completed",
+        "Mirror-write: received termination request",
+        "Cyclefile",
+        "PFS slave",
+    ];
+    let routine = ROUTINE.iter().any(|p| line.starts_with(p)) && !line.contains("interrupted");
+    if stock && routine { Level::Info } else { Level::Warn }
 }
 
 fn fd(s: &UnixStream) -> anyhow::Result<OwnedFd> {
     Ok(s.try_clone().context("duplicating a socket")?.into())
 }
 
-fn spawn_remote(cfg: &Config, r: &Remote, verb: Verb, end: &UnixStream, role: &'static str) -> anyhow::Result<Side> {
+fn spawn_remote(
+    cfg: &Config,
+    obs: &Arc<dyn Observer>,
+    r: &Remote,
+    verb: Verb,
+    end: &UnixStream,
+    role: &'static str,
+) -> anyhow::Result<Side<Summary>> {
     let argv = ssh::argv(&cfg.ssh, r, verb);
-    let child = Child::spawn(&argv, fd(end)?, fd(end)?, &r.host, Arc::clone(&cfg.log))
+    let (obs, host, stock, quiet) = (Arc::clone(obs), r.host.clone(), cfg.ssh.stock_remote(), cfg.output.quiet);
+    // A missing remote slave is asked about here, on our terminal: its
+    // "no terminal to ask" is not news then.
+    let will_ask = role == "target" && cfg.create == CreatePolicy::Ask;
+    let on_line: OnLine = Arc::new(move |line| {
+        if will_ask && line.contains(NO_TERMINAL_TO_ASK) {
+            return false;
+        }
+        let level = remote_line_level(stock, line);
+        obs.event(&Event::message(level, format!("{host}: {line}")));
+        !quiet || level.kept_by_quiet()
+    });
+    let child = Child::spawn(&argv, fd(end)?, fd(end)?, &r.host, on_line)
         .with_context(|| format!("starting the {role} on {}", r.host))?;
-    Ok(Side::Remote(child, role))
+    Ok(Side::remote(role, child))
 }
 
-/// Explains a remote side's exit status.
+/// Explains a remote side's exit status. The last stderr line is repeated in
+/// the error only when the user has not seen it already.
 fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::Result<()> {
-    let last = exit.stderr.last().cloned().unwrap_or_default();
+    let last = exit.last_line().filter(|l| !l.shown).map(|l| format!(": {}", l.text)).unwrap_or_default();
     match exit.code() {
         0 => Ok(()),
-        3 => Err(anyhow!(Refused(format!("the {role} on {host} refused: {last}")))),
-        255 => {
-            let text = exit.stderr.join("\n");
-            let kind = ssh::classify(&text);
-            Err(anyhow!(
-                "ssh to {host} failed: {}{}",
-                kind.advice(),
-                if last.is_empty() { String::new() } else { format!(": {last}") }
-            ))
+        3 if role == "target" && exit.last_line().is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
+            Err(MirrorError::MissingSlave(format!("the target on {host}: {NO_TERMINAL_TO_ASK}; pass -y to create it"))
+                .into())
         }
-        127 => Err(anyhow!(
-            "the {role} on {host}: {} was not found on the remote host (exit 127); set --remote-cmd to its path: {last}",
+        3 => Err(refused(format!("the {role} on {host} refused{last}"))),
+        255 => {
+            let text: Vec<&str> = exit.stderr.iter().map(|l| l.text.as_str()).collect();
+            let kind = ssh::classify(&text.join("\n"));
+            Err(anyhow!("ssh to {host} failed: {}{last}", kind.advice()))
+        }
+        127 => Err(refused(format!(
+            "the {role} on {host}: {} was not found on the remote host (exit status 127); \
+             give its full path with --remote-cmd (a program installed under $HOME/.local/bin is not on \
+             the PATH of commands run by ssh){last}",
             cfg.ssh.remote_cmd.to_string_lossy()
-        )),
-        n => Err(anyhow!("the {role} on {host} failed with exit status {n}: {last}")),
+        ))),
+        n => Err(anyhow!("the {role} on {host} failed with exit status {n}{last}")),
+    }
+}
+
+fn create_policy(p: CreatePolicy) -> Create<'static> {
+    match p {
+        CreatePolicy::Yes => Create::Yes,
+        CreatePolicy::Ask => Create::Ask(&crate::prompt::ask),
+        CreatePolicy::Refuse => Create::Refuse,
+    }
+}
+
+/// Starts the source side on socket end `end`.
+#[allow(clippy::too_many_arguments)]
+fn start_source(
+    cfg: &Config,
+    obs: &Arc<dyn Observer>,
+    src: &Endpoint,
+    end: &UnixStream,
+    streaming: bool,
+    watch: Arc<dyn Observer>,
+    run_stop: &Arc<AtomicBool>,
+    done: &mpsc::Sender<&'static str>,
+) -> anyhow::Result<Side<Summary>> {
+    let path = match src {
+        Endpoint::Remote(r) => {
+            return spawn_remote(cfg, obs, r, if streaming { Verb::ReadStream } else { Verb::Read }, end, "source");
+        }
+        Endpoint::Local(path) => path.clone(),
+    };
+    let mut opts = cfg.read.clone();
+    opts.two_way = true;
+    opts.streaming = streaming;
+    let (rx, tx) = (end.try_clone()?, end.try_clone()?);
+    let (link_opts, stop) = (cfg.link.clone(), Arc::clone(run_stop));
+    Side::local("source", done.clone(), move || {
+        let pfs = crate::pfs::open(&path, Access::Read)
+            .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
+        let link = transport::stack(rx, tx, Role::Source, &link_opts)?;
+        crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, watch.as_ref(), &stop).map(Summary::Read)
+    })
+}
+
+/// Starts the target side on socket end `end`.
+#[allow(clippy::too_many_arguments)]
+fn start_target(
+    cfg: &Config,
+    obs: &Arc<dyn Observer>,
+    dst: &Endpoint,
+    end: &UnixStream,
+    watch: Arc<dyn Observer>,
+    run_stop: &Arc<AtomicBool>,
+    done: &mpsc::Sender<&'static str>,
+) -> anyhow::Result<Side<Summary>> {
+    let path = match dst {
+        Endpoint::Remote(r) => return spawn_remote(cfg, obs, r, Verb::Write, end, "target"),
+        Endpoint::Local(path) => path.clone(),
+    };
+    let opts = crate::mirror::write::WriteOpts { two_way: true, ..cfg.write.clone() };
+    let (rx, tx) = (end.try_clone()?, end.try_clone()?);
+    let link_opts = transport::LinkOpts { read_ahead: Some(SOCKET_READ_AHEAD), ..cfg.link.clone() };
+    let (create, stop) = (cfg.create, Arc::clone(run_stop));
+    Side::local("target", done.clone(), move || {
+        let link = transport::stack(rx, tx, Role::Target, &link_opts)?;
+        let opener = crate::pfs::PathOpener(path);
+        crate::mirror::write::write(
+            &opener,
+            &opts,
+            create_policy(create),
+            link.rx,
+            link.tx,
+            &mut std::io::sink(),
+            watch.as_ref(),
+            &stop,
+        )
+        .map(Summary::Write)
+    })
+}
+
+/// The socket ends of a run, kept to cut the link: shutting one down
+/// unblocks the local half stuck in read() or write() on it, and tells the
+/// other side that this one is gone.
+struct Ends {
+    source: UnixStream,
+    target: UnixStream,
+}
+
+impl Ends {
+    fn cut(&self) {
+        let _ = self.source.shutdown(std::net::Shutdown::Both);
+        let _ = self.target.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A side of the run: running, or ended (joined as soon as it finished, so
+/// that its result decides how long the other side may take).
+enum Slot {
+    Running(Side<Summary>),
+    Ended(&'static str, Ended<Summary>),
+    Taken,
+}
+
+impl Slot {
+    /// Joins the side if it has finished.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        if matches!(self, Slot::Running(s) if s.finished())
+            && let Slot::Running(s) = std::mem::replace(self, Slot::Taken)
+        {
+            let role = s.role;
+            *self = Slot::Ended(role, s.join()?);
+        }
+        Ok(())
+    }
+
+    fn ended(&self) -> bool {
+        !matches!(self, Slot::Running(_))
+    }
+
+    /// Ended with its own failure (not merely because its peer went away).
+    fn failed(&self) -> bool {
+        match self {
+            Slot::Ended(_, Ended::Local(Err(e))) => crate::error::rank(e) <= crate::error::Rank::Cause,
+            Slot::Ended(_, Ended::Remote { exit, .. }) => exit.code() != 0,
+            _ => false,
+        }
+    }
+
+    fn kill(&self) {
+        if let Slot::Running(s) = self {
+            s.kill();
+        }
+    }
+
+    fn is_remote_done(&self) -> bool {
+        matches!(self, Slot::Ended(_, Ended::Remote { .. }))
+    }
+}
+
+/// Waits until one side ends, the user stops us, or the watchdog fires.
+/// Returns whether the link stalled.
+fn supervise(
+    obs: &Arc<dyn Observer>,
+    slots: &mut [Slot; 2],
+    watchdog: Option<(Duration, Watched<'_>)>,
+    stop: &AtomicBool,
+    done_rx: &mpsc::Receiver<&'static str>,
+) -> anyhow::Result<bool> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if let Some((limit, w)) = &watchdog
+            && w.stalled(*limit)
+        {
+            obs.event(&Event::Stalled { secs: limit.as_secs() });
+            return Ok(true);
+        }
+        let woke = done_rx.recv_timeout(Duration::from_millis(100));
+        for s in slots.iter_mut() {
+            s.poll()?;
+        }
+        if woke.is_ok() || slots.iter().any(Slot::is_remote_done) {
+            return Ok(false);
+        }
+        if matches!(woke, Err(mpsc::RecvTimeoutError::Disconnected)) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Gives the other side a moment to finish on its own, then stops it: 30 s
+/// after a side ended well (10 once the user asked us to stop), 2 s after
+/// one failed (its error is the story; the other only has to notice), never
+/// longer than the stall timeout.
+fn wind_down(
+    cfg: &Config,
+    slots: &mut [Slot; 2],
+    ends: &Ends,
+    run_stop: &AtomicBool,
+    stop: &AtomicBool,
+    stalled: bool,
+) -> anyhow::Result<()> {
+    let kill = |slots: &[Slot; 2]| {
+        run_stop.store(true, Ordering::Relaxed);
+        ends.cut();
+        slots.iter().for_each(Slot::kill);
+    };
+    if stalled {
+        kill(slots);
+    }
+    let started = Instant::now();
+    let grace = |slots: &[Slot; 2]| {
+        let g = if slots.iter().any(Slot::failed) {
+            Duration::from_secs(2)
+        } else if stop.load(Ordering::Relaxed) {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(30)
+        };
+        cfg.stall_timeout.map_or(g, |l| g.min(l))
+    };
+    loop {
+        for s in slots.iter_mut() {
+            s.poll()?;
+        }
+        if slots.iter().all(Slot::ended) {
+            return Ok(());
+        }
+        // The ended side's end of the link is closed for good, so that its
+        // peer sees EOF at once.
+        for (slot, end) in slots.iter().zip([&ends.source, &ends.target]) {
+            if slot.ended() {
+                let _ = end.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            run_stop.store(true, Ordering::Relaxed);
+        }
+        if started.elapsed() >= grace(slots) {
+            kill(slots);
+            for s in slots.iter_mut() {
+                if let Slot::Running(side) = std::mem::replace(s, Slot::Taken) {
+                    let role = side.role;
+                    *s = Slot::Ended(role, side.join()?);
+                }
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Picks the error that explains the run: a refusal first, then a side's
+/// own failure (a local one before a remote one), then a stall, then a
+/// vanished peer. A copy succeeds only when a local side saw the target
+/// acknowledge a TID (or, remote to remote, when both ends say so).
+fn conclude(cfg: &Config, slots: [Slot; 2], streaming: bool, local: bool, stalled: bool) -> anyhow::Result<RunOutcome> {
+    let mut outcome = RunOutcome::default();
+    let mut errors: Vec<(crate::error::Rank, bool, anyhow::Error)> = Vec::new();
+    let mut push = |e: anyhow::Error, remote: bool| errors.push((crate::error::rank(&e), remote, e));
+    let mut interrupted = false;
+    for slot in slots {
+        let Slot::Ended(role, ended) = slot else { unreachable!("every side was joined") };
+        match ended {
+            Ended::Local(Ok(Summary::Read(s))) => {
+                outcome.acked_tid = s.acked_tid.or(outcome.acked_tid);
+                outcome.passes = outcome.passes.max(s.passes);
+                outcome.bytes = outcome.bytes.max(s.bytes);
+                interrupted |= s.interrupted;
+            }
+            Ended::Local(Ok(Summary::Write(s))) => {
+                outcome.acked_tid = outcome.acked_tid.or(s.synced_tid);
+                outcome.passes = outcome.passes.max(s.passes);
+                outcome.bytes = outcome.bytes.max(s.bytes);
+                interrupted |= s.terminated && s.passes == 0;
+            }
+            Ended::Local(Err(e)) => push(e, false),
+            Ended::Remote { host, exit } => {
+                if let Err(e) = remote_result(&exit, role, &host, cfg) {
+                    push(e, true);
+                }
+            }
+        }
+    }
+    if stalled {
+        let secs = cfg.stall_timeout.map_or(0, |d| d.as_secs());
+        push(MirrorError::Stalled { secs }.into(), false);
+    }
+    if !streaming && local && outcome.acked_tid.is_none() && !interrupted {
+        push(MirrorError::NotAcknowledged("the target did not acknowledge the copy".into()).into(), false);
+    }
+    errors.sort_by_key(|(rank, remote, _)| (*rank, *remote));
+    match errors.into_iter().next() {
+        Some((_, _, e)) => Err(e),
+        None => Ok(outcome),
     }
 }
 
@@ -164,294 +438,148 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
 /// `stop` ends a streaming run cleanly.
 pub fn run_once(
     cfg: &Config,
+    obs: &Arc<dyn Observer>,
     src: &Endpoint,
     dst: &Endpoint,
     streaming: bool,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<RunOutcome> {
-    let (a, b) = UnixStream::pair().context("creating the socketpair")?;
-    widen(&a);
-    widen(&b);
+    let (a, b) = transport::socketpair().context("creating the socketpair")?;
     // Local halves stop when the run stops: at the user's request, or when the other side ended.
     let run_stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel::<&'static str>();
-
-    // One local half reports progress: the source when it is local, else the
-    // target. Both feed the watchdog.
+    // One local half reports progress: the source when it is local, else
+    // the target. Both feed the watchdog.
     let act = Arc::new(Activity::default());
     act.touch();
-    let watch = |report: bool| -> Arc<dyn Progress + Send> {
-        Arc::new(Watch { inner: report.then(|| Arc::clone(&cfg.progress)), act: Arc::clone(&act) })
+    let watch = |reports: bool| -> Arc<dyn Observer> {
+        Arc::new(Watch { inner: Arc::clone(obs), reports, act: Arc::clone(&act) })
     };
     let src_local = matches!(src, Endpoint::Local(_));
-    let (src_progress, dst_progress) = (watch(src_local), watch(!src_local));
-    // Our own reader sends heartbeat passes; a stock one is silent while idle.
-    let reader_beats = src_local || !cfg.ssh.stock_remote();
-    let local_side = src_local || matches!(dst, Endpoint::Local(_));
-    let (a_ctl, b_ctl) = (a.try_clone()?, b.try_clone()?);
-    let source = match src {
-        Endpoint::Remote(r) => {
-            spawn_remote(cfg, r, if streaming { Verb::ReadStream } else { Verb::Read }, &a, "source")?
-        }
-        Endpoint::Local(path) => {
-            let path = path.clone();
-            let mut opts = cfg.read.clone();
-            opts.two_way = true;
-            opts.streaming = streaming;
-            let (rd, wr) = (a.try_clone()?, a.try_clone()?);
-            let (log, progress, rs, tx, bw) =
-                (Arc::clone(&cfg.log), src_progress, Arc::clone(&run_stop), done_tx.clone(), cfg.bandwidth);
-            Side::Source(std::thread::spawn(move || {
-                let r = (|| {
-                    let pfs = crate::pfs::open(&path, Access::Read)
-                        .with_context(|| format!("Cannot access PFS {}", path.display()))?;
-                    let mut logw = crate::progress::LogWriter::new(log);
-                    let out: Box<dyn Write> = match bw {
-                        Some(rate) => Box::new(crate::mirror::bwlimit::BwLimit::new(wr, rate)),
-                        None => Box::new(wr),
-                    };
-                    crate::mirror::read::read(pfs.as_ref(), &opts, out, rd, &mut logw, progress.as_ref(), &rs)
-                        .map_err(|e| e.context(format!("mirror-read {}", path.display())))
-                })();
-                let _ = tx.send("source");
-                r
-            }))
-        }
-    };
-    let target = match dst {
-        Endpoint::Remote(r) => spawn_remote(cfg, r, Verb::Write, &b, "target")?,
-        Endpoint::Local(path) => {
-            let path = path.clone();
-            let opts = WriteOpts { two_way: true, ..cfg.write.clone() };
-            let (rd, wr) = (b.try_clone()?, b.try_clone()?);
-            let (log, progress, rs, tx, yes) =
-                (Arc::clone(&cfg.log), dst_progress, Arc::clone(&run_stop), done_tx.clone(), cfg.yes);
-            Side::Target(std::thread::spawn(move || {
-                let r = {
-                    let mut logw = crate::progress::LogWriter::new(log);
-                    let create = if yes {
-                        Create::Yes
-                    } else if crate::prompt::have_terminal() {
-                        Create::Ask(&crate::prompt::ask)
-                    } else {
-                        Create::Refuse
-                    };
-                    // The socket's 4 MiB buffer reads ahead too; a little more
-                    // keeps the source busy through the store's fsyncs.
-                    let rd = crate::mirror::readahead::ReadAhead::new(rd, 1 << 20, 4)
-                        .context("starting the read-ahead thread")?;
-                    crate::mirror::write::write(
-                        &path,
-                        &opts,
-                        create,
-                        rd,
-                        wr,
-                        &mut io::sink(),
-                        &mut logw,
-                        progress.as_ref(),
-                        &rs,
-                    )
-                    .map_err(|e| e.context(format!("mirror-write {}", path.display())))
-                };
-                let _ = tx.send("target");
-                r
-            }))
-        }
-    };
-    // The children and threads hold their own ends now.
-    drop(a);
-    drop(b);
+    let source = start_source(cfg, obs, src, &a, streaming, watch(src_local), &run_stop, &done_tx)?;
+    let target = start_target(cfg, obs, dst, &b, watch(!src_local), &run_stop, &done_tx)?;
+    // The children and threads hold their own ends now; ours only cut the link.
+    let ends = Ends { source: a, target: b };
     drop(done_tx);
+    let mut slots = [Slot::Running(source), Slot::Running(target)];
 
-    // Wait until one side ends (or the user stops us); then give the other
-    // a moment to finish on its own before stopping it.
-    let sides = [&source, &target];
-    let mut stalled = false;
-    let remote_done = || sides.iter().any(|s| matches!(s, Side::Remote(c, _) if c.finished()));
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            run_stop.store(true, Ordering::Relaxed);
-            break;
-        }
-        if let Some(limit) = cfg.stall_timeout.filter(|_| local_side) {
-            let watched = reader_beats || act.in_pass.load(Ordering::Relaxed);
-            if watched && act.idle() > limit {
-                (cfg.log)(&format!(
-                    "{} stall: no progress for {} s (--stall-timeout); ending this run",
-                    timestamp(),
-                    limit.as_secs()
-                ));
-                stalled = true;
-                run_stop.store(true, Ordering::Relaxed);
-                // Unblock local halves stuck in read() or write() on the link.
-                let _ = a_ctl.shutdown(std::net::Shutdown::Both);
-                let _ = b_ctl.shutdown(std::net::Shutdown::Both);
-                for s in &sides {
-                    if let Side::Remote(c, _) = s {
-                        c.kill();
-                    }
-                }
-                break;
-            }
-        }
-        match done_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(_) => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) if remote_done() => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(100)),
-            Err(mpsc::RecvTimeoutError::Timeout) if remote_done() => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-    }
-    if streaming {
+    // Our own reader sends heartbeat passes; a stock one is silent while idle,
+    // so only a pass under way can stall then. Remote-to-remote: nothing to watch.
+    let reader_beats = src_local || !cfg.ssh.stock_remote();
+    let local = src_local || matches!(dst, Endpoint::Local(_));
+    let watchdog = cfg.stall_timeout.filter(|_| local).map(|l| (l, Watched { act: &act, reader_beats }));
+    let stalled = supervise(obs, &mut slots, watchdog, stop, &done_rx)?;
+    if streaming || stop.load(Ordering::Relaxed) {
         // A stream pass cannot go on without both sides: a local reader
         // waiting for new TIDs would otherwise only notice at its next write.
         run_stop.store(true, Ordering::Relaxed);
     }
-    let grace = Instant::now() + Duration::from_secs(if stop.load(Ordering::Relaxed) { 10 } else { 30 });
-    let all_done = |s: &[&Side]| {
-        s.iter().all(|x| match x {
-            Side::Remote(c, _) => c.finished(),
-            Side::Source(h) => h.is_finished(),
-            Side::Target(h) => h.is_finished(),
-        })
-    };
-    // The control clones keep the socket ends open: once a side is gone,
-    // close its end for good so that the other side sees EOF at once.
-    let release_finished = || {
-        for (side, end) in [(&source, &a_ctl), (&target, &b_ctl)] {
-            let done = match side {
-                Side::Remote(c, _) => c.finished(),
-                Side::Source(h) => h.is_finished(),
-                Side::Target(h) => h.is_finished(),
-            };
-            if done {
-                let _ = end.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    };
-    release_finished();
-    while !all_done(&sides) && Instant::now() < grace {
-        release_finished();
-        if stop.load(Ordering::Relaxed) {
-            run_stop.store(true, Ordering::Relaxed);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !all_done(&sides) {
-        run_stop.store(true, Ordering::Relaxed);
-        let _ = a_ctl.shutdown(std::net::Shutdown::Both);
-        let _ = b_ctl.shutdown(std::net::Shutdown::Both);
-        for s in sides {
-            if let Side::Remote(c, _) = s {
-                c.kill();
-            }
-        }
-    }
+    wind_down(cfg, &mut slots, &ends, &run_stop, stop, stalled)?;
+    conclude(cfg, slots, streaming, local, stalled)
+}
 
-    let mut outcome = RunOutcome::default();
-    // (rank, error): a refusal explains everything else, and a remote side's
-    // own failure explains the local side's broken pipe.
-    let mut errors: Vec<(u8, anyhow::Error)> = Vec::new();
-    for side in [source, target] {
-        match side {
-            Side::Source(h) => match h.join().map_err(|_| anyhow!("the source thread panicked"))? {
-                Ok(s) => {
-                    outcome.acked_tid = s.acked_tid.or(outcome.acked_tid);
-                    outcome.passes = outcome.passes.max(s.passes);
-                    outcome.bytes = outcome.bytes.max(s.bytes);
-                    if !streaming && s.acked_tid.is_none() && !s.interrupted {
-                        errors.push((2, anyhow!("the target did not acknowledge the copy")));
-                    }
-                }
-                Err(e) => errors.push((2, e)),
-            },
-            Side::Target(h) => match h.join().map_err(|_| anyhow!("the target thread panicked"))? {
-                Ok(s) => {
-                    outcome.acked_tid = outcome.acked_tid.or(s.synced_tid);
-                    outcome.passes = outcome.passes.max(s.passes);
-                    outcome.bytes = outcome.bytes.max(s.bytes);
-                }
-                Err(e) => errors.push((2, e)),
-            },
-            Side::Remote(c, role) => {
-                let host = c.label().to_string();
-                let exit = c.wait()?;
-                if let Err(e) = remote_result(&exit, role, &host, cfg) {
-                    errors.push((1, e));
-                }
-            }
-        }
-    }
-    errors.sort_by_key(|(rank, e)| {
-        if status_of(e) == Status::Refused {
-            0
-        } else if crate::exit::is_peer_gone(e) {
-            3
-        } else {
-            *rank
-        }
-    });
-    match errors.into_iter().next() {
-        Some((_, e)) if stalled => Err(e.context("the link stalled")),
-        Some((_, e)) => Err(e),
-        None if stalled => Err(anyhow!("the link stalled")),
-        None => Ok(outcome),
+/// Whether the watchdog looks at the link: always when our reader sends
+/// heartbeats, else only during a pass.
+struct Watched<'a> {
+    act: &'a Activity,
+    reader_beats: bool,
+}
+
+impl Watched<'_> {
+    fn stalled(&self, limit: Duration) -> bool {
+        (self.reader_beats || self.act.in_pass.load(Ordering::Relaxed)) && self.act.idle() > limit
     }
 }
 
 /// `copy`: one run; exit 0 only when the target acknowledged.
-pub fn copy(cfg: &Config, src: &Endpoint, dst: &Endpoint, stop: &Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
-    run_once(cfg, src, dst, false, stop)
+pub fn copy(
+    cfg: &Config,
+    obs: &Arc<dyn Observer>,
+    src: &Endpoint,
+    dst: &Endpoint,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<RunOutcome> {
+    obs.event(&Event::RunStarted { attempt: 1 });
+    let mut r = run_once(cfg, obs, src, dst, false, stop);
+    if let Some(yes) = ask_for_remote_slave(cfg, dst, &r)? {
+        obs.event(&Event::RunStarted { attempt: 2 });
+        r = run_once(&yes, obs, src, dst, false, stop);
+    }
+    if let Err(e) = &r {
+        obs.event(&Event::Failed { reason: format!("{e:#}"), refused: is_refusal(e) });
+    }
+    r
+}
+
+/// When a remote target said its slave is missing and there is a terminal
+/// here: asks, and returns the configuration that creates it (`-y` to the
+/// remote side). A "no" is a refusal.
+fn ask_for_remote_slave(
+    cfg: &Config,
+    dst: &Endpoint,
+    r: &anyhow::Result<RunOutcome>,
+) -> anyhow::Result<Option<Config>> {
+    let missing = matches!(r, Err(e) if matches!(crate::error::kind(e), Some(MirrorError::MissingSlave(_))));
+    if !missing || cfg.create != CreatePolicy::Ask {
+        return Ok(None);
+    }
+    if !crate::prompt::ask(&format!("PFS slave {dst} does not exist.\nDo you want to create a new slave PFS?"))? {
+        return Err(refused("Aborting operation: the slave PFS was not created"));
+    }
+    let mut yes = cfg.clone();
+    yes.ssh.yes = true;
+    Ok(Some(yes))
 }
 
 /// `stream`: run, and after a lost link wait and run again, until stopped or refused.
-pub fn stream(cfg: &Config, src: &Endpoint, dst: &Endpoint, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
-    let mut delay = cfg.retry_delay;
-    loop {
+pub fn stream(
+    cfg: &Config,
+    obs: &Arc<dyn Observer>,
+    src: &Endpoint,
+    dst: &Endpoint,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let mut delay = cfg.retry.first;
+    let mut cfg = std::borrow::Cow::Borrowed(cfg);
+    for attempt in 1.. {
+        obs.event(&Event::RunStarted { attempt });
         let started = Instant::now();
-        let r = run_once(cfg, src, dst, true, stop);
+        let mut r = run_once(&cfg, obs, src, dst, true, stop);
+        if let Some(yes) = ask_for_remote_slave(&cfg, dst, &r)? {
+            cfg = std::borrow::Cow::Owned(yes);
+            r = run_once(&cfg, obs, src, dst, true, stop);
+        }
         if stop.load(Ordering::Relaxed) {
+            obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());
         }
-        match &r {
-            Err(e) if status_of(e) == Status::Refused => return r.map(|_| ()),
-            Err(e) => (cfg.log)(&format!("{} Lost Link: {e:#}", timestamp())),
-            Ok(_) => (cfg.log)(&format!("{} Lost Link: the peer ended the stream", timestamp())),
-        }
+        let error = match &r {
+            Err(e) if is_refusal(e) => {
+                obs.event(&Event::Failed { reason: format!("{e:#}"), refused: true });
+                return r.map(|_| ());
+            }
+            Err(e) => format!("{e:#}"),
+            Ok(_) => "the peer ended the stream".to_string(),
+        };
         // A run that synced something was a healthy link: start the backoff over.
-        if r.as_ref().is_ok_and(|o| o.passes > 0) || started.elapsed() > cfg.max_retry_delay {
-            delay = cfg.retry_delay;
+        if r.as_ref().is_ok_and(|o| o.passes > 0) || started.elapsed() > cfg.retry.max {
+            delay = cfg.retry.first;
         }
-        (cfg.log)(&format!("{} retrying in {} s", timestamp(), delay.as_secs()));
+        obs.event(&Event::LostLink { error, retry_in: Some(delay) });
         crate::mirror::read::sleep_unless(delay, stop);
         if stop.load(Ordering::Relaxed) {
+            obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());
         }
-        delay = (delay * 2).min(cfg.max_retry_delay.max(cfg.retry_delay));
+        delay = (delay * 2).min(cfg.retry.max);
     }
-}
-
-/// An ISO 8601 UTC timestamp for log lines.
-pub fn timestamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    unreachable!("the attempts never run out")
 }
 
 /// Checks endpoints before anything runs.
 pub fn check_pair(src: &Endpoint, dst: &Endpoint) -> anyhow::Result<()> {
     if src == dst {
-        bail!(crate::exit::Usage(format!("source and target are the same PFS ({src})")));
+        return Err(usage(format!("source and target are the same PFS ({src})")));
     }
     Ok(())
 }
@@ -461,9 +589,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_are_iso_8601() {
-        let t = timestamp();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+    fn stock_hammers_routine_lines_are_info_everything_else_shows() {
+        assert_eq!(remote_line_level(true, "Mirror-read /pfs/a succeeded"), Level::Info);
+        assert_eq!(remote_line_level(true, "Prescan 1 chunks, total 0 MBytes (0)"), Level::Info);
+        assert_eq!(remote_line_level(true, "Mirror-read /pfs/a interrupted by timer at 0000000000001000"), Level::Warn);
+        assert_eq!(remote_line_level(true, "mirror-write: target must be in slave mode"), Level::Warn);
+        assert_eq!(remote_line_level(false, "Mirror-read /pfs/a succeeded"), Level::Warn, "our remote filters itself");
     }
 }

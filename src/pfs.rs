@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::ioctl::{Pfs, PfsError, kernel::KernelPfs};
+use crate::ioctl::{Opener, Pfs, PfsError, kernel::KernelPfs};
 use crate::mrecord::{PFSD_SLAVE, PseudofsData};
 use crate::store::{Access, Store};
 
@@ -62,4 +62,27 @@ pub fn create_store(path: &Path, pfsd: &PseudofsData) -> Result<Store, PfsError>
         crate::store::import::make_root(&store)?;
     }
     Ok(store)
+}
+
+/// The write half's [`Opener`] for a path: the PFS there, or a new store
+/// slave created at it.
+pub struct PathOpener(pub std::path::PathBuf);
+
+impl Opener for PathOpener {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn open(&self) -> Result<Option<Box<dyn Pfs>>, PfsError> {
+        if !exists(&self.0) {
+            return Ok(None);
+        }
+        open(&self.0, Access::Write).map(Some)
+    }
+
+    fn create_slave(&self, shared_uuid: &[u8; 16]) -> Result<Box<dyn Pfs>, PfsError> {
+        let mut pfsd = init_pfsd(true);
+        pfsd.shared_uuid = *shared_uuid;
+        Ok(Box::new(create_store(&self.0, &pfsd)?))
+    }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::exit::{Refused, Usage};
+use crate::error::MirrorError::{Refused, Usage};
 use crate::ioctl::Pfs;
 use crate::mrecord::{PseudofsData, set_c_str, uuid_from_wire, uuid_to_wire};
 use crate::store::Access;
@@ -137,6 +137,8 @@ pub fn status_json(path: &Path, pfs_id: i32, p: &PseudofsData) -> serde_json::Va
         "pfs": path.display().to_string(),
         "pfs_id": pfs_id,
         "mode": if p.is_slave() { "slave" } else { "master" },
+        "time": crate::log::timestamp(),
+        "event": "pfs-status",
         "sync_beg_tid": format!("0x{:016x}", p.sync_beg_tid),
         "sync_end_tid": format!("0x{:016x}", p.sync_end_tid),
         "shared_uuid": uuid_from_wire(&p.shared_uuid).to_string(),
@@ -157,8 +159,8 @@ pub fn create(path: &Path, slave: bool, opts: &[String], out: &mut dyn Write) ->
     if !slave && pfsd.sync_end_tid < pfsd.sync_beg_tid {
         bail!(Usage("sync-end-tid must not be below sync-beg-tid".into()));
     }
-    let store = crate::pfs::create_store(path, &pfsd).with_context(|| format!("Creating PFS {}", path.display()))?;
-    writeln!(out, "Creating PFS#{}\tsucceeded!", store.pfs_id())?;
+    let store = crate::pfs::create_store(path, &pfsd).context(if slave { "pfs-slave" } else { "pfs-master" })?;
+    writeln!(out, "Creating PFS#{} ({})\tsucceeded!", store.pfs_id(), path.display())?;
     write!(out, "{}\n{}", path.display(), dump_pfsd(&store.get_pseudofs()?))?;
     Ok(())
 }
@@ -177,7 +179,7 @@ pub fn status(paths: &[std::path::PathBuf], json: bool, out: &mut dyn Write) -> 
                 }
             }
             Err(e) => {
-                eprintln!("hammer-mirror: Invalid PFS path {}: {e}", path.display());
+                eprintln!("hammer-mirror: pfs-status: {e}");
                 all_ok = false;
             }
         }
@@ -187,8 +189,7 @@ pub fn status(paths: &[std::path::PathBuf], json: bool, out: &mut dyn Write) -> 
 
 /// pfs-update: change label, snapshots, prune-min (and the other options).
 pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs = crate::pfs::open(path, Access::Write).context("pfs-update")?;
     let mut p = pfs.get_pseudofs()?;
     let was_slave = p.is_slave();
     parse_options(&mut p, opts)?;
@@ -203,7 +204,7 @@ pub fn update(path: &Path, opts: &[String], out: &mut dyn Write) -> anyhow::Resu
 /// pfs-upgrade (slave → master) and pfs-downgrade (master → slave).
 pub fn change_mode(path: &Path, upgrade: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+        crate::pfs::open(path, Access::Write).context(if upgrade { "pfs-upgrade" } else { "pfs-downgrade" })?;
     let p = pfs.get_pseudofs()?;
     let (verb, ok) = if upgrade { ("pfs-upgrade", p.is_slave()) } else { ("pfs-downgrade", !p.is_slave()) };
     if !ok {
@@ -226,8 +227,7 @@ pub fn destroy(
     have_tty: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut pfs =
-        crate::pfs::open(path, Access::Write).with_context(|| format!("Cannot access PFS {}", path.display()))?;
+    let mut pfs = crate::pfs::open(path, Access::Write).context("pfs-destroy")?;
     let p = pfs.get_pseudofs()?;
     if !yes {
         if !have_tty {
@@ -239,7 +239,7 @@ pub fn destroy(
             path.display()
         );
         if !ask(&q)? {
-            bail!(Refused(format!("No action taken on PFS#{}", pfs.pfs_id())));
+            bail!(Refused(format!("No action taken on {}", path.display())));
         }
     }
     let _ = p;
@@ -252,7 +252,7 @@ pub fn destroy(
         lock.push("-lock");
         let _ = std::fs::remove_file(lock);
     }
-    writeln!(out, "pfs-destroy of PFS#{id} succeeded!")?;
+    writeln!(out, "pfs-destroy of PFS#{id} ({}) succeeded!", path.display())?;
     Ok(())
 }
 

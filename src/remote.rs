@@ -13,7 +13,7 @@
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use crate::exit::Refused;
+use crate::error::MirrorError::{self, Refused};
 
 /// Which side a key may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 /// Checks `SSH_ORIGINAL_COMMAND` and returns the argv to run (program name first).
-pub fn check(role: Role, prefix: &Path, original: Option<&str>) -> Result<Vec<OsString>, Refused> {
+pub fn check(role: Role, prefix: &Path, original: Option<&str>) -> Result<Vec<OsString>, MirrorError> {
     let refuse = |why: String| Refused(format!("ssh-remote: refused: {why}"));
     let cmd = original.ok_or_else(|| refuse("no SSH_ORIGINAL_COMMAND (an interactive login is not allowed)".into()))?;
     let words = shell_words::split(cmd).map_err(|e| refuse(format!("cannot parse the command ({e}): {cmd}")))?;
@@ -36,7 +36,7 @@ pub fn check(role: Role, prefix: &Path, original: Option<&str>) -> Result<Vec<Os
     loop {
         let Some(w) = it.next() else { return Err(refuse(format!("no mirror verb in: {cmd}"))) };
         match w.as_str() {
-            "-v" | "-vv" | "-vvv" | "-y" => argv.push(w.into()),
+            "-v" | "-vv" | "-vvv" | "-y" | "-q" => argv.push(w.into()),
             "-2" => {
                 two_way = true;
                 argv.push(w.into());

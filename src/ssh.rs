@@ -64,6 +64,8 @@ pub struct SshOpts {
     /// `--remote-cmd`.
     pub remote_cmd: OsString,
     pub verbose: u8,
+    /// `-q`, passed to our own remote so that it only says what matters.
+    pub quiet: bool,
     pub yes: bool,
     /// `-t` (source only).
     pub timeout: Option<u64>,
@@ -120,6 +122,9 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
         1 => words.push("-v".into()),
         2 => words.push("-vv".into()),
         _ => words.push("-vvv".into()),
+    }
+    if o.quiet && !o.stock_remote() {
+        words.push("-q".into());
     }
     if o.yes {
         words.push("-y".into());

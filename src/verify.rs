@@ -17,14 +17,16 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 
-use crate::child::{Child, LineSink};
+use crate::child::{Child, OnLine};
 use crate::endpoint::Endpoint;
+use crate::event::{Event, Observer};
 use crate::hammerfs::{HAMMER_LOCALIZE_MASK, HAMMER_RECTYPE_DIRENTRY};
-use crate::mirror::NoProgress;
 use crate::mirror::read::ReadOpts;
 use crate::mrecord::{LeafElm, PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, RecordWriter, rtype};
+use crate::side::{Ended, Side};
 use crate::ssh::{self, SshOpts, Verb};
 use crate::store::Access;
+use crate::transport::{self, LinkOpts, Role};
 
 /// One difference found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -37,65 +39,90 @@ pub struct Difference {
     pub what: String,
 }
 
+/// What one side holds beyond the TID compared (a master ahead of its slave).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Newer {
+    /// The side that is ahead.
+    pub side: String,
+    /// Its newest TID.
+    pub tid: String,
+    /// Distinct TIDs (transactions) after the one compared.
+    pub transactions: u64,
+    /// Age in seconds of its oldest change after the TID compared (how far behind the other side is).
+    pub oldest_change_age: Option<u64>,
+}
+
 /// The result of a verify.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    pub time: String,
+    pub event: &'static str,
     pub a: String,
     pub b: String,
     pub as_of: String,
     pub records: u64,
     pub differences: u64,
     pub identical: bool,
+    /// "identical" or "different".
+    pub result: &'static str,
     pub first_differences: Vec<Difference>,
+    /// Newer history on either side, beyond `as_of` (null when neither has any).
+    pub newer: Option<Newer>,
+}
+
+/// The distinct TIDs after the one compared, counted up to this many.
+const NEWER_TIDS_COUNTED: usize = 100_000;
+
+/// What a side showed beyond the TID compared.
+#[derive(Default)]
+struct Beyond {
+    tids: std::collections::BTreeSet<u64>,
+    oldest_ts: Option<u32>,
 }
 
 /// Differences listed in full.
 const SHOWN: usize = 10;
 
-/// A side being read: its stream, and the thread or child producing it.
-struct Side {
+/// A side being read: its stream, and the half producing it.
+struct Reader {
     name: String,
     r: RecordReader<UnixStream>,
     w: RecordWriter<UnixStream>,
-    producer: Producer,
+    side: Side<()>,
     pfsd: PseudofsData,
+    beyond: Beyond,
 }
 
-#[allow(clippy::large_enum_variant)] // two of them per verify
-enum Producer {
-    Thread(std::thread::JoinHandle<anyhow::Result<()>>),
-    Remote(Child),
+/// Passes on only what reports a problem: a reader's routine messages
+/// ("Mirror-read ... succeeded") are not part of the verdict.
+struct Problems(Arc<dyn Observer>);
+
+impl Observer for Problems {
+    fn event(&self, e: &Event) {
+        if let Event::Message { level, .. } = e
+            && level.kept_by_quiet()
+        {
+            self.0.event(e);
+        }
+    }
 }
 
-fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Side> {
-    let (ours, theirs) = UnixStream::pair().context("creating a socketpair")?;
-    let producer = match ep {
+fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::Result<Reader> {
+    let (ours, theirs) = transport::socketpair().context("creating a socketpair")?;
+    // Nobody waits for the sides to end: the reader's stream says when.
+    let (done, _) = std::sync::mpsc::channel();
+    let side = match ep {
         Endpoint::Local(path) => {
             let path = path.clone();
-            let log = Arc::clone(log);
-            Producer::Thread(std::thread::spawn(move || {
+            let problems = Problems(Arc::clone(obs));
+            Side::local("reader", done, move || {
                 let pfs = crate::pfs::open(&path, Access::Read)
-                    .with_context(|| format!("Cannot access PFS {}", path.display()))?;
+                    .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
                 let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
-                // The read half's routine messages are noise here; keep the rest.
-                let mut sink = crate::progress::LogWriter::new(Arc::new(move |line: &str| {
-                    if !line.is_empty() && !line.starts_with("Mirror-read") {
-                        log(line)
-                    }
-                }));
+                let link = transport::stack(theirs.try_clone()?, theirs, Role::Source, &LinkOpts::default())?;
                 let stop = AtomicBool::new(false);
-                crate::mirror::read::read(
-                    pfs.as_ref(),
-                    &opts,
-                    theirs.try_clone()?,
-                    theirs,
-                    &mut sink,
-                    &NoProgress,
-                    &stop,
-                )
-                .map(|_| ())
-                .map_err(|e| e.context(format!("mirror-read {}", path.display())))
-            }))
+                crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, &problems, &stop).map(|_| ())
+            })?
         }
         Endpoint::Remote(r) => {
             let mut o = ssh_opts.clone();
@@ -104,24 +131,48 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, log: &LineSink) -> anyhow::Result<Si
             o.splitup = None;
             o.bandwidth = None;
             o.delay = None;
+            o.quiet = true;
             let argv = ssh::argv(&o, r, Verb::Read);
             let fd_in = theirs.try_clone()?.into();
-            let child = Child::spawn(&argv, fd_in, theirs.into(), &r.host, Arc::clone(log))?;
-            Producer::Remote(child)
+            let (obs, host) = (Arc::clone(obs), r.host.clone());
+            let on_line: OnLine = Arc::new(move |line| {
+                obs.event(&Event::message(crate::log::Level::Warn, format!("{host}: {line}")));
+                true
+            });
+            Side::remote("reader", Child::spawn(&argv, fd_in, theirs.into(), &r.host, on_line)?)
         }
     };
     let mut r = RecordReader::new(ours.try_clone()?);
     let w = RecordWriter::new(ours);
-    let pfsd = match r.next_record().with_context(|| format!("verify {ep}"))? {
-        Some(Record::Pfsd { pfsd, .. }) => pfsd,
-        other => {
-            bail!("verify {ep}: expected the PFS description, got {:?}", other.map(|r| rtype::name(r.type_word())))
+    let got = r.next_record().map(|rec| match rec {
+        Some(Record::Pfsd { pfsd, .. }) => Ok(pfsd),
+        other => Err(other.map(|r| rtype::name(r.type_word()))),
+    });
+    match got {
+        Ok(Ok(pfsd)) => Ok(Reader { name: ep.to_string(), r, w, side, pfsd, beyond: Beyond::default() }),
+        got => {
+            // The reader failed before it said anything: its own error is the story.
+            drop((r, w));
+            let cause = match side.join()? {
+                Ended::Local(Err(e)) => e,
+                Ended::Remote { host, exit } if exit.code() != 0 => {
+                    anyhow::anyhow!(
+                        "the reader on {host} failed with exit status {} (its messages are above)",
+                        exit.code()
+                    )
+                }
+                _ => match got {
+                    Err(e) => anyhow::Error::new(e).context(format!("reading {ep}")),
+                    Ok(Err(what)) => anyhow::anyhow!("{ep}: expected the PFS description, got {what:?}"),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                },
+            };
+            Err(cause)
         }
-    };
-    Ok(Side { name: ep.to_string(), r, w, producer, pfsd })
+    }
 }
 
-impl Side {
+impl Reader {
     /// Asks for the whole history: we play a target that has nothing yet.
     fn request(&mut self) -> anyhow::Result<()> {
         let mut ask = self.pfsd;
@@ -144,6 +195,14 @@ impl Side {
             match self.r.next_record().with_context(|| format!("reading {}", self.name))? {
                 Some(Record::Rec { leaf, data, .. }) => {
                     let b = &leaf.base;
+                    for (t, ts) in [(b.create_tid, leaf.create_ts), (b.delete_tid, leaf.delete_ts)] {
+                        if t > asof {
+                            if self.beyond.tids.len() < NEWER_TIDS_COUNTED {
+                                self.beyond.tids.insert(t);
+                            }
+                            self.beyond.oldest_ts = Some(self.beyond.oldest_ts.map_or(ts, |o| o.min(ts)));
+                        }
+                    }
                     if b.create_tid <= asof && (b.delete_tid == 0 || b.delete_tid > asof) {
                         return Ok(Some((leaf, data.to_vec())));
                     }
@@ -168,16 +227,12 @@ impl Side {
         }
         drop(self.w);
         drop(self.r);
-        match self.producer {
-            Producer::Thread(h) => h.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?,
-            Producer::Remote(c) => {
-                let host = c.label().to_string();
-                let exit = c.wait()?;
-                if exit.code() != 0 {
-                    bail!("the reader on {host} failed with exit status {}: {}", exit.code(), exit.stderr.join("\n"));
-                }
-                Ok(())
+        match self.side.join()? {
+            Ended::Local(r) => r,
+            Ended::Remote { host, exit } if exit.code() != 0 => {
+                bail!("the reader on {host} failed with exit status {} (its messages are above)", exit.code())
             }
+            Ended::Remote { .. } => Ok(()),
         }
     }
 }
@@ -216,12 +271,15 @@ pub fn verify(
     b: &Endpoint,
     as_of: Option<u64>,
     ssh_opts: &SshOpts,
-    log: &LineSink,
+    obs: &Arc<dyn Observer>,
 ) -> anyhow::Result<Report> {
-    let mut sa = start(a, ssh_opts, log)?;
-    let mut sb = start(b, ssh_opts, log)?;
+    let mut sa = start(a, ssh_opts, obs)?;
+    let mut sb = start(b, ssh_opts, obs)?;
     if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
-        (log)(&format!("verify: warning: {a} and {b} have different shared uuids; they are not mirrors of each other"));
+        obs.event(&Event::message(
+            crate::log::Level::Warn,
+            format!("verify: warning: {a} and {b} have different shared uuids; they are not mirrors of each other"),
+        ));
     }
     let asof = as_of.unwrap_or_else(|| match (sa.pfsd.is_slave(), sb.pfsd.is_slave()) {
         (true, false) => sa.pfsd.sync_end_tid,
@@ -239,12 +297,16 @@ pub fn verify(
         s.request()?;
     }
     let mut report = Report {
+        time: crate::log::timestamp(),
+        event: "verify",
+        newer: None,
         a: sa.name.clone(),
         b: sb.name.clone(),
         as_of: format!("0x{asof:016x}"),
         records: 0,
         differences: 0,
         identical: true,
+        result: "identical",
         first_differences: Vec::new(),
     };
     let note = |d: Difference, report: &mut Report| {
@@ -287,6 +349,17 @@ pub fn verify(
         }
     }
     report.identical = report.differences == 0;
+    report.result = if report.identical { "identical" } else { "different" };
+    let now = crate::log::unix_now() as u64;
+    report.newer =
+        [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
+            Newer {
+                side: s.name.clone(),
+                tid: crate::log::tid(s.pfsd.sync_end_tid),
+                transactions: s.beyond.tids.len() as u64,
+                oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
+            }
+        });
     sa.finish()?;
     sb.finish()?;
     Ok(report)
@@ -302,10 +375,30 @@ pub fn text(r: &Report) -> String {
     if r.differences as usize > r.first_differences.len() {
         s += &format!("... and {} more differences\n", r.differences as usize - r.first_differences.len());
     }
+    if let Some(n) = &r.newer {
+        let more = if n.transactions as usize >= NEWER_TIDS_COUNTED { "at least " } else { "" };
+        let plural = if n.transactions == 1 { "" } else { "s" };
+        let age = n.oldest_change_age.map(|a| format!(", the oldest made {} ago", human_age(a))).unwrap_or_default();
+        let behind = if n.side == r.a { &r.b } else { &r.a };
+        s += &format!(
+            "{} has {more}{} newer transaction{plural} (up to {}{age}) that {behind} does not have yet\n",
+            n.side, n.transactions, n.tid
+        );
+    }
     if r.identical {
         s += &format!("{} and {} are identical as of {} ({} records)\n", r.a, r.b, r.as_of, r.records);
     } else {
         s += &format!("{} and {} differ as of {}: {} differences\n", r.a, r.b, r.as_of, r.differences);
     }
     s
+}
+
+/// A duration in seconds as a person reads it: "45 s", "12 min", "3 h", "2 days".
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
 }

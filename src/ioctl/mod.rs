@@ -140,6 +140,22 @@ fn disk_full_hint(path: &Path, e: &io::Error) -> String {
 }
 
 impl PfsError {
+    /// The PFS the error is about (every variant names one).
+    pub fn path(&self) -> &Path {
+        match self {
+            PfsError::NotHammer { path }
+            | PfsError::NotFound { path }
+            | PfsError::NotPfs { path, .. }
+            | PfsError::Busy { path, .. }
+            | PfsError::Corrupt { path, .. }
+            | PfsError::SlaveReadOnly { path }
+            | PfsError::Invalid { path, .. }
+            | PfsError::SnapshotExists { path, .. }
+            | PfsError::NoSuchSnapshot { path, .. }
+            | PfsError::Io { path, .. } => path,
+        }
+    }
+
     pub fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
         PfsError::Io { path: path.to_path_buf(), op, source }
     }
@@ -154,7 +170,8 @@ pub type Result<T, E = PfsError> = std::result::Result<T, E>;
 /// A pseudo-filesystem, as the HAMMER ioctls see it.
 ///
 /// The operations and their semantics are the kernel's (DragonFly's
-/// `sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`, `hammer_ioctl.c`).
+/// `sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`, `hammer_ioctl.c`): see
+/// `doc/design.md`.
 pub trait Pfs: Send {
     /// The path the PFS was opened by (for messages).
     fn path(&self) -> &Path;
@@ -211,4 +228,17 @@ pub trait Pfs: Send {
     /// GET_SNAPSHOT: every snapshot of the PFS, one per TID, in TID order
     /// (at most [`MAX_SNAPSHOTS`]).
     fn snapshots(&self) -> Result<Vec<SnapshotData>>;
+}
+
+/// How the write half reaches its target: a PFS that may not exist yet, to
+/// be created as a slave of the source (`pfs::PathOpener` for a path).
+pub trait Opener: Send + Sync {
+    /// The target's path (for messages).
+    fn path(&self) -> &Path;
+
+    /// Opens the PFS for writing; `Ok(None)` when nothing exists at the path.
+    fn open(&self) -> Result<Option<Box<dyn Pfs>>>;
+
+    /// Creates a new slave PFS of the master whose shared uuid is `shared_uuid`, open for writing.
+    fn create_slave(&self, shared_uuid: &[u8; 16]) -> Result<Box<dyn Pfs>>;
 }

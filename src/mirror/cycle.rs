@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::event::{Observer, Say};
 use crate::mrecord::BaseElm;
 
 /// What `hammer_get_cycle` finds.
@@ -23,22 +24,22 @@ pub enum Cycle {
     Found { key: BaseElm, tid: Option<u64> },
 }
 
-/// Reads a cycle file; `log` gets hammer's messages.
-pub fn read(path: &Path, log: &mut dyn Write) -> anyhow::Result<Cycle> {
+/// Reads a cycle file; `obs` gets hammer's messages.
+pub fn read(path: &Path, obs: &dyn Observer) -> anyhow::Result<Cycle> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Cycle::Missing),
         Err(e) => return Err(e).with_context(|| format!("cycle file {}", path.display())),
     };
     if bytes.len() < BaseElm::SIZE {
-        writeln!(log, "cycle-file {}: clearing old version", path.display())?;
+        obs.info(format!("cycle-file {}: clearing old version", path.display()));
         std::fs::remove_file(path).with_context(|| format!("removing cycle file {}", path.display()))?;
         return Ok(Cycle::Cleared);
     }
     let key = BaseElm::decode(&bytes);
     let tid = bytes.get(40..48).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     if tid.is_none() {
-        writeln!(log, "cycle-file {}: Warning, malformed", path.display())?;
+        obs.warn(format!("cycle-file {}: Warning, malformed", path.display()));
     }
     Ok(Cycle::Found { key, tid })
 }
@@ -65,18 +66,18 @@ mod tests {
     fn round_trip_and_old_versions() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cyc");
-        let mut log = Vec::new();
-        assert_eq!(read(&p, &mut log).unwrap(), Cycle::Missing);
+        let log = crate::event::Record::default();
+        assert_eq!(read(&p, &log).unwrap(), Cycle::Missing);
         let key = BaseElm { obj_id: 0x1234, localization: 1, ..BaseElm::key_beg_init() };
         write(&p, &key, 0x55).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 48);
-        assert_eq!(read(&p, &mut log).unwrap(), Cycle::Found { key, tid: Some(0x55) });
+        assert_eq!(read(&p, &log).unwrap(), Cycle::Found { key, tid: Some(0x55) });
         std::fs::write(&p, [0u8; 12]).unwrap();
-        assert_eq!(read(&p, &mut log).unwrap(), Cycle::Cleared);
+        assert_eq!(read(&p, &log).unwrap(), Cycle::Cleared);
         assert!(!p.exists());
         std::fs::write(&p, [0u8; 44]).unwrap();
-        assert!(matches!(read(&p, &mut log).unwrap(), Cycle::Found { tid: None, .. }));
-        let log = String::from_utf8(log).unwrap();
+        assert!(matches!(read(&p, &log).unwrap(), Cycle::Found { tid: None, .. }));
+        let log = log.text();
         assert!(log.contains("clearing old version") && log.contains("Warning, malformed"), "{log}");
     }
 }

@@ -76,7 +76,6 @@ pub fn dump(input: impl Read, out: impl Write) -> anyhow::Result<DumpStats> {
     })();
     stats.bytes = reader.offset();
     match result {
-        Err(e) if crate::exit::is_broken_pipe(&e) => Ok(stats),
         Err(e) => {
             // Keep what was printed before the bad record.
             let _ = out.flush();

@@ -3,68 +3,98 @@
 //! Both halves are transport-agnostic: they take a `Write` for the stream
 //! they send and a `Read` for the one they receive, so the same code serves
 //! stdin/stdout (a remote peer), one end of a socketpair (a local half of
-//! copy) and in-memory pipes (tests). hammer's stderr messages go to a `log`
-//! writer; progress goes to a [`Progress`] observer.
+//! copy) and in-memory pipes (tests). They print nothing: hammer's messages
+//! and their progress are [`crate::event::Event`]s handed to an observer.
+//! They depend on `mrecord` and the `ioctl::Pfs` trait only; the write half
+//! gets an [`crate::ioctl::Opener`] for a target that may not exist yet.
 
-pub mod bwlimit;
 pub mod cycle;
 pub mod dump;
 pub mod histogram;
 pub mod read;
-pub mod readahead;
 pub mod write;
 
-use std::io::Read;
+use std::io::{self, Read};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use crate::exit::Refused;
+use crate::error::{peer_gone, refused};
 use crate::ioctl::Pfs;
-use crate::mrecord::{PSEUDOFS_VERSION, PseudofsData, Record, RecordReader};
-
-/// Receives progress from a half. Every method has a no-op default.
-pub trait Progress: Sync {
-    /// The prescan estimated `total` bytes in `chunks` chunks.
-    fn prescan(&self, _total: u64, _chunks: usize) {}
-    /// A pass over `[tid_beg, tid_end]` starts; `estimate` is the prescan's byte estimate.
-    fn pass_started(&self, _tid_beg: u64, _tid_end: u64, _estimate: Option<u64>) {}
-    /// Bytes of the current pass so far.
-    fn bytes(&self, _bytes: u64) {}
-    /// The pass ended with `records` records and `bytes` bytes; the target is synced to `tid`.
-    fn pass_done(&self, _tid: u64, _records: u64, _bytes: u64) {}
-}
-
-/// A [`Progress`] that ignores everything.
-pub struct NoProgress;
-impl Progress for NoProgress {}
+use crate::mrecord::{PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, StreamError, rtype};
 
 /// `generate_mrec_header`: the PFS's description, as sent in a PFSD record.
-pub fn pfs_header(pfs: &dyn Pfs, who: &str) -> anyhow::Result<PseudofsData> {
-    pfs.get_pseudofs().with_context(|| format!("{who}: not a HAMMER fs/pseudofs"))
+pub fn pfs_header(pfs: &dyn Pfs) -> anyhow::Result<PseudofsData> {
+    Ok(pfs.get_pseudofs()?)
 }
 
-/// `validate_mrec_header`: reads the peer's PFSD and checks it against our
-/// PFS (same shared uuid; on the target, that it is a slave). `Ok(None)`:
-/// the peer sent TERM.
+/// Names the half and its PFS in an error: "mirror-read <pfs>: ...", or
+/// only "mirror-read: ..." when the cause already names the PFS (a
+/// [`crate::ioctl::PfsError`] starts with its path).
+pub fn in_half(e: anyhow::Error, half: &str, path: &std::path::Path) -> anyhow::Error {
+    let names_it = e.chain().any(|c| c.downcast_ref::<crate::ioctl::PfsError>().is_some_and(|p| p.path() == path));
+    if names_it { e.context(half.to_string()) } else { e.context(format!("{half} {}", path.display())) }
+}
+
+/// True for the I/O errors that only say the other end of the link is gone.
+fn link_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+/// An error writing to the peer: a vanished peer becomes
+/// [`crate::error::MirrorError::PeerGone`] here, at the edge, so that the
+/// orchestrator can rank it below the peer's own error.
+pub fn send_error(e: io::Error, to: &str) -> anyhow::Error {
+    if link_gone(&e) {
+        peer_gone(format!("the {to} closed the link ({e})"))
+    } else {
+        anyhow::Error::new(e).context(format!("sending to the {to}"))
+    }
+}
+
+/// An error reading the peer's stream: truncation and vanished peers become PeerGone.
+pub fn recv_error(e: StreamError, from: &str) -> anyhow::Error {
+    let gone = match &e {
+        StreamError::Truncated { .. } => true,
+        StreamError::Io { source, .. } => link_gone(source),
+        StreamError::Malformed { .. } => false,
+    };
+    if gone {
+        peer_gone(format!("the {from} closed the link: {e}"))
+    } else {
+        anyhow::Error::new(e).context(format!("reading from the {from}"))
+    }
+}
+
+/// Reads the peer's PFSD and checks it against our PFS (same shared uuid;
+/// on the target, that it is a slave), as hammer's `validate_mrec_header`.
+/// `Ok(None)`: the peer sent TERM.
 pub fn read_peer_pfsd<R: Read>(
     pfs: &dyn Pfs,
     r: &mut RecordReader<R>,
     is_target: bool,
 ) -> anyhow::Result<Option<PseudofsData>> {
-    let ours = pfs.get_pseudofs().context("mirror-write: not a HAMMER fs/pseudofs")?;
-    let rec = r.next_record().context("validate_mrec_header")?;
+    let peer = if is_target { "source" } else { "target" };
+    let ours = pfs_header(pfs)?;
+    let rec = r.next_record().map_err(|e| recv_error(e, peer))?;
     let (version, theirs) = match rec {
-        None => return Err(anyhow::Error::new(crate::exit::PeerClosed).context("validate_mrec_header: short read")),
+        None => return Err(peer_gone(format!("the {peer} ended the stream before sending its PFS description"))),
         Some(Record::Term) => return Ok(None),
         Some(Record::Pfsd { version, pfsd }) => (version, pfsd),
         Some(other) => bail!(
-            "validate_mrec_header: did not get expected PFSD record type (got {})",
-            crate::mrecord::rtype::name(other.type_word())
+            "the {peer} sent a {} record where its PFS description (PFSD) was expected",
+            rtype::name(other.type_word())
         ),
     };
     if version != PSEUDOFS_VERSION {
-        bail!(Refused(format!(
-            "validate_mrec_header: Version mismatch (peer PFSD version {version}, ours {PSEUDOFS_VERSION})"
+        return Err(refused(format!(
+            "version mismatch: the {peer} speaks PFSD version {version}, this hammer-mirror {PSEUDOFS_VERSION}"
         )));
     }
     check_peer(pfs, &ours, &theirs, is_target)?;
@@ -72,19 +102,20 @@ pub fn read_peer_pfsd<R: Read>(
 }
 
 /// The safety checks of `validate_mrec_header`: the same shared uuid, and a
-/// slave as target. Refusals exit with status 3.
+/// slave as target. Refusals exit with status 3. The messages keep
+/// hammer's wording, for the scripts that look for it.
 pub fn check_peer(pfs: &dyn Pfs, ours: &PseudofsData, theirs: &PseudofsData, is_target: bool) -> anyhow::Result<()> {
     if theirs.shared_uuid != ours.shared_uuid {
-        bail!(Refused(format!(
-            "mirror-write: source and target have different shared-uuid's! ({}: {}, peer: {})",
+        return Err(refused(format!(
+            "source and target have different shared-uuid's! ({} has {}, its peer {})",
             pfs.path().display(),
             crate::mrecord::uuid_from_wire(&ours.shared_uuid),
             crate::mrecord::uuid_from_wire(&theirs.shared_uuid)
         )));
     }
     if is_target && !ours.is_slave() {
-        bail!(Refused(format!(
-            "mirror-write: target must be in slave mode ({} is a master; make a slave with pfs-slave, or pfs-downgrade it)",
+        return Err(refused(format!(
+            "target must be in slave mode ({} is a master; make a slave with pfs-slave, or pfs-downgrade it)",
             pfs.path().display()
         )));
     }

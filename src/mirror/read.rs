@@ -3,7 +3,9 @@
 //! A transcription of `hammer_cmd_mirror_read` over `Write`/`Read` instead
 //! of fds 1 and 0, with the same messages at each verbosity. Deliberate
 //! differences, each because hammer's behaviour loses work or hangs:
-//! * one-shot reads do not sleep `-i` seconds after "No work to do";
+//! * `-i` is the least time between the starts of two stream passes, not
+//!   a sleep after each pass and another after an idle one, so a new TID
+//!   is sent as soon as it exists once `-i` has passed;
 //! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
 //!   UPDATE that the target never sends (hammer deadlocks there);
 //! * a read resumed from a cycle file starts with a SKIP over the part
@@ -11,18 +13,26 @@
 //! * a completed one-way read saves `(start, tid_end)` in the cycle file, so
 //!   the next run sends the next increment (hammer saves a useless key);
 //! * the prescan histogram is redone for each new stream pass instead of
-//!   being indexed past its end.
+//!   being indexed past its end;
+//! * a one-way `mirror-read-stream` starts each pass after the TID the
+//!   previous one ended at (hammer sends the whole history again).
+//!
+//! hammer's `-v` animation ("Running", the `scan obj=...` line) becomes
+//! [`crate::log::Level::Debug`] messages, its routine messages `Info`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::histogram::{self, Histogram};
-use super::{Progress, cycle, pfs_header, read_peer_pfsd};
+use super::{cycle, pfs_header, read_peer_pfsd, recv_error, send_error};
+use crate::error::{peer_gone, refused};
+use crate::event::{Event, Observer, Pass, Say};
 use crate::ioctl::{HEAD_ERROR, MirrorRw, Pfs};
+use crate::log::LineWriter;
 use crate::mrecord::{BaseElm, MIN_KEY, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
 
 /// Options of the source half (hammer's global options that concern it).
@@ -58,9 +68,9 @@ impl Default for ReadOpts {
             two_way: false,
             streaming: false,
             timeout: None,
-            splitup: 4 << 30,
+            splitup: crate::defaults::SPLITUP,
             cycle_file: None,
-            delay: Duration::from_secs(5),
+            delay: Duration::from_secs(crate::defaults::DELAY),
             bulk: false,
             begin_tid: None,
             heartbeat: None,
@@ -91,16 +101,30 @@ fn scan_line(m: &MirrorRw, total: u64) -> String {
 /// Runs the source half until the stream ends (one-shot: after the last
 /// chunk; streaming: when `stop` is set or the peer goes away). `out` is the
 /// stream to the target, `back` the target's answers (read only with `-2`).
+/// Errors name the half and the PFS ("mirror-read <pfs>: ...").
 pub fn read(
     pfs: &dyn Pfs,
     opts: &ReadOpts,
     out: impl Write,
     back: impl Read,
-    log: &mut dyn Write,
-    progress: &dyn Progress,
+    obs: &dyn Observer,
+    stop: &AtomicBool,
+) -> anyhow::Result<ReadSummary> {
+    read_inner(pfs, opts, out, back, obs, stop).map_err(|e| super::in_half(e, "mirror-read", pfs.path()))
+}
+
+fn read_inner(
+    pfs: &dyn Pfs,
+    opts: &ReadOpts,
+    out: impl Write,
+    back: impl Read,
+    obs: &dyn Observer,
     stop: &AtomicBool,
 ) -> anyhow::Result<ReadSummary> {
     let fs = pfs.path().display().to_string();
+    // hammer's -v animation, as Debug lines.
+    let mut chat = LineWriter::new(|l: &str| obs.debug(l));
+    let log = &mut chat;
     let start = Instant::now();
     let mut w = RecordWriter::new(out);
     let mut r = RecordReader::new(back);
@@ -113,11 +137,14 @@ pub fn read(
     let mut repeat = false;
     // The begin-tid argument, until the first pass has used it.
     let mut begin_tid = opts.begin_tid;
+    // One-way streaming: where the next pass starts (after the last one's end).
+    let mut next_beg: Option<u64> = None;
     let mut sameline = false;
     let v = opts.verbose;
     let send = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
-        w.write_record(rec).context("sending to the target")
+        w.write_record(rec).map_err(|e| send_error(e, "target"))
     };
+    let flush = |w: &mut RecordWriter<_>| -> anyhow::Result<()> { w.flush().map_err(|e| send_error(e, "target")) };
 
     'again: loop {
         let mut m = MirrorRw::for_read(0, 0);
@@ -129,9 +156,9 @@ pub fn read(
         let mut records: u64 = 0;
 
         // PFSD #1: who we are (the target checks the shared uuid).
-        let own = pfs_header(pfs, "Mirror-read")?;
+        let own = pfs_header(pfs)?;
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: own })?;
-        w.flush().context("sending to the target")?;
+        flush(&mut w)?;
 
         if opts.two_way {
             match read_peer_pfsd(pfs, &mut r, false)? {
@@ -142,8 +169,8 @@ pub fn read(
                 Some(target) => {
                     // Never trust a target that claims to be ahead of us.
                     if target.sync_end_tid > own.sync_end_tid {
-                        bail!(crate::exit::Refused(format!(
-                            "mirror-read {fs}: target claims sync-end-tid {:#018x}, beyond the source's {:#018x}; \
+                        return Err(refused(format!(
+                            "the target claims sync-end-tid {:#018x}, beyond the source's {:#018x}; \
                              the target does not hold this PFS's history",
                             target.sync_end_tid, own.sync_end_tid
                         )));
@@ -153,10 +180,12 @@ pub fn read(
             }
         } else if let (true, Some((h, idx))) = (streaming != 0, &hist) {
             m.tid_beg = h.chunks[*idx].tid + 1;
+        } else if let Some(b) = next_beg {
+            m.tid_beg = b;
         }
 
         // PFSD #2: the TID range of this pass.
-        let mut pfsd = pfs_header(pfs, "Mirror-read")?;
+        let mut pfsd = pfs_header(pfs)?;
         m.tid_beg = m.tid_beg.max(pfsd.sync_beg_tid);
         m.tid_end = pfsd.sync_end_tid;
         m.pfs_id = pfs.pfs_id();
@@ -175,8 +204,9 @@ pub fn read(
                 writeln!(log)?;
                 sameline = false;
             }
-            let h = histogram::generate(pfs, &m, opts.splitup, v, !repeat, log)?;
-            progress.prescan(h.total, h.max_index());
+            let h =
+                histogram::generate(pfs, &m, opts.splitup, v, !repeat, &mut LineWriter::new(|l: &str| obs.info(l)))?;
+            obs.event(&Event::Prescan { total: h.total, chunks: h.max_index() });
             repeat = true;
             hist = Some((h, 0));
             if streaming == 0 {
@@ -194,8 +224,9 @@ pub fn read(
 
         if !opts.two_way
             && hist.is_none()
+            && next_beg.is_none()
             && let Some(cf) = &opts.cycle_file
-            && let cycle::Cycle::Found { key, tid } = cycle::read(cf, log)?
+            && let cycle::Cycle::Found { key, tid } = cycle::read(cf, obs)?
         {
             m.key_beg = key;
             if let Some(t) = tid {
@@ -207,25 +238,25 @@ pub fn read(
             m.tid_beg = t;
         }
         if streaming == 0 || v >= 2 {
-            write!(log, "Mirror-read: Mirror {:016x} to {:016x}", m.tid_beg, m.tid_end)?;
-            if hist.is_some() {
-                write!(log, " (bulk= {estbytes})")?;
-            }
-            writeln!(log)?;
+            let bulk = if hist.is_some() { format!(" (bulk= {estbytes})") } else { String::new() };
+            obs.info(format!("Mirror-read: Mirror {:016x} to {:016x}{bulk}", m.tid_beg, m.tid_end));
         }
         if m.key_beg.obj_id != MIN_KEY {
-            writeln!(log, "Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64)?;
+            obs.info(format!("Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64));
         }
 
         let mut interrupted = false;
         let didwork = m.tid_beg < m.tid_end;
-        progress.pass_started(m.tid_beg, m.tid_end, if hist.is_some() { Some(estbytes) } else { None });
+        let pass_start = Instant::now();
+        let pass_beg = m.tid_beg.min(m.tid_end);
+        obs.event(&Event::PassStarted {
+            tid_beg: pass_beg,
+            tid_end: m.tid_end,
+            estimate: if hist.is_some() { Some(estbytes) } else { None },
+        });
         if !didwork {
             if streaming == 0 || v >= 2 {
-                writeln!(log, "Mirror-read: No work to do")?;
-            }
-            if streaming > 0 {
-                sleep_unless(opts.delay, stop);
+                obs.info("Mirror-read: No work to do");
             }
             hist = None;
         } else {
@@ -234,23 +265,23 @@ pub fn read(
                 send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: m.key_beg })?;
             }
             loop {
-                let n = pfs.mirror_read(&mut m, &mut buf).with_context(|| format!("Mirror-read {fs} failed"))?;
+                let n = pfs.mirror_read(&mut m, &mut buf)?;
                 if m.flags & HEAD_ERROR != 0 {
-                    bail!("Mirror-read {fs} fatal error {}", m.error);
+                    bail!("the scan failed with error {} ({})", m.error, std::io::Error::from_raw_os_error(m.error));
                 }
                 if n > 0 {
-                    w.write_raw(&buf[..n]).context("sending to the target")?;
+                    w.write_raw(&buf[..n]).map_err(|e| send_error(e, "target"))?;
                     records += crate::mrecord::heads(&buf[..n]).count() as u64;
                 }
                 total_bytes += n as u64;
-                progress.bytes(total_bytes);
+                obs.event(&Event::Progress { bytes: total_bytes });
                 if streaming != 0 && v > 0 {
                     write!(log, "{}", scan_line(&m, total_bytes))?;
                     sameline = false;
                 }
                 m.key_beg = m.key_cur;
                 if opts.timeout.is_some_and(|t| start.elapsed() > t) {
-                    writeln!(log, "Mirror-read {fs} interrupted by timer at {:016x}", m.key_cur.obj_id as u64)?;
+                    obs.warn(format!("Mirror-read {fs} interrupted by timer at {:016x}", m.key_cur.obj_id as u64));
                     interrupted = true;
                     break;
                 }
@@ -267,37 +298,46 @@ pub fn read(
         if !interrupted {
             send(&mut w, if didwork { &Record::Sync } else { &Record::Idle })?;
         }
-        w.flush().context("sending to the target")?;
+        flush(&mut w)?;
+        let pass = |tid_end: u64| Pass {
+            tid_beg: pass_beg,
+            tid_end,
+            records,
+            bytes: total_bytes,
+            seconds: pass_start.elapsed().as_secs_f64(),
+            idle: !didwork,
+        };
 
         if opts.two_way && !interrupted {
-            let tid = match r.next_record().context("reading the target's acknowledgement")? {
+            let tid = match r.next_record().map_err(|e| recv_error(e, "target"))? {
                 Some(Record::Update { tid }) => tid,
-                None => {
-                    return Err(anyhow::Error::new(crate::exit::PeerClosed)
-                        .context("mirror_read: Did not get final acknowledgement packet from target"));
-                }
-                _ => bail!("mirror_read: Did not get final acknowledgement packet from target"),
+                None => return Err(peer_gone("the target hung up before acknowledging the pass")),
+                Some(other) => bail!(
+                    "the target answered with a {} record instead of acknowledging the pass (UPDATE)",
+                    crate::mrecord::rtype::name(other.type_word())
+                ),
             };
             summary.acked_tid = Some(tid);
             summary.passes += 1;
-            progress.pass_done(tid, records, total_bytes);
+            obs.event(&Event::PassDone(pass(tid)));
             if let Some(cf) = &opts.cycle_file {
                 cycle::write(cf, &BaseElm::key_beg_init(), tid)?;
-                writeln!(log, "Cyclefile {} updated to 0x{tid:016x}", cf.display())?;
+                obs.info(format!("Cyclefile {} updated to 0x{tid:016x}", cf.display()));
             }
         } else if let Some(cf) = &opts.cycle_file {
             if interrupted {
                 cycle::write(cf, &m.key_cur, m.tid_beg)?;
-                writeln!(log, "Cyclefile {} updated for continuation", cf.display())?;
+                obs.info(format!("Cyclefile {} updated for continuation", cf.display()));
             } else {
                 // One-way: the stream is complete; the next run starts after it.
                 cycle::write(cf, &BaseElm::key_beg_init(), m.tid_end)?;
-                writeln!(log, "Cyclefile {} updated to 0x{:016x}", cf.display(), m.tid_end)?;
+                obs.info(format!("Cyclefile {} updated to 0x{:016x}", cf.display(), m.tid_end));
             }
         }
         if !opts.two_way && !interrupted {
             summary.passes += 1;
-            progress.pass_done(m.tid_end, records, total_bytes);
+            obs.event(&Event::PassDone(pass(m.tid_end)));
+            next_beg = Some(m.tid_end + 1);
         }
         summary.interrupted = interrupted;
 
@@ -316,19 +356,22 @@ pub fn read(
             }
             // streaming < 0 (one-shot prescan chunks) ends here, with TERM.
             if streaming > 0 {
-                let t1 = Instant::now();
-                let mut target = pfs_header(pfs, "Mirror-read")?;
+                let mut target = pfs_header(pfs)?;
                 target.sync_end_tid = m.tid_end;
                 match wait_for_new_tid(pfs, &target, stop, opts.heartbeat) {
-                    Err(e) => writeln!(log, "Mirror-read {fs}: cannot stream: {e:#}")?,
+                    Err(e) => obs.warn(format!("Mirror-read {fs}: cannot stream: {e:#}")),
                     Ok(false) => {}
                     Ok(true) => {
-                        let t2 = t1.elapsed();
-                        if t2 < opts.delay {
+                        // -i is the least time between the starts of two
+                        // passes (hammer waits -i after a pass ends, and once
+                        // more after an idle one): a new TID goes out as soon
+                        // as it exists once -i has passed.
+                        let since = pass_start.elapsed();
+                        if since < opts.delay {
                             if v > 0 {
                                 write!(log, "\x08D")?;
                             }
-                            sleep_unless(opts.delay - t2, stop);
+                            sleep_unless(opts.delay - since, stop);
                         }
                         if v > 0 {
                             write!(log, "\x08 ")?;
@@ -343,9 +386,10 @@ pub fn read(
         break;
     }
     send(&mut w, &Record::Term)?;
-    w.flush().context("sending to the target")?;
+    flush(&mut w)?;
     summary.bytes = w.bytes_written();
-    writeln!(log, "Mirror-read {fs} succeeded")?;
+    drop(chat);
+    obs.info(format!("Mirror-read {fs} succeeded"));
     Ok(summary)
 }
 

@@ -7,12 +7,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::NoProgress;
 use super::read::{ReadOpts, ReadSummary, read};
 use super::write::{Create, WriteOpts, WriteSummary, write};
+use crate::event::Record;
 use crate::exit::{Status, status_of};
 use crate::ioctl::Pfs;
 use crate::mrecord::PseudofsData;
+use crate::pfs::PathOpener;
 use crate::store::master::MasterTxn;
 use crate::store::{Access, Store};
 
@@ -117,22 +118,22 @@ fn two_way(
     let tx2 = tx.clone();
     std::thread::spawn(move || {
         let pfs = crate::pfs::open(&master, Access::Read).unwrap();
-        let mut log = Vec::new();
+        let log = Record::default();
         let opts = ReadOpts { two_way: true, ..ropts };
-        let r = read(pfs.as_ref(), &opts, a.try_clone().unwrap(), a, &mut log, &NoProgress, &NO_STOP);
-        tx.send(Err((r, String::from_utf8_lossy(&log).into_owned()))).unwrap();
+        let r = read(pfs.as_ref(), &opts, a.try_clone().unwrap(), a, &log, &NO_STOP);
+        tx.send(Err((r, log.text()))).unwrap();
     });
     std::thread::spawn(move || {
-        let mut log = Vec::new();
+        let log = Record::default();
         let input: Box<dyn Read> = match cut {
             Some(n) => Box::new(b.try_clone().unwrap().take(n)),
             None => Box::new(b.try_clone().unwrap()),
         };
         let opts = WriteOpts { two_way: true, verbose: 0 };
         let create = if create { Create::Yes } else { Create::Refuse };
-        let r = write(&slave, &opts, create, input, &b, &mut io::sink(), &mut log, &NoProgress, &NO_STOP);
+        let r = write(&PathOpener(slave), &opts, create, input, &b, &mut io::sink(), &log, &NO_STOP);
         drop(b);
-        tx2.send(Ok((r, String::from_utf8_lossy(&log).into_owned()))).unwrap();
+        tx2.send(Ok((r, log.text()))).unwrap();
     });
     let mut rr = None;
     let mut wr = None;
@@ -151,12 +152,13 @@ fn two_way(
 fn one_way(e: &Env, ropts: ReadOpts, wopts: WriteOpts) -> (Vec<u8>, String, String, String) {
     let pfs = crate::pfs::open(&e.master, Access::Read).unwrap();
     let mut stream = Vec::new();
-    let mut rlog = Vec::new();
-    read(pfs.as_ref(), &ropts, &mut stream, io::empty(), &mut rlog, &NoProgress, &NO_STOP).unwrap();
+    let rlog = Record::default();
+    read(pfs.as_ref(), &ropts, &mut stream, io::empty(), &rlog, &NO_STOP).unwrap();
     let mut out = Vec::new();
-    let mut wlog = Vec::new();
-    write(&e.slave, &wopts, Create::Yes, &stream[..], io::sink(), &mut out, &mut wlog, &NoProgress, &NO_STOP).unwrap();
-    (stream, String::from_utf8(rlog).unwrap(), String::from_utf8(wlog).unwrap(), String::from_utf8(out).unwrap())
+    let wlog = Record::default();
+    let target = PathOpener(e.slave.clone());
+    write(&target, &wopts, Create::Yes, &stream[..], io::sink(), &mut out, &wlog, &NO_STOP).unwrap();
+    (stream, rlog.text(), wlog.text(), String::from_utf8(out).unwrap())
 }
 
 #[test]

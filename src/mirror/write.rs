@@ -11,16 +11,22 @@
 //! flagged with a bad data CRC are counted and reported.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use super::{Progress, check_peer, pfs_header, read_peer_pfsd};
-use crate::exit::Refused;
-use crate::ioctl::{MirrorRw, Pfs, SynctidOp};
+use super::{check_peer, in_half, pfs_header, read_peer_pfsd, recv_error, send_error};
+use crate::error::{peer_gone, refused};
+use crate::event::{Event, Observer, Pass, Say};
+use crate::ioctl::{MirrorRw, Opener, Pfs, SynctidOp};
+use crate::log::tid;
 use crate::mrecord::{PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, rtype, uuid_from_wire};
-use crate::store::Access;
+
+/// What a target without `-y` and without a terminal says of a missing
+/// slave; the orchestrator of a copy asks on its own terminal when a remote
+/// target says it.
+pub const NO_TERMINAL_TO_ASK: &str = "the slave PFS does not exist and there is no terminal to ask";
 
 /// Bytes of bulk records applied per `mirror_write` call.
 pub const WRITE_BATCH: usize = 8 << 20;
@@ -57,23 +63,37 @@ pub struct WriteSummary {
     pub terminated: bool,
 }
 
-/// Runs the target half on the PFS at `target` until the source ends the
-/// stream. `input` is the stream from the source; `back` carries our PFSD
-/// and UPDATEs (two-way); `stdout` gets "Source can update synctid to ..."
-/// in one-way mode.
+/// Runs the target half on `target` until the source ends the stream.
+/// `input` is the stream from the source; `back` carries our PFSD and
+/// UPDATEs (two-way); `stdout` gets "Source can update synctid to ..." in
+/// one-way mode. Errors name the half and the PFS ("mirror-write <pfs>: ...").
 #[allow(clippy::too_many_arguments)]
 pub fn write(
-    target: &Path,
+    target: &dyn Opener,
     opts: &WriteOpts,
     create: Create<'_>,
     input: impl Read,
     back: impl Write,
     stdout: &mut dyn Write,
-    log: &mut dyn Write,
-    progress: &dyn Progress,
+    obs: &dyn Observer,
     stop: &AtomicBool,
 ) -> anyhow::Result<WriteSummary> {
-    let fs = target.display().to_string();
+    write_inner(target, opts, create, input, back, stdout, obs, stop)
+        .map_err(|e| in_half(e, "mirror-write", target.path()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_inner(
+    target: &dyn Opener,
+    opts: &WriteOpts,
+    create: Create<'_>,
+    input: impl Read,
+    back: impl Write,
+    stdout: &mut dyn Write,
+    obs: &dyn Observer,
+    stop: &AtomicBool,
+) -> anyhow::Result<WriteSummary> {
+    let fs = target.path().display().to_string();
     let mut r = RecordReader::with_batch_limit(input, WRITE_BATCH);
     let mut w = RecordWriter::new(back);
     let mut summary = WriteSummary::default();
@@ -81,8 +101,14 @@ pub fn write(
 
     loop {
         // The source's first PFSD: who it is.
-        let first = r.next_record().context("validate_mrec_header")?;
+        let first = r.next_record().map_err(|e| recv_error(e, "source"))?;
         let src = match first {
+            // An empty input is no stream at all: say so, rather than succeed.
+            None if summary.passes == 0 && pfs.is_none() => {
+                return Err(peer_gone(
+                    "the source sent nothing (the input ended before any PFS description); the PFS is unchanged",
+                ));
+            }
             None => break, // end of stream at a pass boundary
             Some(Record::Term) => {
                 summary.terminated = true;
@@ -90,22 +116,24 @@ pub fn write(
             }
             Some(Record::Pfsd { pfsd, .. }) => pfsd,
             Some(other) => bail!(
-                "validate_mrec_header: did not get expected PFSD record type (got {})",
+                "the source sent a {} record where its PFS description (PFSD) was expected",
                 rtype::name(other.type_word())
             ),
         };
         if pfs.is_none() {
-            if !crate::pfs::exists(target) {
-                create_slave(target, &src.shared_uuid, &create, log)?;
-            }
-            pfs = Some(crate::pfs::open(target, Access::Write).with_context(|| format!("mirror-write {fs}"))?);
+            pfs = Some(match target.open()? {
+                Some(p) => p,
+                None => create_slave(target, &src.shared_uuid, &create, obs)?,
+            });
         }
         let pfs = pfs.as_mut().expect("opened above");
 
-        let ours = pfs_header(pfs.as_ref(), "mirror-write")?;
+        let ours = pfs_header(pfs.as_ref())?;
+        let answer = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
+            w.write_record(rec).and_then(|()| w.flush()).map_err(|e| send_error(e, "source"))
+        };
         if opts.two_way {
-            w.write_record(&Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: ours }).context("answering the source")?;
-            w.flush().context("answering the source")?;
+            answer(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: ours })?;
         }
         // Refuse on the first PFSD already (hammer waits for the second): our
         // PFSD went out first, so the source sees the mismatch too.
@@ -120,10 +148,11 @@ pub fn write(
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
         let pass_start = r.offset();
+        let started = Instant::now();
         let mut records = 0u64;
-        progress.pass_started(tid_beg, tid_end, None);
+        obs.event(&Event::PassStarted { tid_beg, tid_end, estimate: None });
         loop {
-            let batch = r.next_batch().with_context(|| format!("Mirror-write {fs}"))?;
+            let batch = r.next_batch().map_err(|e| recv_error(e, "source"))?;
             if batch.records == 0 {
                 break;
             }
@@ -132,58 +161,65 @@ pub fn write(
             for (_, head, body) in crate::mrecord::heads(batch.bytes) {
                 if head.rtype & rtype::TYPE_MASK == rtype::REC_BADCRC {
                     let leaf = crate::mrecord::LeafElm::decode(&body[crate::mrecord::HEAD_SIZE..]);
-                    writeln!(
-                        log,
+                    obs.warn(format!(
                         "Mirror-write {fs}: warning: source reported a data CRC error in obj={:016x} key={:016x}; record not applied",
                         leaf.base.obj_id as u64, leaf.base.key as u64
-                    )?;
+                    ));
                     summary.bad_crc += 1;
                 }
             }
             pfs.mirror_write(&mut m, batch.bytes)
-                .with_context(|| format!("Mirror-write {fs} failed (batch at stream byte {offset})"))?;
-            progress.bytes(r.offset() - pass_start);
+                .with_context(|| format!("applying the records at stream byte {offset}"))?;
+            obs.event(&Event::Progress { bytes: r.offset() - pass_start });
             if stop.load(Ordering::Relaxed) {
-                bail!("Mirror-write {fs}: interrupted; the target stays at its last synced TID");
+                bail!("interrupted; the target stays at TID {}", tid(ours.sync_end_tid));
             }
         }
-        let term = r.next_record().with_context(|| format!("Mirror-write {fs}"))?;
+        let term_at = r.offset();
+        let term = r.next_record().map_err(|e| recv_error(e, "source"))?;
+        let idle = term == Some(Record::Idle);
         match term {
             Some(Record::Term) => {
-                writeln!(log, "Mirror-write: received termination request")?;
+                obs.info("Mirror-write: received termination request");
                 summary.terminated = true;
                 break;
             }
             Some(Record::Sync) => {
-                update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, log)?;
-                pfs.synctid(SynctidOp::Sync2).with_context(|| format!("Mirror-write {fs}: synctid"))?;
+                update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                pfs.synctid(SynctidOp::Sync2)?;
                 if opts.verbose >= 2 {
-                    writeln!(log, "Mirror-write {fs}: succeeded")?;
+                    obs.info(format!("Mirror-write {fs}: succeeded"));
                 }
                 summary.synced_tid = Some(tid_end);
             }
             Some(Record::Idle) => {}
             None => {
-                return Err(anyhow::Error::new(crate::exit::PeerClosed).context(format!(
-                    "Mirror-write {fs}: Did not get termination sync record (stream ended at byte {}); \
-                     the target stays at its last synced TID",
-                    r.offset()
+                return Err(peer_gone(format!(
+                    "the source ended the stream at byte {term_at} inside a pass (no SYNC); the target stays at TID {}",
+                    tid(ours.sync_end_tid)
                 )));
             }
             Some(other) => bail!(
-                "Mirror-write {fs}: Did not get termination sync record, or rec_size is wrong rt={}",
-                other.type_word()
+                "expected the end of the pass (SYNC) at stream byte {term_at}, got a {} record",
+                rtype::name(other.type_word())
             ),
         }
         summary.passes += 1;
         summary.bytes = r.offset();
-        progress.pass_done(tid_end, records, r.offset() - pass_start);
+        obs.event(&Event::PassDone(Pass {
+            tid_beg,
+            tid_end,
+            records,
+            bytes: r.offset() - pass_start,
+            seconds: started.elapsed().as_secs_f64(),
+            idle,
+        }));
         if opts.two_way {
-            w.write_record(&Record::Update { tid: tid_end }).context("answering the source")?;
-            w.flush().context("answering the source")?;
+            answer(&mut w, &Record::Update { tid: tid_end })?;
         } else {
-            writeln!(stdout, "Source can update synctid to 0x{tid_end:016x}")?;
-            stdout.flush()?;
+            writeln!(stdout, "Source can update synctid to 0x{tid_end:016x}")
+                .and_then(|()| stdout.flush())
+                .map_err(crate::error::stdout_error)?;
         }
     }
     summary.bytes = r.offset();
@@ -191,36 +227,36 @@ pub fn write(
 }
 
 /// `update_pfs_snapshot`: moves the target's `sync_end_tid` to `tid`.
-fn update_pfs_snapshot(pfs: &mut dyn Pfs, tid: u64, verbose: u8, log: &mut dyn Write) -> anyhow::Result<()> {
-    let fs = pfs.path().display().to_string();
-    let mut pfsd = pfs.get_pseudofs().context("update_pfs_snapshot (read)")?;
+fn update_pfs_snapshot(pfs: &mut dyn Pfs, tid: u64, verbose: u8, obs: &dyn Observer) -> anyhow::Result<()> {
+    let mut pfsd = pfs.get_pseudofs()?;
     if pfsd.sync_end_tid != tid {
         pfsd.sync_end_tid = tid;
-        pfs.set_pseudofs(&pfsd).with_context(|| format!("update_pfs_snapshot (rewrite) {fs}"))?;
+        pfs.set_pseudofs(&pfsd)?;
         if verbose >= 2 {
-            writeln!(log, "Mirror-write: Completed, updated snapshot to {tid:016x}")?;
+            obs.info(format!("Mirror-write: Completed, updated snapshot to {tid:016x}"));
         }
     }
     Ok(())
 }
 
 /// `create_pfs`: a missing target becomes a new slave of the source's shared uuid.
-fn create_slave(target: &Path, shared: &[u8; 16], create: &Create<'_>, log: &mut dyn Write) -> anyhow::Result<()> {
-    let fs = target.display();
+fn create_slave(
+    target: &dyn Opener,
+    shared: &[u8; 16],
+    create: &Create<'_>,
+    obs: &dyn Observer,
+) -> anyhow::Result<Box<dyn Pfs>> {
+    let fs = target.path().display();
     match create {
-        Create::Yes => writeln!(log, "PFS slave {fs} does not exist. Auto create new slave PFS!")?,
-        Create::Refuse => bail!(Refused(format!(
-            "PFS slave {fs} does not exist and there is no terminal to ask; pass -y to create it"
-        ))),
+        Create::Yes => obs.info(format!("PFS slave {fs} does not exist. Auto create new slave PFS!")),
+        Create::Refuse => return Err(refused(format!("{NO_TERMINAL_TO_ASK}; pass -y to create it"))),
         Create::Ask(ask) => {
             if !ask(&format!("PFS slave {fs} does not exist.\nDo you want to create a new slave PFS?"))? {
-                bail!(Refused("Aborting operation: the slave PFS was not created".into()));
+                return Err(refused("Aborting operation: the slave PFS was not created"));
             }
         }
     }
-    let mut pfsd = crate::pfs::init_pfsd(true);
-    pfsd.shared_uuid = *shared;
-    crate::pfs::create_store(target, &pfsd)
-        .with_context(|| format!("Failed to create PFS {fs} (shared-uuid={})", uuid_from_wire(shared)))?;
-    Ok(())
+    target
+        .create_slave(shared)
+        .with_context(|| format!("cannot create the slave PFS (shared-uuid={})", uuid_from_wire(shared)))
 }

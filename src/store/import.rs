@@ -1,7 +1,7 @@
 //! `import`: turns a directory tree into HAMMER records in a master store, one TID per import, changes only.
 //!
 //! The records are laid out as the HAMMER kernel lays them out (see
-//! [`super::hammerfs`]): an INODE record per object, DIRENTRY records keyed
+//! [`crate::hammerfs`]): an INODE record per object, DIRENTRY records keyed
 //! by the directory's name hash (ALG1 for new directories) with collision
 //! iteration, DATA records of 16 KiB blocks below 1 MiB and 64 KiB above,
 //! keyed by their end offset (a file of at most 8 KiB is one record rounded

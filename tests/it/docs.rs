@@ -250,7 +250,8 @@ fn every_environment_variable_is_in_the_environment_section() {
 fn every_exit_status_is_in_the_exit_status_section() {
     let page = read(MAN);
     let entries = tags(&section(&page, "EXIT STATUS"));
-    for s in [Status::Success, Status::Failure, Status::Usage, Status::Refused, Status::Interrupted] {
+    for s in [Status::Success, Status::Failure, Status::Usage, Status::Refused, Status::Interrupted, Status::Terminated]
+    {
         let code = (s as u8).to_string();
         assert!(
             entries.iter().any(|t| t.trim() == code),

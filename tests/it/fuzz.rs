@@ -8,11 +8,12 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use hammer_mirror::event::Ignore;
 use hammer_mirror::ioctl::Pfs;
-use hammer_mirror::mirror::NoProgress;
 use hammer_mirror::mirror::read::{ReadOpts, read};
 use hammer_mirror::mirror::write::{Create, WriteOpts, write};
 use hammer_mirror::mrecord::{RecordReader, SERIALBUF_SIZE};
+use hammer_mirror::pfs::PathOpener;
 use hammer_mirror::store::master::MasterTxn;
 use hammer_mirror::store::{Access, Store};
 use proptest::prelude::*;
@@ -42,7 +43,7 @@ fn valid_stream(dir: &Path) -> (Vec<u8>, [u8; 16]) {
     pfsd = m.get_pseudofs().unwrap();
     let mut out = Vec::new();
     let opts = ReadOpts { bulk: true, ..ReadOpts::default() };
-    read(&m, &opts, &mut out, io::empty(), &mut io::sink(), &NoProgress, &NO_STOP).unwrap();
+    read(&m, &opts, &mut out, io::empty(), &Ignore, &NO_STOP).unwrap();
     (out, pfsd.shared_uuid)
 }
 
@@ -168,7 +169,7 @@ proptest! {
         p.shared_uuid = shared;
         drop(Store::create(&slave, &p, 1).unwrap());
         let before = state(&slave);
-        let result = write(&slave, &WriteOpts::default(), Create::Refuse, &bad[..], io::sink(), &mut io::sink(), &mut io::sink(), &NoProgress, &NO_STOP);
+        let result = write(&PathOpener(slave.clone()), &WriteOpts::default(), Create::Refuse, &bad[..], io::sink(), &mut io::sink(), &Ignore, &NO_STOP);
         let after = state(&slave);
         if result.is_err() {
             // Passes before the bad record may have synced; the visible state is

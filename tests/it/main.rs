@@ -5,6 +5,7 @@
 
 mod cli;
 mod corruption;
+mod defects;
 mod docs;
 mod fakessh;
 mod faults;
@@ -12,6 +13,9 @@ mod fuzz;
 mod golden;
 mod importexport;
 mod kill;
+mod messages;
+mod operator;
+mod prompts;
 mod snapshots;
 mod sshd;
 mod terminal;

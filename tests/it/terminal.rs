@@ -7,7 +7,7 @@ use crate::util::{Env, ok, stderr};
 /// Runs `cmd` (a shell line; `$HM` is the binary) on a pseudo-terminal made
 /// by util-linux `script`, feeding `input` to it after a second; None (with
 /// the reason printed) where `script` is missing.
-fn on_pty(e: &Env, cmd: &str, input: Option<&str>) -> Option<Output> {
+pub(crate) fn on_pty(e: &Env, cmd: &str, input: Option<&str>) -> Option<Output> {
     if !e.sh("command -v script").status.success() {
         eprintln!("skipped: script(1) from util-linux is not installed");
         return None;
@@ -21,7 +21,7 @@ fn on_pty(e: &Env, cmd: &str, input: Option<&str>) -> Option<Output> {
 }
 
 /// A master of 3 MB: at -b 1m a copy lasts about three seconds, long enough for the bar to draw.
-fn slow_master(e: &Env) {
+pub(crate) fn slow_master(e: &Env) {
     std::fs::create_dir(e.path("tree")).unwrap();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     std::fs::write(e.path("tree/f"), data).unwrap();
@@ -44,9 +44,15 @@ fn a_terminal_gets_a_bar_with_rate_and_eta_and_messages_above_it() {
     assert!(t.contains("/2.88 MiB"), "no total from the prescan in:\n{t}");
     assert!(t.contains("KiB/s"), "no rate in:\n{t}");
     assert!(t.contains("\x1b[2K"), "the bar is not redrawn in place:\n{t}");
-    // Messages are printed on their own line, the bar cleared first.
-    assert!(t.contains("\x1b[2KPrescan 1 chunks"), "message not printed above the bar:\n{t}");
-    assert!(t.contains(": synced 0x"), "no pass line:\n{t}");
+    // The bar appears once the transfer starts (after the prescan), and
+    // messages are printed on their own line above it, the bar cleared first.
+    let bar_at = t.find("eta ").unwrap();
+    assert!(t.find("Prescan 1 chunks").unwrap() < bar_at, "the prescan message came before the bar:\n{t}");
+    let pass_at = t.find(" m -> s: synced 0x").expect("a pass line");
+    assert!(
+        t[..pass_at].rfind("\x1b[2K").is_some_and(|i| pass_at - i < 30),
+        "pass line not printed above the bar:\n{t}"
+    );
 }
 
 #[test]

@@ -114,3 +114,18 @@ pub fn status_json(env: &Env, pfs: &Path) -> serde_json::Value {
 pub fn sync_end_tid(env: &Env, pfs: &Path) -> String {
     status_json(env, pfs)["sync_end_tid"].as_str().unwrap().to_string()
 }
+
+/// The fake ssh of tests/fixtures (see its header).
+pub fn fake_ssh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
+}
+
+/// Polls `f` until it holds; fails after 90 s naming `what`.
+#[track_caller]
+pub fn wait_for(what: &str, f: &dyn Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(90), "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

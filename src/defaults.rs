@@ -1,0 +1,16 @@
+//! The defaults of every option, named once: clap's help, the configuration and the remote argv all read them here.
+
+/// `-i`: seconds between stream passes (hammer's 5).
+pub const DELAY: u64 = 5;
+/// `--retry-delay` is this plus `-i` unless given (hammer's 15 + delay).
+pub const RETRY_BASE: u64 = 15;
+/// `--max-retry-delay`, seconds.
+pub const MAX_RETRY_DELAY: u64 = 300;
+/// `--stall-timeout`, seconds.
+pub const STALL_TIMEOUT: u64 = 300;
+/// `-S`: prescan chunk size (hammer's 4 GiB).
+pub const SPLITUP: u64 = 4 << 30;
+/// `--remote-cmd`.
+pub const REMOTE_CMD: &str = "hammer-mirror";
+/// The ssh program when neither `--ssh` nor `HAMMER_RSH` is given.
+pub const SSH: &str = "ssh";

@@ -1,0 +1,131 @@
+//! The wording of every refusal and failure: one line that names the command, the PFS or host and the cause, once.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+use crate::util::{Env, fake_ssh, ok, show};
+
+/// What no message may look like.
+fn check_wording(o: &Output) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    for line in err.lines().filter(|l| l.starts_with("hammer-mirror:")) {
+        for c_name in ["validate_mrec_header", "mirror_read:", "update_pfs_snapshot", "generate_mrec_header"] {
+            assert!(!line.contains(c_name), "a C function name in {line:?}");
+        }
+        assert!(!line.trim_end().ends_with(':'), "an empty tail in {line:?}");
+        assert!(!line.contains("PFS#"), "a PFS number instead of its path in {line:?}");
+        let parts: Vec<&str> = line.split(": ").collect();
+        for w in parts.windows(2) {
+            assert!(w[0] != w[1], "a doubled prefix {:?} in {line:?}", w[0]);
+            let (a, b) = (w[0].split_whitespace().next(), w[1].split_whitespace().next());
+            assert!(!(a.is_some() && a == b && a.unwrap().starts_with("mirror-")), "a doubled {a:?} in {line:?}");
+        }
+    }
+}
+
+/// Runs `args` in `e` with `stdin` (a file or nothing) and checks the exit status and the whole error line.
+#[track_caller]
+fn says(e: &Env, args: &[&str], stdin: Option<&Path>, code: i32, line: &str) {
+    let mut c = e.cmd();
+    c.args(args);
+    if let Some(f) = stdin {
+        c.stdin(Stdio::from(std::fs::File::open(f).unwrap()));
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(code), "{args:?}:\n{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().any(|l| l == line), "{args:?}: no line\n  {line}\nin:\n{}", show(&o));
+    check_wording(&o);
+}
+
+#[test]
+fn local_refusals_and_failures() {
+    let e = Env::new();
+    e.master_with("m", &[("a", "1")]);
+    e.master_with("other", &[("b", "2")]);
+    ok(&e.run(["-y", "copy", "m", "s"]));
+    ok(&e.run(["-y", "copy", "m", "up"]));
+    ok(&e.run(["pfs-upgrade", "up"]));
+    std::fs::write(e.path("empty"), b"").unwrap();
+    std::fs::create_dir(e.path("t")).unwrap();
+
+    says(&e, &["read", "nosuch"], None, 1, "hammer-mirror: mirror-read: nosuch: no such PFS");
+    says(&e, &["copy", "nosuch", "s"], None, 1, "hammer-mirror: copy nosuch to s: mirror-read: nosuch: no such PFS");
+    says(
+        &e,
+        &["copy", "m", "new"],
+        None,
+        3,
+        "hammer-mirror: copy m to new: mirror-write new: the slave PFS does not exist and there is no terminal to ask; pass -y to create it",
+    );
+    says(
+        &e,
+        &["copy", "m", "up"],
+        None,
+        3,
+        "hammer-mirror: copy m to up: mirror-write up: target must be in slave mode (up is a master; make a slave with pfs-slave, or pfs-downgrade it)",
+    );
+    let o = e.run(["copy", "m", "other"]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("source and target have different shared-uuid's!"),
+        "{}",
+        show(&o)
+    );
+    check_wording(&o);
+    says(
+        &e,
+        &["write", "s"],
+        Some(&e.path("empty")),
+        1,
+        "hammer-mirror: mirror-write s: the source sent nothing (the input ended before any PFS description); the PFS is unchanged",
+    );
+    says(&e, &["pfs-status", "nosuch"], None, 1, "hammer-mirror: pfs-status: nosuch: no such PFS");
+    says(&e, &["pfs-update", "nosuch", "label=x"], None, 1, "hammer-mirror: pfs-update: nosuch: no such PFS");
+    says(&e, &["-y", "pfs-destroy", "nosuch"], None, 1, "hammer-mirror: pfs-destroy: nosuch: no such PFS");
+    says(&e, &["export", "nosuch", "out"], None, 1, "hammer-mirror: export: nosuch: no such PFS");
+    says(&e, &["import", "t", "nosuch"], None, 1, "hammer-mirror: import: nosuch: no such PFS");
+    says(&e, &["verify", "m", "nosuch"], None, 1, "hammer-mirror: verify m nosuch: mirror-read: nosuch: no such PFS");
+    says(&e, &["pfs-upgrade", "m"], None, 1, "hammer-mirror: pfs-upgrade m: It is already a master");
+    says(&e, &["pfs-master", "m"], None, 1, "hammer-mirror: Cannot create m, file exists!");
+    says(&e, &["copy", "m", "m"], None, 2, "hammer-mirror: source and target are the same PFS (m)");
+}
+
+#[test]
+fn remote_failures_name_the_host_and_the_cause() {
+    let e = Env::new();
+    e.master_with("m", &[("a", "1")]);
+    let fake = fake_ssh();
+    let rsh = fake.to_str().unwrap();
+    // A remote program that fails without a word: no empty tail.
+    says(
+        &e,
+        &["--ssh", rsh, "--remote-cmd", "false", "-y", "copy", "m", "backup:/x"],
+        None,
+        1,
+        "hammer-mirror: copy m to backup:/x: the target on backup failed with exit status 1",
+    );
+    // A remote source that sends nothing and exits 0 is not a success.
+    says(
+        &e,
+        &["--ssh", rsh, "--remote-cmd", "true", "-y", "copy", "backup:/m", "s"],
+        None,
+        1,
+        "hammer-mirror: copy backup:/m to s: mirror-write s: the source sent nothing (the input ended before any PFS description); the PFS is unchanged",
+    );
+    assert!(!e.path("s").exists(), "no slave was created from nothing");
+    // A missing remote program is a refusal that retrying cannot fix.
+    let o = e
+        .cmd()
+        .args(["--ssh", rsh, "--remote-cmd", "no-such-hammer-mirror", "-y", "copy", "m", "backup:/x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the target on backup: no-such-hammer-mirror was not found on the remote host (exit status 127); give its full path with --remote-cmd"),
+        "{}",
+        show(&o)
+    );
+    check_wording(&o);
+}
