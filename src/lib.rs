@@ -3,11 +3,16 @@
 //! Module map (dependencies point down):
 //! * `app` (dispatch) → `orchestrate` (copy, stream), `verify`, `pfscmd`
 //!   → `side`, `child`, `ssh`, `endpoint`, `transport`, `progress`
-//!   → `mirror` (the halves) → {`mrecord`, `ioctl`};
+//!   → `mirror` (the halves) → {`mrecord`, `ioctl`} → `hammerfs` (HAMMER's
+//!   on-disk format);
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
 //! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`;
 //!   `config` derives a run's configuration from `cli`.
+//!
+//! `unsafe` code is denied but in `ioctl`'s ABI module and its `mapped`.
+
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod child;
@@ -18,6 +23,7 @@ pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod hammerfs;
 pub mod ioctl;
 pub mod log;
 pub mod mirror;

@@ -1,5 +1,7 @@
 //! The `hammer-mirror` binary: parse the command line, run it, print the one error, exit.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

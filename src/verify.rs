@@ -20,15 +20,13 @@ use anyhow::{Context, bail};
 use crate::child::{Child, OnLine};
 use crate::endpoint::Endpoint;
 use crate::event::{Event, Observer};
+use crate::hammerfs::{HAMMER_LOCALIZE_MASK, HAMMER_RECTYPE_DIRENTRY};
 use crate::mirror::read::ReadOpts;
 use crate::mrecord::{LeafElm, PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, RecordWriter, rtype};
 use crate::side::{Ended, Side};
 use crate::ssh::{self, SshOpts, Verb};
 use crate::store::Access;
 use crate::transport::{self, LinkOpts, Role};
-
-/// `HAMMER_RECTYPE_DIRENTRY`: its data carries the PFS's own localization.
-const RECTYPE_DIRENTRY: u16 = 0x0011;
 
 /// One difference found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -242,7 +240,7 @@ impl Reader {
 /// The key of a leaf, without the PFS bits.
 fn key(l: &LeafElm) -> (u32, i64, u16, i64, u64) {
     let b = &l.base;
-    (b.localization & 0xffff, b.obj_id, b.rec_type, b.key, b.create_tid)
+    (b.localization & HAMMER_LOCALIZE_MASK, b.obj_id, b.rec_type, b.key, b.create_tid)
 }
 
 /// Data compared PFS-independently (a directory entry names its own PFS).
@@ -250,7 +248,7 @@ fn same_data(a: &(LeafElm, Vec<u8>), b: &(LeafElm, Vec<u8>)) -> bool {
     if a.0.base.obj_type != b.0.base.obj_type || a.1.len() != b.1.len() {
         return false;
     }
-    if a.0.base.rec_type == RECTYPE_DIRENTRY && a.1.len() >= 12 {
+    if a.0.base.rec_type == HAMMER_RECTYPE_DIRENTRY && a.1.len() >= 12 {
         return a.1[..8] == b.1[..8] && a.1[12..] == b.1[12..];
     }
     a.1 == b.1

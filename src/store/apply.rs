@@ -19,14 +19,14 @@ use heed::RwTxn;
 use super::keys::{self, Key, VALUE_HEAD, ValueHead};
 use super::master::DATA_ZONE;
 use super::{Store, now_secs};
+use crate::hammerfs::{
+    HAMMER_LOCALIZE_MASK as LOCALIZE_MASK, HAMMER_RECTYPE_CONFIG as RECTYPE_CONFIG,
+    HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, HAMMER_RECTYPE_SNAPSHOT as RECTYPE_SNAPSHOT, leaf_data_crc,
+};
 use crate::ioctl::Pfs;
 use crate::ioctl::{HEAD_ERROR, MirrorRw, PfsError, Result};
-use crate::mrecord::{BaseElm, LOCALIZE_MASK, LeafElm, Record, doalign, leaf_data_crc, leaf_data_crc_ok, rtype};
+use crate::mrecord::{BaseElm, LeafElm, Record, doalign, leaf_data_crc_ok, rtype};
 
-/// `HAMMER_RECTYPE_DIRENTRY`.
-const RECTYPE_DIRENTRY: u16 = 0x0011;
-/// `HAMMER_RECTYPE_CONFIG`: never mirrored.
-const RECTYPE_CONFIG: u16 = 0x0017;
 /// `cursor_state`: the sweep position excludes `key_cur` (a record was handled there).
 const AFTER_KEY: u32 = 1;
 /// EINVAL, reported in `MirrorRw::error` like the kernel's HEAD_ERROR.
@@ -65,7 +65,9 @@ impl Apply<'_, '_> {
             let key: Key = k.try_into().map_err(|_| self.store.corrupt("bad record key"))?;
             let h = ValueHead::decode(v).ok_or_else(|| self.store.corrupt("bad record value"))?;
             let base = keys::decode_key(&key, 0);
-            if base.rec_type == RECTYPE_CONFIG || h.delete_tid != 0 || base.create_tid >= self.tid_end {
+            // A slave keeps its snapshots, its own and those its master deleted (snapshots.rs).
+            let kept = base.rec_type == RECTYPE_CONFIG || base.rec_type == RECTYPE_SNAPSHOT;
+            if kept || h.delete_tid != 0 || base.create_tid >= self.tid_end {
                 continue;
             }
             doomed.push((key, v.to_vec()));

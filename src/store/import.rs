@@ -1,7 +1,7 @@
 //! `import`: turns a directory tree into HAMMER records in a master store, one TID per import, changes only.
 //!
 //! The records are laid out as the HAMMER kernel lays them out (see
-//! [`super::hammerfs`]): an INODE record per object, DIRENTRY records keyed
+//! [`crate::hammerfs`]): an INODE record per object, DIRENTRY records keyed
 //! by the directory's name hash (ALG1 for new directories) with collision
 //! iteration, DATA records of 16 KiB blocks below 1 MiB and 64 KiB above,
 //! keyed by their end offset (a file of at most 8 KiB is one record rounded
@@ -25,13 +25,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::Store;
-use super::hammerfs::{
+use super::master::MasterTxn;
+use crate::hammerfs::{
     self as hfs, DirEntryData, HAMMER_FIXKEY_SYMLINK, HAMMER_INODE_DATA_VERSION, HAMMER_LOCALIZE_INODE,
     HAMMER_LOCALIZE_MISC, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY, HAMMER_OBJTYPE_REGFILE, HAMMER_OBJTYPE_SOFTLINK,
     HAMMER_RECTYPE_DATA, HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_FIX, HAMMER_RECTYPE_INODE, InodeData,
     NEW_DIRECTORY_CAP_FLAGS,
 };
-use super::master::MasterTxn;
 use crate::ioctl::{PfsError, Result};
 
 /// What an import did.

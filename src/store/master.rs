@@ -13,8 +13,9 @@ use heed::RwTxn;
 
 use super::keys::{self, Key, VALUE_HEAD, ValueHead};
 use super::{Store, now_secs};
+use crate::hammerfs::{HAMMER_LOCALIZE_MASK, leaf_data_crc};
 use crate::ioctl::{Pfs, PfsError, Result};
-use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm, doalign, leaf_data_crc};
+use crate::mrecord::{BTYPE_RECORD, BaseElm, LeafElm, doalign};
 
 /// Where synthetic data offsets start (HAMMER's large-data zone, 10).
 pub(crate) const DATA_ZONE: u64 = 0xa000_0000_0000_0000;
@@ -132,7 +133,7 @@ impl<'s> MasterTxn<'s> {
                 rec_type,
                 obj_type,
                 btype: BTYPE_RECORD,
-                localization: localization & LOCALIZE_MASK,
+                localization: localization & HAMMER_LOCALIZE_MASK,
             },
             create_ts: self.now,
             delete_ts: 0,

@@ -13,11 +13,11 @@
 
 pub mod apply;
 pub mod export;
-pub mod hammerfs;
 pub mod import;
 pub mod keys;
 pub mod master;
 pub mod scan;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use heed::types::{Bytes, Str, Unit};
 use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
+use crate::hammerfs::SnapshotData;
 use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp};
 use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
 
@@ -512,5 +513,17 @@ impl Pfs for Store {
         p.reserved01 = -1;
         self.put_meta(&mut txn, "pfsd", &p.to_bytes())?;
         self.commit(txn, "pfs-destroy")
+    }
+
+    fn add_snapshots(&mut self, snaps: &[SnapshotData]) -> Result<()> {
+        snapshots::add(self, snaps)
+    }
+
+    fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()> {
+        snapshots::delete(self, tids)
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotData>> {
+        snapshots::list(self)
     }
 }

@@ -326,7 +326,7 @@ fn snapshot(root: &Path) -> Vec<(String, String)> {
 fn delocalized(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
     let mut v = visible(s, asof);
     for (k, d) in &mut v {
-        if k.2 == super::hammerfs::HAMMER_RECTYPE_DIRENTRY && d.len() >= 12 {
+        if k.2 == crate::hammerfs::HAMMER_RECTYPE_DIRENTRY && d.len() >= 12 {
             d[10..12].fill(0);
         }
     }

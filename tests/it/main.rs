@@ -16,6 +16,7 @@ mod kill;
 mod messages;
 mod operator;
 mod prompts;
+mod snapshots;
 mod sshd;
 mod terminal;
 mod util;
