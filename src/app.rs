@@ -49,7 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Import { dir, pfs } => cmd_import(g, dir, pfs),
         Command::SshRemote { role, prefix } => {
-            let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+            let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
             let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| Usage(format!("ssh-remote: {e}")))?;
             run(inner)

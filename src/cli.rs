@@ -55,6 +55,21 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
     Ok(Size { bytes, text: s.to_string() })
 }
 
+/// `-b`: a size, and not 0 (a limit of nothing per second would never send).
+pub fn parse_bandwidth(s: &str) -> Result<Size, String> {
+    let size = parse_size(s)?;
+    if size.bytes == 0 {
+        return Err(format!("invalid bandwidth '{s}': must be at least 1 byte per second (leave -b out for no limit)"));
+    }
+    Ok(size)
+}
+
+/// `--remote-cmd`: a word every remote shell can take (no newline).
+pub fn parse_remote_cmd(s: &str) -> Result<String, String> {
+    crate::ssh::check_word(std::ffi::OsStr::new(s)).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(s.to_string())
+}
+
 /// `strtoull(s, NULL, 0)` without its silent acceptance of garbage.
 pub fn parse_c_integer(s: &str) -> Option<u64> {
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -140,7 +155,7 @@ pub struct GlobalOpts {
     pub ssh_option: Vec<OsString>,
 
     /// Program run on remote hosts ('hammer' to drive stock DragonFly)
-    #[arg(long, value_name = "PATH", default_value = "hammer-mirror", global = true)]
+    #[arg(long, value_name = "PATH", default_value = "hammer-mirror", value_parser = parse_remote_cmd, global = true)]
     pub remote_cmd: String,
 
     /// stream: first wait after a lost link, in seconds (default 15 + -i)

@@ -12,6 +12,7 @@ mod fuzz;
 mod golden;
 mod importexport;
 mod kill;
+mod quoting;
 mod sshd;
 mod terminal;
 mod util;
