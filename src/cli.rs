@@ -119,7 +119,7 @@ pub struct GlobalOpts {
     pub splitup: Option<Size>,
 
     /// Limit the reader to this many bytes per second (suffixes k, m, g)
-    #[arg(short = 'b', value_name = "BYTES", value_parser = parse_size, global = true)]
+    #[arg(short = 'b', value_name = "BYTES", value_parser = parse_bandwidth, global = true)]
     pub bandwidth: Option<Size>,
 
     /// Cycle file: where a read resumes (object and TID)

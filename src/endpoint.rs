@@ -216,6 +216,100 @@ pub fn parse(arg: &OsStr) -> Result<Endpoint, EndpointError> {
     }
 }
 
+/// The commands whose operands are endpoints.
+const ENDPOINT_COMMANDS: [&str; 3] = ["copy", "stream", "verify"];
+
+/// What a word that starts with one `-` is to the option parser.
+enum Dashed {
+    /// Flags only (`-vy`).
+    Flags,
+    /// Ends with an option whose value is the next word (`-o`, `-yS`).
+    ValueNext,
+    /// An option with its value attached (`-oBatchMode=yes`, `-S1m`).
+    ValueAttached,
+    /// Not a group of our options: an operand that starts with `-`.
+    Operand,
+}
+
+fn short_arg(cmds: &[&clap::Command], c: char) -> Option<bool> {
+    cmds.iter().flat_map(|cmd| cmd.get_arguments()).find_map(|a| {
+        a.get_all_short_aliases()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(a.get_short())
+            .any(|s| s == c)
+            .then(|| a.get_action().takes_values())
+    })
+}
+
+fn dashed(cmds: &[&clap::Command], group: &[u8]) -> Dashed {
+    for (i, &b) in group.iter().enumerate() {
+        match short_arg(cmds, char::from(b)).filter(|_| b.is_ascii()) {
+            None => return Dashed::Operand,
+            Some(false) => {}
+            Some(true) if i + 1 == group.len() => return Dashed::ValueNext,
+            Some(true) => return Dashed::ValueAttached,
+        }
+    }
+    Dashed::Flags
+}
+
+/// Finds an operand of `copy`, `stream` or `verify` that is a remote endpoint
+/// whose host starts with `-`, where the option parser would read it as
+/// options: `copy -h:/x s` would print the help (`-h`) and exit 0. Run on the
+/// raw arguments before they are parsed; global options before and after the
+/// command (with their values, attached or not) are skipped as clap reads them.
+/// After `--` every word is an operand, and `parse` refuses such a host itself.
+pub fn dash_host_operand(cmd: &clap::Command, args: &[OsString]) -> Option<EndpointError> {
+    // Such a host needs a word that starts with '-' and has a ':'; most command lines have none.
+    if !args.iter().skip(1).any(|a| a.as_bytes().starts_with(b"-") && a.as_bytes().contains(&b':')) {
+        return None;
+    }
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let root = &cmd;
+    let mut sub: Option<&clap::Command> = None;
+    let mut words = args.iter().skip(1);
+    while let Some(w) = words.next() {
+        let b = w.as_bytes();
+        let cmds: Vec<&clap::Command> = sub.into_iter().chain([root]).collect();
+        if b == b"--" {
+            return None;
+        } else if let Some(long) = b.strip_prefix(b"--") {
+            let takes_value = !long.contains(&b'=')
+                && cmds.iter().flat_map(|c| c.get_arguments()).any(|a| {
+                    a.get_action().takes_values()
+                        && a.get_long_and_visible_aliases()
+                            .unwrap_or_default()
+                            .iter()
+                            .chain(a.get_all_aliases().unwrap_or_default().iter())
+                            .any(|l| l.as_bytes() == long)
+                });
+            if takes_value {
+                words.next();
+            }
+        } else if let Some(group) = b.strip_prefix(b"-").filter(|g| !g.is_empty()) {
+            match dashed(&cmds, group) {
+                Dashed::Flags | Dashed::ValueAttached => {}
+                Dashed::ValueNext => {
+                    words.next();
+                }
+                Dashed::Operand => {
+                    if sub.is_some_and(|s| ENDPOINT_COMMANDS.contains(&s.get_name()))
+                        && let Err(e @ EndpointError::DashHost(_)) = parse(w)
+                    {
+                        return Some(e);
+                    }
+                }
+            }
+        } else if sub.is_none() {
+            // The first operand is the command; an unknown one is clap's to report.
+            sub = Some(root.find_subcommand(w)?);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +374,50 @@ mod tests {
         for (s, msg) in bad {
             let e = parse(OsStr::new(s)).unwrap_err().to_string();
             assert!(e.contains(msg), "{s}: {e}");
+        }
+    }
+
+    fn dash_host(args: &[&str]) -> Option<String> {
+        let args: Vec<OsString> =
+            std::iter::once("hammer-mirror").chain(args.iter().copied()).map(OsString::from).collect();
+        let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+        dash_host_operand(&cmd, &args).map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_dash_host_is_found_where_the_option_parser_would_take_it() {
+        let refused = "endpoint '-h:/x': a host may not start with '-'";
+        for args in [
+            &["copy", "-h:/x", "s"][..],
+            &["copy", "m", "-h:/x"],
+            &["-y", "stream", "-vy", "-h:/x", "s"],
+            &["mirror-copy", "-o", "A=b", "-h:/x", "s"],
+            &["verify", "--as-of", "1", "-h:/x", "s"],
+            &["-v", "verify", "m", "-h:/x"],
+        ] {
+            assert_eq!(dash_host(args).as_deref(), Some(refused), "{args:?}");
+        }
+        assert_eq!(
+            dash_host(&["copy", "-vh:/x", "s"]).as_deref(),
+            Some("endpoint '-vh:/x': a host may not start with '-'")
+        );
+        // Options with their values (attached or not, before or after the
+        // command), other commands, and what follows `--` are left alone.
+        for args in [
+            &["copy", "m", "s", "-y"][..],
+            &["copy", "-oProxyJump=j:22", "m", "s"],
+            &["copy", "-o", "-h:/x", "m", "s"],
+            &["copy", "--ssh", "-h:/x", "m", "s"],
+            &["copy", "--ssh=-h:/x", "m", "s"],
+            &["-S1m", "copy", "-p2222", "m", "s"],
+            &["-c", "-h:/x", "read", "m"],
+            &["pfs-status", "-h:/x"],
+            &["copy", "--", "-h:/x", "s"],
+            &["copy", "-h"],
+            &["copy", "-x", "s"],
+            &["nosuch", "-h:/x"],
+        ] {
+            assert_eq!(dash_host(args), None, "{args:?}");
         }
     }
 

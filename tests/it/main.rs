@@ -6,6 +6,7 @@
 mod cli;
 mod corruption;
 mod docs;
+mod endpoints;
 mod fakessh;
 mod faults;
 mod fuzz;
