@@ -55,9 +55,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             run(inner)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut io::stdout());
+            crate::completions::print(*shell, &mut io::stdout()).context("writing the completion script")?;
             Ok(Status::Success)
+        }
+        Command::Help { command } => {
+            crate::help::print(command.as_deref(), &mut io::stdout()).map(|()| Status::Success)
         }
         Command::Verify { a, b, as_of } => cmd_verify(g, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(g, pfs, dir, *as_of),

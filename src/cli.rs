@@ -14,7 +14,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// on the wire with stock hammer, with an embedded userspace PFS store so that it
 /// runs on any Unix.
 #[derive(Debug, Parser)]
-#[command(name = "hammer-mirror", version, max_term_width = 100)]
+#[command(name = "hammer-mirror", version, max_term_width = 100, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
@@ -180,6 +180,9 @@ pub fn parse_tid(s: &str) -> Result<u64, String> {
     parse_c_integer(s).ok_or_else(|| format!("invalid TID '{s}': expected a number such as 0x00000001061a8ba0"))
 }
 
+// Every PFS operand says what a PFS path is: the first paragraph is the `-h`
+// line, the rest is what `--help` adds.
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send a PFS's changes since a TID as a mirror stream on stdout
@@ -188,7 +191,11 @@ pub enum Command {
     /// the PFS's first TID); with -2 the target's PFSD on stdin says where to start.
     #[command(visible_alias = "mirror-read")]
     Read {
-        /// The source PFS
+        /// The source PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (made by pfs-master,
+        /// pfs-slave or a copy), or on DragonFly BSD a HAMMER PFS (a mounted
+        /// PFS directory or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
         /// Start after this TID instead of the beginning
         #[arg(value_parser = parse_tid)]
@@ -198,7 +205,11 @@ pub enum Command {
     /// Like read, then wait for new TIDs and send them too, until stopped
     #[command(visible_alias = "mirror-read-stream")]
     ReadStream {
-        /// The source PFS
+        /// The source PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (made by pfs-master,
+        /// pfs-slave or a copy), or on DragonFly BSD a HAMMER PFS (a mounted
+        /// PFS directory or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
         /// Start after this TID instead of the beginning
         #[arg(value_parser = parse_tid)]
@@ -211,7 +222,11 @@ pub enum Command {
     /// asking on the terminal).
     #[command(visible_alias = "mirror-write")]
     Write {
-        /// The target (slave) PFS
+        /// The target (slave) PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (a missing one is
+        /// created), or on DragonFly BSD a HAMMER PFS (a mounted PFS directory
+        /// or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
     },
 
@@ -224,15 +239,31 @@ pub enum Command {
     /// Exits 0 only when the target acknowledged the new TID.
     #[command(visible_alias = "mirror-copy")]
     Copy {
-        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        /// The source PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target PFS (a slave, created with -y when missing)
+        /// The target (slave) PFS, as the source; created with -y when missing
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         target: OsString,
     },
 
     /// Create a master PFS (options: label=, snapshots=, prune-min=, shared-uuid=, ...)
     PfsMaster {
-        /// Path of the new PFS (a store file; a HAMMER mount's PFS softlink on DragonFly)
+        /// The new PFS: a store file to create
+        ///
+        /// A PFS path names a hammer-mirror store file, created here. A
+        /// HAMMER PFS on DragonFly is made with hammer pfs-master or
+        /// pfs-slave instead (the other PFS commands take one).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
@@ -240,7 +271,11 @@ pub enum Command {
 
     /// Create a slave PFS; give shared-uuid=<master's> to pair it with a master
     PfsSlave {
-        /// Path of the new PFS
+        /// The new PFS: a store file to create
+        ///
+        /// A PFS path names a hammer-mirror store file, created here. A
+        /// HAMMER PFS on DragonFly is made with hammer pfs-master or
+        /// pfs-slave instead (the other PFS commands take one).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
@@ -248,38 +283,71 @@ pub enum Command {
 
     /// Show PFS fields: TIDs, uuids, mode, label
     PfsStatus {
-        /// One or more PFSs
+        /// One or more PFSs: store files, or HAMMER PFSs on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
         #[arg(required = true)]
         pfs: Vec<PathBuf>,
     },
 
     /// Change a PFS's label, snapshots directory or prune-min
     PfsUpdate {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
     },
 
     /// Make a slave a master (rolls back anything after its sync-end-tid)
-    PfsUpgrade { pfs: PathBuf },
+    PfsUpgrade {
+        /// The slave PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Make a master a slave
-    PfsDowngrade { pfs: PathBuf },
+    PfsDowngrade {
+        /// The master PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Destroy a PFS and all its history (asks unless -y)
-    PfsDestroy { pfs: PathBuf },
+    PfsDestroy {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (removed with its lock
+        /// file), or on DragonFly BSD a HAMMER PFS (a mounted PFS directory
+        /// or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Record a directory tree into a master PFS as one new transaction (TID)
     Import {
         /// The directory to record
         dir: PathBuf,
-        /// The master PFS
+        /// The master PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file (made by
+        /// pfs-master); a HAMMER PFS on DragonFly is written to directly
+        /// instead, by the programs that use it.
         pfs: PathBuf,
     },
 
     /// Recreate a PFS's tree as of a TID (default: latest; a slave's sync-end-tid)
     Export {
-        /// The PFS
+        /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly shows its history itself, through its snapshots.
         pfs: PathBuf,
         /// A new or empty directory
         dir: PathBuf,
@@ -293,9 +361,21 @@ pub enum Command {
     /// Either side may be remote ([user@]host:pfs). The default TID is the
     /// slave's sync-end-tid.
     Verify {
-        /// First PFS
+        /// First PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         a: OsString,
-        /// Second PFS
+        /// Second PFS, as the first
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         b: OsString,
         /// Compare as of this TID
         #[arg(long, value_name = "TID", value_parser = parse_tid)]
@@ -306,18 +386,22 @@ pub enum Command {
     ///
     /// Runs the command in SSH_ORIGINAL_COMMAND if it is the mirror-read,
     /// mirror-read-stream (role read) or mirror-write (role write) invocation
-    /// that copy and stream send, for a PFS under PREFIX; refuses anything
-    /// else with exit status 3. Example authorized_keys line:
+    /// that copy and stream send, for a PFS under PREFIX (a relative PFS path
+    /// is taken from PREFIX); refuses anything else with exit status 3.
+    /// Example authorized_keys line:
     /// command="hammer-mirror ssh-remote write /backup",restrict ssh-ed25519 AAAA...
     SshRemote {
         /// What the key may do
         #[arg(value_enum)]
         role: crate::remote::Role,
-        /// The directory the PFSs must be under
+        /// The directory the PFSs (store files or HAMMER PFSs) must be under
         prefix: PathBuf,
     },
 
-    /// Print a shell completion script (bash, zsh or fish) on stdout
+    /// Print a shell completion script on stdout (bash, zsh, fish, elvish or powershell)
+    ///
+    /// For example: hammer-mirror completions bash > /etc/bash_completion.d/hammer-mirror
+    /// (scripts/install.sh installs the bash, zsh and fish ones).
     Completions {
         /// The shell
         shell: clap_complete::Shell,
@@ -326,10 +410,28 @@ pub enum Command {
     /// Mirror continuously: send every new TID, restart after a lost link
     #[command(visible_alias = "mirror-stream")]
     Stream {
-        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        /// The source PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target PFS (a slave, created with -y when missing)
+        /// The target (slave) PFS, as the source; created with -y when missing
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         target: OsString,
+    },
+
+    /// Print this message or the help of the given command
+    Help {
+        /// The command to describe (all of them when left out)
+        command: Option<String>,
     },
 }
 

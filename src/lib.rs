@@ -7,8 +7,10 @@
 pub mod app;
 pub mod child;
 pub mod cli;
+pub mod completions;
 pub mod endpoint;
 pub mod exit;
+pub mod help;
 pub mod ioctl;
 pub mod mirror;
 pub mod mrecord;

@@ -4,6 +4,7 @@
 //! own temporary directory; see `util` for the scrubbed environment.
 
 mod cli;
+mod completions;
 mod corruption;
 mod docs;
 mod endpoints;
