@@ -180,6 +180,36 @@ pub fn parse_tid(s: &str) -> Result<u64, String> {
     parse_c_integer(s).ok_or_else(|| format!("invalid TID '{s}': expected a number such as 0x00000001061a8ba0"))
 }
 
+/// What `help` takes (and shell completion offers after it): every command
+/// and alias (a unit test keeps the list complete).
+pub const HELP_TOPICS: &[&str] = &[
+    "read",
+    "mirror-read",
+    "read-stream",
+    "mirror-read-stream",
+    "write",
+    "mirror-write",
+    "dump",
+    "mirror-dump",
+    "copy",
+    "mirror-copy",
+    "pfs-master",
+    "pfs-slave",
+    "pfs-status",
+    "pfs-update",
+    "pfs-upgrade",
+    "pfs-downgrade",
+    "pfs-destroy",
+    "import",
+    "export",
+    "verify",
+    "ssh-remote",
+    "completions",
+    "stream",
+    "mirror-stream",
+    "help",
+];
+
 // Every PFS operand says what a PFS path is: the first paragraph is the `-h`
 // line, the rest is what `--help` adds.
 
@@ -431,6 +461,7 @@ pub enum Command {
     /// Print this message or the help of the given command
     Help {
         /// The command to describe (all of them when left out)
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(HELP_TOPICS), hide_possible_values = true)]
         command: Option<String>,
     },
 }
@@ -443,6 +474,14 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_takes_every_command_and_alias() {
+        let cmd = Cli::command();
+        let names: Vec<&str> =
+            cmd.get_subcommands().flat_map(|c| std::iter::once(c.get_name()).chain(c.get_visible_aliases())).collect();
+        assert_eq!(names, HELP_TOPICS);
     }
 
     #[test]
