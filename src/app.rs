@@ -49,18 +49,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::PfsDestroy { pfs } => done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut Stdout)),
         Command::Import { dir, pfs } => cmd_import(&cfg, dir, pfs),
         Command::SshRemote { role, prefix } => {
-            let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+            let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
             let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| usage(format!("ssh-remote: {e}")))?;
             run(inner)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut script);
-            Stdout.write_all(&script)?;
+            crate::completions::print(*shell, &mut Stdout).context("writing the completion script")?;
             Ok(Status::Success)
         }
+        Command::Help { command } => crate::help::print(command.as_deref(), &mut Stdout).map(|()| Status::Success),
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
     }

@@ -17,6 +17,7 @@
 pub mod app;
 pub mod child;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod defaults;
 pub mod endpoint;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod exit;
 pub mod hammerfs;
+pub mod help;
 pub mod ioctl;
 pub mod log;
 pub mod mirror;

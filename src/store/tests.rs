@@ -335,7 +335,7 @@ fn delocalized(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: std::env::var("HAMMER_MIRROR_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
         ..Default::default()
     })]
 

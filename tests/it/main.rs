@@ -4,9 +4,11 @@
 //! own temporary directory; see `util` for the scrubbed environment.
 
 mod cli;
+mod completions;
 mod corruption;
 mod defects;
 mod docs;
+mod endpoints;
 mod fakessh;
 mod faults;
 mod fuzz;
@@ -16,6 +18,7 @@ mod kill;
 mod messages;
 mod operator;
 mod prompts;
+mod quoting;
 mod snapshots;
 mod sshd;
 mod terminal;

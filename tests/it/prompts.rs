@@ -13,7 +13,7 @@ const QUESTION: &str = "Do you want to create a new slave PFS?";
 fn the_question_comes_before_the_bar_and_is_not_repeated() {
     let e = Env::new();
     slow_master(&e);
-    let Some(o) = on_pty(&e, "$HM -b 1m copy m p1", Some("y")) else { return };
+    let Some(o) = on_pty(&e, "$HM -b 1m copy m p1", Some((QUESTION, "y"))) else { return };
     ok(&o);
     let t = text(&o);
     let q = t.find(QUESTION).unwrap_or_else(|| panic!("no question in:\n{t}"));
@@ -30,7 +30,8 @@ fn a_missing_remote_slave_is_asked_about_on_the_local_terminal() {
     slow_master(&e);
     let rsh = format!("HAMMER_RSH={} FAKE_SSH_LOG={}", fake_ssh().display(), e.path("ssh.log").display());
     let target = e.path("r1");
-    let Some(o) = on_pty(&e, &format!("{rsh} $HM --remote-cmd $HM copy m backup:{}", target.display()), Some("y"))
+    let Some(o) =
+        on_pty(&e, &format!("{rsh} $HM --remote-cmd $HM copy m backup:{}", target.display()), Some((QUESTION, "y")))
     else {
         return;
     };
@@ -42,7 +43,8 @@ fn a_missing_remote_slave_is_asked_about_on_the_local_terminal() {
     assert_eq!(sync_end_tid(&e, &target), sync_end_tid(&e, &e.path("m")));
 
     let declined = e.path("r2");
-    let Some(o) = on_pty(&e, &format!("{rsh} $HM --remote-cmd $HM copy m backup:{}", declined.display()), Some("n"))
+    let Some(o) =
+        on_pty(&e, &format!("{rsh} $HM --remote-cmd $HM copy m backup:{}", declined.display()), Some((QUESTION, "n")))
     else {
         return;
     };
