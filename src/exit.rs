@@ -36,7 +36,9 @@ pub struct Usage(pub String);
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
     for cause in err.chain() {
-        if cause.is::<Refused>() {
+        if cause.is::<Refused>()
+            || matches!(cause.downcast_ref::<crate::ioctl::PfsError>(), Some(crate::ioctl::PfsError::Refused { .. }))
+        {
             return Status::Refused;
         }
         if cause.is::<Usage>() {

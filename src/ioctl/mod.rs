@@ -106,6 +106,9 @@ pub enum PfsError {
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
     Invalid { path: PathBuf, op: &'static str, detail: String },
+    /// A safety check refused the request; retrying cannot fix it (exit status 3).
+    #[error("{}: {op} refused: {detail}", path.display())]
+    Refused { path: PathBuf, op: &'static str, detail: String },
     #[error("{}: {op} failed{}", path.display(), disk_full_hint(path, source))]
     Io {
         path: PathBuf,

@@ -9,6 +9,7 @@
 pub mod bwlimit;
 pub mod cycle;
 pub mod dump;
+pub mod guard;
 pub mod histogram;
 pub mod read;
 pub mod readahead;

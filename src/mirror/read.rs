@@ -6,8 +6,9 @@
 //! * one-shot reads do not sleep `-i` seconds after "No work to do";
 //! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
 //!   UPDATE that the target never sends (hammer deadlocks there);
-//! * a read resumed from a cycle file starts with a SKIP over the part
-//!   already sent, so that the target does not mark that part deleted;
+//! * a read continued from a cycle file sends the interrupted pass again
+//!   from the first key (with its begin TID), so that the target neither
+//!   marks the part already sent deleted nor misses what changed there;
 //! * a completed one-way read saves `(start, tid_end)` in the cycle file, so
 //!   the next run sends the next increment (hammer saves a useless key);
 //! * the prescan histogram is redone for each new stream pass instead of
@@ -23,7 +24,7 @@ use anyhow::{Context, bail};
 use super::histogram::{self, Histogram};
 use super::{Progress, cycle, pfs_header, read_peer_pfsd};
 use crate::ioctl::{HEAD_ERROR, MirrorRw, Pfs};
-use crate::mrecord::{BaseElm, MIN_KEY, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
+use crate::mrecord::{BaseElm, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
 
 /// Options of the source half (hammer's global options that concern it).
 #[derive(Debug, Clone)]
@@ -197,7 +198,16 @@ pub fn read(
             && let Some(cf) = &opts.cycle_file
             && let cycle::Cycle::Found { key, tid } = cycle::read(cf, log)?
         {
-            m.key_beg = key;
+            // A continuation sends the interrupted pass again from the first
+            // key: a target discards a pass that got no SYNC, and the keys
+            // sent before the interruption may have changed since.
+            if key != BaseElm::key_beg_init() {
+                writeln!(
+                    log,
+                    "Mirror-read: continuing the pass interrupted at object {:016x} from the first key",
+                    key.obj_id as u64
+                )?;
+            }
             if let Some(t) = tid {
                 m.tid_beg = t;
             }
@@ -213,9 +223,6 @@ pub fn read(
             }
             writeln!(log)?;
         }
-        if m.key_beg.obj_id != MIN_KEY {
-            writeln!(log, "Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64)?;
-        }
 
         let mut interrupted = false;
         let didwork = m.tid_beg < m.tid_end;
@@ -229,10 +236,6 @@ pub fn read(
             }
             hist = None;
         } else {
-            if m.key_beg != BaseElm::key_beg_init() {
-                // Resumed: the part before key_beg was sent by an earlier run.
-                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: m.key_beg })?;
-            }
             loop {
                 let n = pfs.mirror_read(&mut m, &mut buf).with_context(|| format!("Mirror-read {fs} failed"))?;
                 if m.flags & HEAD_ERROR != 0 {

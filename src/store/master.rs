@@ -2,7 +2,7 @@
 //!
 //! `import` and the tests build on this. A slave refuses it: slaves change
 //! only through mirror-write. A large transaction is written in several LMDB
-//! commits of about 64 MiB so that memory stays bounded; readers never see
+//! commits of about 32 MiB of changes so that memory stays bounded; readers never see
 //! the partial state because every view is bounded by the PFS's last TID
 //! (`sync_end_tid`), which moves only in the final commit. What a killed
 //! import leaves above the last TID is rolled back by the next one.
@@ -19,17 +19,17 @@ use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm, doalign, lea
 /// Where synthetic data offsets start (HAMMER's large-data zone, 10).
 pub(crate) const DATA_ZONE: u64 = 0xa000_0000_0000_0000;
 
-/// An open master transaction; nothing is visible until [`MasterTxn::commit`].
-/// Bytes written before an intermediate LMDB commit.
-const CHECKPOINT: usize = 64 << 20;
+/// Bytes changed (new data, and a page per record marked deleted) before
+/// an intermediate LMDB commit: LMDB keeps a transaction's dirty pages in
+/// memory until it commits.
+const CHECKPOINT: usize = 32 << 20;
 
+/// An open master transaction; nothing is visible until [`MasterTxn::commit`].
 pub struct MasterTxn<'s> {
     store: &'s Store,
     txn: Option<RwTxn<'s>>,
     /// Bytes written since the last LMDB commit.
     pending: usize,
-    /// Leftovers of a killed import were removed (to be committed even if nothing else changes).
-    rolled_back: bool,
     tid: u64,
     now: u32,
     data_off: u64,
@@ -40,29 +40,22 @@ pub struct MasterTxn<'s> {
 impl<'s> MasterTxn<'s> {
     /// Starts a transaction on a master opened for writing.
     pub fn begin(store: &'s Store) -> Result<Self> {
-        let mut txn = store.write_txn()?;
-        let pfsd = store.stored_pfsd(&txn)?;
-        if pfsd.is_slave() {
-            return Err(PfsError::SlaveReadOnly { path: Pfs::path(store).to_path_buf() });
-        }
-        // Leftovers of an import that was killed between its commits.
-        let last = store.last_tid(&txn)?;
-        let (seen, rolled_back) = super::apply::rollback_above(store, &mut txn, last)?;
+        let last = {
+            let txn = store.read_txn()?;
+            if store.stored_pfsd(&txn)?.is_slave() {
+                return Err(PfsError::SlaveReadOnly { path: Pfs::path(store).to_path_buf() });
+            }
+            store.last_tid(&txn)?
+        };
+        // Leftovers of an import that was killed between its commits (in
+        // commits of their own: memory stays bounded whatever their size).
+        let (seen, _) = super::rollback::rollback_above(store, last)?;
+        let txn = store.write_txn()?;
         let tid = store.next_tid(&txn)?.max(seen + 1);
         let data_off = store.meta_u64(&txn, "data_off")?.unwrap_or(DATA_ZONE);
         // Object ids come from the TID space, as in HAMMER, so they are never reused.
         let next_obj = store.meta_u64(&txn, "next_obj")?.map_or(0x100, |v| v as i64);
-        Ok(MasterTxn {
-            store,
-            txn: Some(txn),
-            pending: 0,
-            rolled_back: rolled_back > 0,
-            tid,
-            now: now_secs(),
-            data_off,
-            next_obj,
-            changed: 0,
-        })
+        Ok(MasterTxn { store, txn: Some(txn), pending: 0, tid, now: now_secs(), data_off, next_obj, changed: 0 })
     }
 
     /// The TID every change of this transaction carries.
@@ -172,7 +165,11 @@ impl<'s> MasterTxn<'s> {
         let t = keys::tid_key(tid, key);
         store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
         self.changed += 1;
-        self.pending += 256;
+        // A deletion rewrites a record in place: count the page it dirties.
+        self.pending += 4096;
+        if self.pending >= CHECKPOINT {
+            self.checkpoint()?;
+        }
         Ok(true)
     }
 
@@ -277,11 +274,7 @@ impl<'s> MasterTxn<'s> {
         let (store, tid) = (self.store, self.tid);
         let mut txn = self.txn.take().expect("open");
         if self.changed == 0 {
-            let last = store.last_tid(&txn)?;
-            if self.rolled_back {
-                store.commit(txn, "commit")?;
-            }
-            return Ok(last);
+            return store.last_tid(&txn);
         }
         store.put_meta(&mut txn, "last_tid", &tid.to_le_bytes())?;
         store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
