@@ -176,9 +176,21 @@ impl<'s> MasterTxn<'s> {
     /// Every live record of object `obj_id` (all rec types), in key order.
     pub fn live_records_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), |k, leaf, data| {
+        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf, data.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every live record of object `obj_id` (all rec types), without their data.
+    pub fn live_heads_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm)>> {
+        let mut out = Vec::new();
+        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), false, |k, leaf, _| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf));
             }
             true
         })?;
@@ -188,7 +200,7 @@ impl<'s> MasterTxn<'s> {
     /// The live records of object `obj_id` of type `rec_type`, with their data.
     pub fn live_records(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, data| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf, data.to_vec()));
             }
@@ -200,7 +212,7 @@ impl<'s> MasterTxn<'s> {
     /// The live records of object `obj_id` of type `rec_type`, without their data.
     pub fn live_heads(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, _| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), false, |k, leaf, _| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf));
             }
@@ -218,7 +230,7 @@ impl<'s> MasterTxn<'s> {
         key: i64,
     ) -> Result<Option<(Key, LeafElm, Vec<u8>)>> {
         let mut found = None;
-        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |k, leaf, data| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 found = Some((*k, *leaf, data.to_vec()));
                 return false;
@@ -232,7 +244,7 @@ impl<'s> MasterTxn<'s> {
     /// rec_type, key)` (HAMMER's directory-key collision test looks at history too).
     pub fn key_used(&self, localization: u32, obj_id: i64, rec_type: u16, key: i64) -> Result<bool> {
         let mut used = false;
-        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |_, _, _| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), false, |_, _, _| {
             used = true;
             false
         })?;
@@ -240,13 +252,15 @@ impl<'s> MasterTxn<'s> {
     }
 
     /// Visits the records of `obj_id` in the given type and key ranges (all
-    /// versions, in key order) until `f` returns false.
+    /// versions, in key order) until `f` returns false; `f` gets their data
+    /// when `with_data` (an empty slice otherwise).
     fn scan(
         &self,
         localization: u32,
         obj_id: i64,
         rec_types: (u16, u16),
         keys_in: (i64, i64),
+        with_data: bool,
         mut f: impl FnMut(&Key, &LeafElm, &[u8]) -> bool,
     ) -> Result<()> {
         let bound = |rec_type, key, create_tid| {
@@ -259,7 +273,7 @@ impl<'s> MasterTxn<'s> {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let (leaf, front) =
                 keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
-            let data = self.store.record_data(self.rtxn(), k, &leaf, front)?;
+            let data = if with_data { self.store.record_data(self.rtxn(), k, &leaf, front)? } else { (&[][..]).into() };
             let k: &Key = k.try_into().map_err(|_| self.store.corrupt("bad key length"))?;
             if !f(k, &leaf, &data) {
                 break;
