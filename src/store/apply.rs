@@ -257,6 +257,8 @@ impl<'s> Apply<'s> {
         self.pos = key;
         self.pos_inclusive = false;
         let existing = self.store.db.recs.get(self.txn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec);
+        // The lookup faults in map pages: counted so that they are released.
+        self.store.count_resident(existing.as_ref().map_or(0, Vec::len) + PAGE);
         let refused = |r: guard::Refusal| Fail::Refused(r.to_string());
         match existing {
             Some(mut v) => {

@@ -153,6 +153,7 @@ impl<'s> MasterTxn<'s> {
         else {
             return Ok(false);
         };
+        self.store.count_resident(v.len() + 4096);
         let mut h = ValueHead::decode(&v).ok_or_else(|| self.store.corrupt("bad record value"))?;
         if h.delete_tid != 0 {
             return Ok(false);
@@ -271,6 +272,8 @@ impl<'s> MasterTxn<'s> {
         let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
+            // Map pages faulted in by the walk are counted so that they are released.
+            self.store.count_resident(v.len() + 4096);
             let (leaf, front) =
                 keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
             let data = if with_data { self.store.record_data(self.rtxn(), k, &leaf, front)? } else { (&[][..]).into() };
