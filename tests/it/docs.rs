@@ -214,7 +214,7 @@ fn env_vars_read_by_src() -> BTreeSet<String> {
                 stack.push(p);
             } else if p.extension().is_some_and(|e| e == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
                 // `tests.rs` modules are unit tests: their knobs (such as
-                // HAMMER_MIRROR_PROPTEST_CASES) are for developers, in the README.
+                // PROPTEST_CASES) are for developers, in the README.
                 let text = std::fs::read_to_string(&p).expect("source file");
                 for pat in ["var(\"", "var_os(\"", "env = \""] {
                     for (i, _) in text.match_indices(pat) {
