@@ -32,7 +32,8 @@ fn rec(what: &str, b: &BaseElm) -> String {
 pub fn check_pass_end(sync_end_tid: u64, tid_end: u64) -> Result<(), Refusal> {
     if tid_end < sync_end_tid {
         return Err(Refusal(format!(
-            "the source's pass ends at TID {tid_end:#018x}, below this slave's sync-end-tid {sync_end_tid:#018x}"
+            "the source's pass ends at TID {tid_end:#018x}, below this slave's sync-end-tid {sync_end_tid:#018x} \
+             (a one-way read split into prescan chunks starts below it: use copy, -B, a cycle file or a begin TID)"
         )));
     }
     Ok(())
