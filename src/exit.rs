@@ -26,6 +26,13 @@ impl From<Status> for ExitCode {
 
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
+    // A store refusal (append-only history) that no half turned into a MirrorError yet.
+    if err
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<crate::ioctl::PfsError>(), Some(crate::ioctl::PfsError::Refused { .. })))
+    {
+        return Status::Refused;
+    }
     match kind(err) {
         Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Status::Refused,
         Some(MirrorError::Usage(_)) => Status::Usage,

@@ -121,6 +121,9 @@ pub enum PfsError {
     SnapshotExists { path: PathBuf, tid: u64 },
     #[error("{}: no snapshot at TID 0x{tid:016x}", path.display())]
     NoSuchSnapshot { path: PathBuf, tid: u64 },
+    /// A safety check refused the request; retrying cannot fix it (exit status 3).
+    #[error("{}: {op} refused: {detail}", path.display())]
+    Refused { path: PathBuf, op: &'static str, detail: String },
     #[error("{}: {op} failed{}", path.display(), disk_full_hint(path, source))]
     Io {
         path: PathBuf,
@@ -150,6 +153,7 @@ impl PfsError {
             | PfsError::Corrupt { path, .. }
             | PfsError::SlaveReadOnly { path }
             | PfsError::Invalid { path, .. }
+            | PfsError::Refused { path, .. }
             | PfsError::SnapshotExists { path, .. }
             | PfsError::NoSuchSnapshot { path, .. }
             | PfsError::Io { path, .. } => path,

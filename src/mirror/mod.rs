@@ -10,6 +10,7 @@
 
 pub mod cycle;
 pub mod dump;
+pub mod guard;
 pub mod histogram;
 pub mod read;
 pub mod resume;

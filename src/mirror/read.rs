@@ -8,8 +8,9 @@
 //!   is sent as soon as it exists once `-i` has passed;
 //! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
 //!   UPDATE that the target never sends (hammer deadlocks there);
-//! * a read resumed from a cycle file starts with a SKIP over the part
-//!   already sent, so that the target does not mark that part deleted;
+//! * a read continued from a cycle file sends the interrupted pass again
+//!   from the first key (with its begin TID), so that the target neither
+//!   marks the part already sent deleted nor misses what changed there;
 //! * a completed one-way read saves `(start, tid_end)` in the cycle file, so
 //!   the next run sends the next increment (hammer saves a useless key);
 //! * the prescan histogram is redone for each new stream pass instead of
@@ -33,7 +34,7 @@ use crate::error::{peer_gone, refused};
 use crate::event::{Event, Observer, Pass, Say};
 use crate::ioctl::{HEAD_ERROR, MirrorRw, Pfs};
 use crate::log::LineWriter;
-use crate::mrecord::{BaseElm, MIN_KEY, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
+use crate::mrecord::{BaseElm, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
 
 /// Options of the source half (hammer's global options that concern it).
 #[derive(Debug, Clone)]
@@ -228,7 +229,15 @@ fn read_inner(
             && let Some(cf) = &opts.cycle_file
             && let cycle::Cycle::Found { key, tid } = cycle::read(cf, obs)?
         {
-            m.key_beg = key;
+            // A continuation sends the interrupted pass again from the first
+            // key: a target discards a pass that got no SYNC, and the keys
+            // sent before the interruption may have changed since.
+            if key != BaseElm::key_beg_init() {
+                obs.info(format!(
+                    "Mirror-read: continuing the pass interrupted at object {:016x} from the first key",
+                    key.obj_id as u64
+                ));
+            }
             if let Some(t) = tid {
                 m.tid_beg = t;
             }
@@ -240,9 +249,6 @@ fn read_inner(
         if streaming == 0 || v >= 2 {
             let bulk = if hist.is_some() { format!(" (bulk= {estbytes})") } else { String::new() };
             obs.info(format!("Mirror-read: Mirror {:016x} to {:016x}{bulk}", m.tid_beg, m.tid_end));
-        }
-        if m.key_beg.obj_id != MIN_KEY {
-            obs.info(format!("Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64));
         }
 
         let mut interrupted = false;
@@ -260,10 +266,6 @@ fn read_inner(
             }
             hist = None;
         } else {
-            if m.key_beg != BaseElm::key_beg_init() {
-                // Resumed: the part before key_beg was sent by an earlier run.
-                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: m.key_beg })?;
-            }
             loop {
                 let n = pfs.mirror_read(&mut m, &mut buf)?;
                 if m.flags & HEAD_ERROR != 0 {

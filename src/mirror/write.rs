@@ -144,6 +144,7 @@ fn write_inner(
             break;
         };
         let (tid_beg, tid_end) = (range.sync_beg_tid, range.sync_end_tid);
+        super::guard::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
         let mut m = MirrorRw::for_write(tid_beg, tid_end);
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
@@ -168,8 +169,11 @@ fn write_inner(
                     summary.bad_crc += 1;
                 }
             }
-            pfs.mirror_write(&mut m, batch.bytes)
-                .with_context(|| format!("applying the records at stream byte {offset}"))?;
+            pfs.mirror_write(&mut m, batch.bytes).map_err(|e| match e {
+                // The store refused a change to acknowledged history: retrying cannot fix it.
+                crate::ioctl::PfsError::Refused { .. } => refused(format!("{e} (records at stream byte {offset})")),
+                e => anyhow::Error::new(e).context(format!("applying the records at stream byte {offset}")),
+            })?;
             obs.event(&Event::Progress { bytes: r.offset() - pass_start });
             if stop.load(Ordering::Relaxed) {
                 bail!("interrupted; the target stays at TID {}", tid(ours.sync_end_tid));

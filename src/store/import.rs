@@ -408,8 +408,11 @@ impl Importer<'_> {
                 continue;
             }
             for lo in [HAMMER_LOCALIZE_INODE, HAMMER_LOCALIZE_MISC] {
-                for (k, leaf, data) in self.txn.live_records_of(lo, obj)? {
+                // Without their data: a removed file's blocks are only marked deleted.
+                for (k, leaf) in self.txn.live_heads_of(lo, obj)? {
                     if leaf.base.rec_type == HAMMER_RECTYPE_DIRENTRY
+                        && let Some((_, _, data)) =
+                            self.txn.live_record(lo, obj, HAMMER_RECTYPE_DIRENTRY, leaf.base.key)?
                         && let Some(e) = DirEntryData::decode(&data)
                     {
                         self.orphans.push(e.obj_id);

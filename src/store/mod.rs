@@ -16,6 +16,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod master;
+pub mod rollback;
 pub mod scan;
 pub mod snapshots;
 #[cfg(test)]
@@ -173,7 +174,9 @@ impl Store {
         store.put_meta(&mut txn, "pfsd", &pfsd.to_bytes())?;
         store.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.max(1).to_le_bytes())?;
         store.commit(txn, "create")?;
-        Ok(Store { pfs_id, ..store })
+        let mut store = store;
+        store.pfs_id = pfs_id;
+        Ok(store)
     }
 
     fn open_file(path: &Path, access: Access, creating: bool) -> Result<Store> {
@@ -230,6 +233,8 @@ impl Store {
                 store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
             };
             store.pfs_id = pfs_id;
+            // A slave's pass killed before its SYNC leaves no trace.
+            rollback::discard_unsynced(&store)?;
         }
         Ok(store)
     }
@@ -436,6 +441,14 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    /// A slave's pass that failed before its SYNC leaves no trace (should
+    /// this fail, the next open for writing does it).
+    fn drop(&mut self) {
+        let _ = rollback::discard_unsynced(self);
+    }
+}
+
 impl Pfs for Store {
     fn path(&self) -> &Path {
         &self.path
@@ -488,7 +501,7 @@ impl Pfs for Store {
     }
 
     fn upgrade(&mut self) -> Result<()> {
-        apply::rollback_and_upgrade(self)
+        rollback::rollback_and_upgrade(self)
     }
 
     fn downgrade(&mut self) -> Result<()> {

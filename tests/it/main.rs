@@ -13,6 +13,7 @@ mod fakessh;
 mod faults;
 mod fuzz;
 mod golden;
+mod history;
 mod importexport;
 mod kill;
 mod messages;
