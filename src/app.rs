@@ -137,6 +137,15 @@ fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyh
         Some(t) => t,
         None => crate::store::export::default_asof(&store)?,
     };
+    let pfsd = crate::ioctl::Pfs::get_pseudofs(&store)?;
+    if pfsd.is_slave() && asof > pfsd.sync_end_tid {
+        // Above it lies at most a pass the slave has not acknowledged: never shown.
+        return Err(usage(format!(
+            "export: {} is a slave whose history ends at its sync-end-tid {}; --as-of cannot go beyond it",
+            path.display(),
+            crate::log::tid(pfsd.sync_end_tid)
+        )));
+    }
     let st = crate::store::export::export(&store, dir, asof)
         .with_context(|| format!("export {} to {}", path.display(), dir.display()))?;
     for w in &st.warnings {

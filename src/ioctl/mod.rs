@@ -232,6 +232,27 @@ pub trait Pfs: Send {
     /// GET_SNAPSHOT: every snapshot of the PFS, one per TID, in TID order
     /// (at most [`MAX_SNAPSHOTS`]).
     fn snapshots(&self) -> Result<Vec<SnapshotData>>;
+
+    /// A slave's pass that got no SYNC, kept so that the next pass can
+    /// resume it (the store does; HAMMER has no such thing: None).
+    fn partial_pass(&self) -> Result<Option<PartialPass>> {
+        Ok(None)
+    }
+
+    /// The next pass resumes [`Pfs::partial_pass`]: keep what it applied
+    /// instead of discarding it before the pass starts.
+    fn resume_partial(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How far a pass that got no SYNC came on a slave: its end TID, and the
+/// first key it does not have yet (where the source resumes, after a SKIP
+/// over everything before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialPass {
+    pub tid_end: u64,
+    pub resume_key: BaseElm,
 }
 
 /// How the write half reaches its target: a PFS that may not exist yet, to

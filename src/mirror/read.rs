@@ -16,7 +16,10 @@
 //! * the prescan histogram is redone for each new stream pass instead of
 //!   being indexed past its end;
 //! * a one-way `mirror-read-stream` starts each pass after the TID the
-//!   previous one ended at (hammer sends the whole history again).
+//!   previous one ended at (hammer sends the whole history again);
+//! * a target that carries a resume token (see [`super::resume`]) gets the
+//!   pass it lost the link in again from the key it names, after a SKIP
+//!   over what it has, before the next pass.
 //!
 //! hammer's `-v` animation ("Running", the `scan obj=...` line) becomes
 //! [`crate::log::Level::Debug`] messages, its routine messages `Info`.
@@ -29,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::histogram::{self, Histogram};
+use super::resume::Resume;
 use super::{cycle, pfs_header, read_peer_pfsd, recv_error, send_error};
 use crate::error::{peer_gone, refused};
 use crate::event::{Event, Observer, Pass, Say};
@@ -161,6 +165,8 @@ fn read_inner(
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: own })?;
         flush(&mut w)?;
 
+        // A target that kept a partial pass of ours: this pass finishes it.
+        let mut resume_at: Option<Resume> = None;
         if opts.two_way {
             match read_peer_pfsd(pfs, &mut r, false)? {
                 None => {
@@ -177,6 +183,8 @@ fn read_inner(
                         )));
                     }
                     m.tid_beg = target.sync_end_tid + 1;
+                    resume_at = super::resume::get(&target)
+                        .filter(|t| t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
                 }
             }
         } else if let (true, Some((h, idx))) = (streaming != 0, &hist) {
@@ -200,7 +208,7 @@ fn read_inner(
         if let Some(t) = explicit_begin {
             m.tid_beg = t;
         }
-        if hist.is_none() && !opts.bulk {
+        if hist.is_none() && !opts.bulk && resume_at.is_none() {
             if v > 0 && !repeat {
                 writeln!(log)?;
                 sameline = false;
@@ -220,6 +228,10 @@ fn read_inner(
             m.tid_end = h.chunks[*idx].tid;
             estbytes = h.chunks[*idx - 1].bytes;
             pfsd.sync_end_tid = m.tid_end;
+        }
+        if let Some(t) = resume_at {
+            m.tid_end = t.tid_end;
+            pfsd.sync_end_tid = t.tid_end;
         }
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd })?;
 
@@ -266,6 +278,16 @@ fn read_inner(
             }
             hist = None;
         } else {
+            if let Some(t) = resume_at {
+                // The target holds everything before the key: say so with a
+                // SKIP (it checks that this is exactly where it stopped).
+                obs.info(format!(
+                    "Mirror-read: resuming the pass to {:016x} at object {:016x}, where the target stopped",
+                    t.tid_end, t.key.obj_id as u64
+                ));
+                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: t.key })?;
+                m.key_beg = t.key;
+            }
             loop {
                 let n = pfs.mirror_read(&mut m, &mut buf)?;
                 if m.flags & HEAD_ERROR != 0 {
@@ -343,6 +365,14 @@ fn read_inner(
         }
         summary.interrupted = interrupted;
 
+        // A resumed pass ends below the source's TID: a copy goes on with the rest.
+        if resume_at.is_some_and(|t| own.sync_end_tid > t.tid_end)
+            && streaming == 0
+            && !interrupted
+            && !stop.load(Ordering::Relaxed)
+        {
+            continue 'again;
+        }
         if streaming != 0 && !interrupted && !stop.load(Ordering::Relaxed) {
             if let Some((h, idx)) = &hist {
                 if *idx != h.max_index() {

@@ -132,8 +132,15 @@ fn write_inner(
         let answer = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
             w.write_record(rec).and_then(|()| w.flush()).map_err(|e| send_error(e, "source"))
         };
+        // A pass cut short earlier: tell our source where to resume it.
+        let partial = pfs.partial_pass()?;
         if opts.two_way {
-            answer(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: ours })?;
+            let mut told = ours;
+            super::resume::put(
+                &mut told,
+                partial.map(|p| super::resume::Resume { tid_end: p.tid_end, key: p.resume_key }),
+            );
+            answer(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: told })?;
         }
         // Refuse on the first PFSD already (hammer waits for the second): our
         // PFSD went out first, so the source sees the mismatch too.
@@ -152,10 +159,24 @@ fn write_inner(
         let started = Instant::now();
         let mut records = 0u64;
         obs.event(&Event::PassStarted { tid_beg, tid_end, estimate: None });
+        // This pass resumes the partial one when it has its end and begins
+        // with a SKIP to exactly where that one stopped.
+        let mut may_resume = partial.filter(|p| p.tid_end == tid_end);
         loop {
             let batch = r.next_batch().map_err(|e| recv_error(e, "source"))?;
             if batch.records == 0 {
                 break;
+            }
+            if let Some(p) = may_resume.take()
+                && let Some((Record::Skip { beg, end }, _)) = crate::mrecord::decode(batch.bytes).ok()
+                && beg == crate::mrecord::BaseElm::key_beg_init()
+                && end.btree_cmp(&p.resume_key).is_eq()
+            {
+                obs.info(format!(
+                    "Mirror-write {fs}: resuming the pass to {tid_end:016x} at object {:016x}",
+                    p.resume_key.obj_id as u64
+                ));
+                pfs.resume_partial()?;
             }
             let offset = batch.offset;
             records += batch.records as u64;

@@ -32,13 +32,13 @@ use heed::RwTxn;
 
 use super::keys::{self, Key, VALUE_HEAD, ValueHead};
 use super::master::DATA_ZONE;
-use super::{Store, now_secs, rollback};
+use super::{Store, now_secs, partial, rollback};
 use crate::hammerfs::{
     HAMMER_LOCALIZE_MASK as LOCALIZE_MASK, HAMMER_RECTYPE_CONFIG as RECTYPE_CONFIG,
     HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, HAMMER_RECTYPE_SNAPSHOT as RECTYPE_SNAPSHOT, leaf_data_crc,
 };
 use crate::ioctl::Pfs;
-use crate::ioctl::{HEAD_ERROR, MirrorRw, PfsError, Result};
+use crate::ioctl::{HEAD_ERROR, MirrorRw, PartialPass, PfsError, Result};
 use crate::mirror::guard;
 use crate::mrecord::{BaseElm, LeafElm, Record, doalign, leaf_data_crc_ok, rtype};
 
@@ -70,6 +70,8 @@ struct Apply<'s> {
     tid_end: u64,
     /// The slave's acknowledged TID: nothing at or below it may change.
     sync_end_tid: u64,
+    /// Where a resumed pass would start if this call were cut short.
+    resume_from: BaseElm,
     /// The sweep position: records after it (or at it, when inclusive) and
     /// before the next mentioned key are candidates for deletion.
     pos: Key,
@@ -93,23 +95,27 @@ impl<'s> Apply<'s> {
         self.txn.as_mut().expect("open")
     }
 
-    /// Writes the allocators and commits what was changed so far.
-    fn commit(&mut self) -> Result<()> {
+    /// Writes the allocators and, with the records, how far the pass came
+    /// (`resume`: the first key it does not hold for sure; see
+    /// [`super::partial`]), and commits what was changed so far.
+    fn commit(&mut self, resume: BaseElm) -> Result<()> {
         let store = self.store;
         let mut txn = self.txn.take().expect("open");
         store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
         store.put_meta(&mut txn, "last_tid", &self.max_tid.to_le_bytes())?;
+        partial::put(store, &mut txn, &PartialPass { tid_end: self.tid_end, resume_key: resume })?;
         store.commit(txn, "mirror-write")?;
         self.dirty = 0;
         Ok(())
     }
 
     /// Counts `bytes` of changes; past [`DIRTY_LIMIT`], commits and goes on
-    /// in a new transaction.
+    /// in a new transaction. An intermediate commit records the position
+    /// this call started from: what lies beyond it may be half applied.
     fn dirtied(&mut self, bytes: usize) -> Result<()> {
         self.dirty += bytes;
         if self.dirty >= DIRTY_LIMIT {
-            self.commit()?;
+            self.commit(self.resume_from)?;
             self.txn = Some(self.store.write_txn()?);
         }
         Ok(())
@@ -358,8 +364,13 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
         return Err(PfsError::invalid(&path, "mirror-write", "target must be in slave mode"));
     }
     if m.cursor_state & STARTED == 0 {
-        // A new pass: what an earlier one left without its SYNC goes first.
-        rollback::discard_unsynced(store)?;
+        // A new pass: what an earlier one left without its SYNC goes first,
+        // unless this pass resumes it (the write half said so, and the
+        // recorded partial pass has this pass's end).
+        let resumes = store.take_resuming() && store.partial()?.is_some_and(|p| p.tid_end == m.tid_end);
+        if !resumes {
+            rollback::discard_unsynced(store, false)?;
+        }
         if let Err(r) = guard::check_pass_end(pfsd.sync_end_tid, m.tid_end) {
             m.flags |= HEAD_ERROR;
             m.error = EINVAL;
@@ -375,9 +386,10 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
             m.flags |= HEAD_ERROR;
             m.error = EINVAL;
             // The whole pass goes, earlier batches and intermediate commits
-            // included. Should that fail too, the next open for writing
-            // finishes it; the first cause is what is reported.
-            let _ = rollback::discard_unsynced(store);
+            // included: a stream that carried a bad record is not one to
+            // resume. Should that fail too, the next pass finishes it; the
+            // first cause is what is reported.
+            let _ = rollback::discard_unsynced(store, false);
             Err(match fail {
                 Fail::Pfs(e) => e,
                 Fail::Invalid(detail) => {
@@ -408,6 +420,11 @@ fn apply(store: &Store, m: &mut MirrorRw, buf: &[u8], sync_end_tid: u64) -> std:
         tid_beg: m.tid_beg,
         tid_end: m.tid_end,
         sync_end_tid,
+        resume_from: if m.cursor_state & STARTED == 0 {
+            BaseElm::key_beg_init()
+        } else {
+            partial::resume_key(&m.key_cur, m.cursor_state & AFTER_KEY == 0)
+        },
         // A fresh cycle (key_cur all-zero, as userland passes it) sweeps from
         // the very first key.
         pos: if fresh && m.key_cur == BaseElm::default() { [0; keys::KEY_LEN] } else { keys::encode_key(&m.key_cur) },
@@ -446,7 +463,8 @@ fn apply(store: &Store, m: &mut MirrorRw, buf: &[u8], sync_end_tid: u64) -> std:
             Err(fail) => return Err((off, fail)),
         }
     }
-    a.commit().map_err(|e| (off, Fail::Pfs(e)))?;
+    let resume = partial::resume_key(&a.key_cur, a.pos_inclusive);
+    a.commit(resume).map_err(|e| (off, Fail::Pfs(e)))?;
     m.key_cur = BaseElm { localization: a.key_cur.localization & LOCALIZE_MASK, ..a.key_cur };
     m.cursor_state = (m.cursor_state & !AFTER_KEY) | if a.pos_inclusive { 0 } else { AFTER_KEY };
     Ok(())
@@ -675,36 +693,79 @@ mod tests {
     }
 
     #[test]
-    fn an_unsynced_pass_is_discarded_by_the_next_pass_by_drop_and_by_the_next_open() {
+    fn an_unsynced_pass_is_kept_for_a_resume_and_discarded_by_any_other_pass() {
         let dir = tempfile::tempdir().unwrap();
         let (m, mut s, t1, t2) = synced(dir.path(), 3);
         let before = everything(&s);
         let increment = read_all(&m, t1 + 1, t2, SERIALBUF_SIZE);
-        // Applied, never synced; then a new pass: its first call discards the old one.
+        // Applied, never synced: recorded as a partial pass; then a new pass
+        // that does not resume it: its first call discards the old one.
         s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &increment).unwrap();
         assert!(above(&s, t1) > 0);
+        assert_eq!(s.partial().unwrap().map(|p| p.tid_end), Some(t2));
         let (z, _) = leaf_of(&s, 0x501);
         let mut pass2 = MirrorRw::for_write(t1 + 1, t2);
         s.mirror_write(&mut pass2, &encode(&[skip_to(z.base.obj_id)])).unwrap();
-        assert_eq!(everything(&s), before, "the second pass started from the synced state");
+        assert_eq!(s.partial().unwrap().map(|p| p.tid_end), Some(t2), "the new pass is partial in its turn");
+        let mut pass3 = MirrorRw::for_write(t1 + 1, t2);
+        s.mirror_write(&mut pass3, &[]).unwrap();
+        assert_eq!(everything(&s), before, "a new pass started from the synced state");
 
-        // Dropping the store of an unsynced pass discards it.
+        // Dropped, or killed (no drop, the lock gone as the kernel drops it):
+        // the partial pass stays, for the next pass to resume or discard.
         s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &increment).unwrap();
-        drop(s);
-        let s = Store::open(&dir.path().join("slave"), Access::Read).unwrap();
-        assert_eq!(everything(&s), before);
-        drop(s);
-
-        // A killed writer (no drop): the next open for writing discards it.
-        let mut s = Store::open(&dir.path().join("slave"), Access::Write).unwrap();
-        s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &increment).unwrap();
-        s.lock = None; // the kernel drops the lock of a killed process
+        s.lock = None;
         std::mem::forget(s);
-        let r = Store::open(&dir.path().join("slave"), Access::Read).unwrap();
-        assert!(above(&r, t1) > 0, "left behind by the killed writer");
-        let s = Store::open(&dir.path().join("slave"), Access::Write).unwrap();
-        assert_eq!(everything(&s), before);
-        assert_eq!(everything(&r), before);
+        let mut s = Store::open(&dir.path().join("slave"), Access::Write).unwrap();
+        assert!(above(&s, t1) > 0 && s.partial().unwrap().is_some(), "kept for a resume");
+        s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &[]).unwrap();
+        assert_eq!(everything(&s), before, "a pass that does not resume it discards it");
+        assert_eq!(s.partial().unwrap().map(|p| p.tid_end), Some(t2), "and is the partial pass now");
+    }
+
+    #[test]
+    fn a_resumed_pass_ends_as_the_whole_pass_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, mut s, t1, _) = synced(dir.path(), 40);
+        // An increment of many records: new objects between the old ones, and deletions.
+        let mut t = MasterTxn::begin(&m).unwrap();
+        for obj in (0x480..0x560).step_by(3) {
+            t.create(1, obj, 1, 7, 2, &[obj as u8; 300]).unwrap();
+        }
+        for obj in (0x501..0x520).step_by(2) {
+            let (k, _, _) = t.live_records_of(1, obj).unwrap().remove(0);
+            t.delete(&k).unwrap();
+        }
+        let t2 = t.commit().unwrap();
+        let increment = read_all(&m, t1 + 1, t2, SERIALBUF_SIZE);
+        // The first half of the pass's records arrive; then the link is lost.
+        let n = crate::mrecord::heads(&increment).count();
+        assert!(n > 4, "{n} records");
+        let cut = crate::mrecord::heads(&increment).nth(n / 2).map(|(off, _, _)| off).unwrap();
+        s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &increment[..cut]).unwrap();
+        let p = s.partial().unwrap().expect("a partial pass");
+        assert_eq!(p.tid_end, t2);
+        // The source resumes at the key the slave named: a SKIP to it, then the rest.
+        let mut rest = encode(&[Record::Skip { beg: BaseElm::key_beg_init(), end: p.resume_key }]);
+        let mut rd = MirrorRw::for_read(t1 + 1, t2);
+        rd.key_beg = p.resume_key;
+        let mut buf = vec![0u8; SERIALBUF_SIZE];
+        loop {
+            let n = m.mirror_read(&mut rd, &mut buf).unwrap();
+            rest.extend_from_slice(&buf[..n]);
+            rd.key_beg = rd.key_cur;
+            if n == 0 {
+                break;
+            }
+        }
+        s.resume_partial().unwrap();
+        s.mirror_write(&mut MirrorRw::for_write(t1 + 1, t2), &rest).unwrap();
+        let mut p = s.get_pseudofs().unwrap();
+        p.sync_end_tid = t2;
+        s.set_pseudofs(&p).unwrap();
+        assert_eq!(s.partial().unwrap(), None, "the SYNC ends it");
+        assert_eq!(visible(&s, t2), visible(&m, t2));
+        assert_eq!(visible(&s, t1), visible(&m, t1));
     }
 
     #[test]

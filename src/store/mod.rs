@@ -16,6 +16,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod master;
+mod partial;
 pub mod rollback;
 pub mod scan;
 pub mod snapshots;
@@ -82,6 +83,8 @@ pub struct Store {
     pub(crate) scan_cache: Mutex<Option<scan::ChangeCache>>,
     /// Bytes read through the map since its pages were last released.
     touched: std::sync::atomic::AtomicUsize,
+    /// The next pass resumes the recorded partial pass ([`Pfs::resume_partial`]).
+    resuming: std::sync::atomic::AtomicBool,
 }
 
 /// Bytes a process may touch in the map before its pages are released
@@ -207,6 +210,7 @@ impl Store {
             lock,
             scan_cache: Mutex::new(None),
             touched: Default::default(),
+            resuming: Default::default(),
         };
         if !creating {
             let pfs_id = {
@@ -233,8 +237,9 @@ impl Store {
                 store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
             };
             store.pfs_id = pfs_id;
-            // A slave's pass killed before its SYNC leaves no trace.
-            rollback::discard_unsynced(&store)?;
+            // A slave's pass killed before its SYNC leaves no trace, but for
+            // the partial pass the next one may resume.
+            rollback::discard_unsynced(&store, true)?;
         }
         Ok(store)
     }
@@ -441,11 +446,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The partial pass recorded on this slave, if any (see [`partial`]).
+    pub(crate) fn partial(&self) -> Result<Option<crate::ioctl::PartialPass>> {
+        let txn = self.read_txn()?;
+        partial::get(self, &txn)
+    }
+
+    /// Whether the next pass resumes the partial one; asking clears it.
+    pub(crate) fn take_resuming(&self) -> bool {
+        self.resuming.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl Drop for Store {
     /// A slave's pass that failed before its SYNC leaves no trace (should
     /// this fail, the next open for writing does it).
     fn drop(&mut self) {
-        let _ = rollback::discard_unsynced(self);
+        let _ = rollback::discard_unsynced(self, true);
     }
 }
 
@@ -469,6 +487,10 @@ impl Pfs for Store {
         let last = self.last_tid(&txn)?;
         if pfsd.sync_end_tid > last {
             self.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.to_le_bytes())?;
+        }
+        // The SYNC of a pass ends it: nothing partial is left to resume.
+        if partial::get(self, &txn)?.is_some_and(|p| p.tid_end <= pfsd.sync_end_tid) {
+            partial::clear(self, &mut txn)?;
         }
         self.commit(txn, "set_pseudofs")
     }
@@ -534,6 +556,15 @@ impl Pfs for Store {
 
     fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()> {
         snapshots::delete(self, tids)
+    }
+
+    fn partial_pass(&self) -> Result<Option<crate::ioctl::PartialPass>> {
+        self.partial()
+    }
+
+    fn resume_partial(&mut self) -> Result<()> {
+        self.resuming.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn snapshots(&self) -> Result<Vec<SnapshotData>> {

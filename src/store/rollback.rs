@@ -103,21 +103,29 @@ fn unsynced(store: &Store, sync_end_tid: u64) -> Result<bool> {
 }
 
 /// A slave open for writing discards what it holds above its
-/// `sync_end_tid`: the leftovers of a pass that got no SYNC. Returns how
-/// many records changed; nothing for a master (an import rolls back its
-/// own leftovers) or a read-only store.
-pub(crate) fn discard_unsynced(store: &Store) -> Result<usize> {
+/// `sync_end_tid`: the leftovers of a pass that got no SYNC. With
+/// `keep_partial`, a pass that recorded how far it came (see
+/// [`super::partial`]) is kept for the next pass to resume. Returns how many
+/// records changed; nothing for a master (an import rolls back its own
+/// leftovers) or a read-only store.
+pub(crate) fn discard_unsynced(store: &Store, keep_partial: bool) -> Result<usize> {
     if !store.is_writable() {
         return Ok(0);
     }
-    let pfsd = {
+    let (pfsd, partial) = {
         let txn = store.read_txn()?;
-        store.stored_pfsd(&txn)?
+        (store.stored_pfsd(&txn)?, super::partial::get(store, &txn)?)
     };
-    if !pfsd.is_slave() || !unsynced(store, pfsd.sync_end_tid)? {
+    if !pfsd.is_slave() || (keep_partial && partial.is_some()) {
         return Ok(0);
     }
-    Ok(rollback_above(store, pfsd.sync_end_tid)?.1)
+    let changed = if unsynced(store, pfsd.sync_end_tid)? { rollback_above(store, pfsd.sync_end_tid)?.1 } else { 0 };
+    if partial.is_some() {
+        let mut txn = store.write_txn()?;
+        super::partial::clear(store, &mut txn)?;
+        store.commit(txn, "rollback")?;
+    }
+    Ok(changed)
 }
 
 /// UPG_PSEUDOFS: a slave becomes a master after rolling back to its

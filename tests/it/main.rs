@@ -20,6 +20,7 @@ mod messages;
 mod operator;
 mod prompts;
 mod quoting;
+mod resume;
 mod snapshots;
 mod sshd;
 mod terminal;
