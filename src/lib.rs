@@ -7,7 +7,8 @@
 //!   on-disk format);
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
-//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`;
+//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`,
+//!   `history` (the append-only checks shared by the write half and the store);
 //!   `config` derives a run's configuration from `cli`.
 //!
 //! `unsafe` code is denied but in `ioctl`'s ABI module and its `mapped`.
@@ -26,6 +27,7 @@ pub mod event;
 pub mod exit;
 pub mod hammerfs;
 pub mod help;
+pub mod history;
 pub mod ioctl;
 pub mod log;
 pub mod mirror;

@@ -10,7 +10,6 @@
 
 pub mod cycle;
 pub mod dump;
-pub mod guard;
 pub mod histogram;
 pub mod read;
 pub mod resume;

@@ -151,7 +151,7 @@ fn write_inner(
             break;
         };
         let (tid_beg, tid_end) = (range.sync_beg_tid, range.sync_end_tid);
-        super::guard::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
+        crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
         let mut m = MirrorRw::for_write(tid_beg, tid_end);
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;

@@ -11,7 +11,7 @@
 //! Stricter than the kernel:
 //! * records must arrive in strictly increasing key order and inside the
 //!   announced TID range, and REC_NODATA is refused;
-//! * the slave's past is append-only history ([`crate::mirror::guard`]): a
+//! * the slave's past is append-only history ([`crate::history`]): a
 //!   pass ending below `sync_end_tid`, a new record created at or before
 //!   it, or a deletion at or before it (by REC, PASS or the sweep) is
 //!   refused, naming the record and both TIDs;
@@ -37,9 +37,9 @@ use crate::hammerfs::{
     HAMMER_LOCALIZE_MASK as LOCALIZE_MASK, HAMMER_RECTYPE_CONFIG as RECTYPE_CONFIG,
     HAMMER_RECTYPE_DIRENTRY as RECTYPE_DIRENTRY, HAMMER_RECTYPE_SNAPSHOT as RECTYPE_SNAPSHOT, leaf_data_crc,
 };
+use crate::history as guard;
 use crate::ioctl::Pfs;
 use crate::ioctl::{HEAD_ERROR, MirrorRw, PartialPass, PfsError, Result};
-use crate::mirror::guard;
 use crate::mrecord::{BaseElm, LeafElm, Record, doalign, leaf_data_crc_ok, rtype};
 
 /// `cursor_state`: the sweep position excludes `key_cur` (a record was handled there).
