@@ -72,7 +72,7 @@ pub enum EndpointError {
     #[error("endpoint '{0}': ssh:// needs a path after the host (ssh://host/pfs)")]
     UrlPath(String),
     #[error("endpoint '{0}': {1}")]
-    BadPath(String, crate::ssh::WordError),
+    BadPath(String, crate::shellword::WordError),
     #[error("endpoint '{0}': names the remote home directory itself; give the PFS in it (host:~/pfs or host:pfs)")]
     HomeItself(String),
     #[error("endpoint '{0}': another user's home (~user/) is not supported; give the full path")]
@@ -94,7 +94,7 @@ fn shown(arg: &OsStr) -> String {
 
 /// The remote path as ssh will send it (see the module comment).
 fn remote_path(path: &[u8], full: &str) -> Result<OsString, EndpointError> {
-    crate::ssh::check_word(OsStr::from_bytes(path)).map_err(|e| EndpointError::BadPath(full.into(), e))?;
+    crate::shellword::check_word(OsStr::from_bytes(path)).map_err(|e| EndpointError::BadPath(full.into(), e))?;
     let path = match path.strip_prefix(b"~") {
         None => path,
         Some(rest) if rest.first().is_some_and(|&b| b != b'/') => return Err(EndpointError::OtherHome(full.into())),

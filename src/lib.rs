@@ -38,6 +38,7 @@ pub mod pfscmd;
 pub mod progress;
 pub mod prompt;
 pub mod remote;
+pub mod shellword;
 pub mod side;
 pub mod ssh;
 pub mod store;

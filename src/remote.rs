@@ -34,7 +34,7 @@ pub fn check(role: Role, prefix: &Path, original: Option<&OsStr>) -> Result<Vec<
     let original =
         original.ok_or_else(|| refuse("no SSH_ORIGINAL_COMMAND (an interactive login is not allowed)".into()))?;
     let cmd = original.to_string_lossy();
-    let words = crate::ssh::split_line(original.as_bytes())
+    let words = crate::shellword::split_line(original.as_bytes())
         .map_err(|e| refuse(format!("cannot parse the command ({e}): {cmd}")))?;
     let mut it = words.iter().peekable();
     let _program = it.next().ok_or_else(|| refuse("empty command".into()))?;
