@@ -140,6 +140,9 @@ impl<'s> MasterTxn<'s> {
         store.put_record(self.wtxn(), &k[..], &leaf, data).map_err(|e| store.err("write", e))?;
         let t = keys::tid_key(tid, &k);
         store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
+        // Inserting faults in B-tree pages of the map (and the pages around
+        // them): released like a reader's, so import's resident set stays bounded.
+        store.count_resident(data.len().max(64 << 10));
         self.changed += 1;
         self.pending += data.len() + 128;
         if self.pending >= CHECKPOINT {
