@@ -146,8 +146,17 @@ fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyh
             crate::log::tid(pfsd.sync_end_tid)
         )));
     }
-    let st = crate::store::export::export(&store, dir, asof)
-        .with_context(|| format!("export {} to {}", path.display(), dir.display()))?;
+    let created = !dir.exists();
+    let st = match crate::store::export::export(&store, dir, asof) {
+        Ok(st) => st,
+        Err(e) => {
+            // A failed export leaves no half tree behind in a directory it made.
+            if created {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(anyhow::Error::new(e).context(format!("export {} to {}", path.display(), dir.display())));
+        }
+    };
     for w in &st.warnings {
         eprintln!("Warning: {w}");
     }

@@ -20,7 +20,16 @@ pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PfsError::NotFound { path: path.to_path_buf() }),
         Err(e) => Err(PfsError::io(path, "stat", e)),
         Ok(m) if m.is_file() => Ok(Box::new(Store::open(path, access)?)),
-        Ok(_) => Ok(Box::new(KernelPfs::open(path)?)),
+        Ok(m) => match KernelPfs::open(path) {
+            // Not HAMMER: a plain directory is a tree to record, not a PFS.
+            Err(PfsError::NotHammer { .. }) if m.is_dir() => Err(PfsError::NotPfs {
+                path: path.to_path_buf(),
+                detail: "a plain directory; record it with `hammer-mirror import <dir> <pfs>` \
+                         first (a store PFS is a file)"
+                    .into(),
+            }),
+            r => Ok(Box::new(r?)),
+        },
     }
 }
 
