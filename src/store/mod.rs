@@ -118,19 +118,38 @@ fn lock_wait() -> Duration {
     Duration::from_secs_f64(secs.max(0.0))
 }
 
-/// Takes the exclusive writer lock on `file`, waiting up to `wait`.
+/// Says what the store waits for, on stderr (before any progress bar exists:
+/// stores are opened before a transfer starts).
+fn notice(text: &str) {
+    eprintln!("hammer-mirror: {text}");
+}
+
+/// Takes the exclusive writer lock on `file`, waiting up to `wait`; says at once that it waits.
 fn lock_writer(path: &Path, file: &File, wait: Duration) -> Result<()> {
     use nix::errno::Errno;
     #[allow(deprecated)]
     use nix::fcntl::{FlockArg, flock};
     use std::os::fd::AsRawFd;
     let deadline = Instant::now() + wait;
+    let mut said = false;
     loop {
         // nix deprecates flock() for its Flock wrapper, which takes the File by value; we keep ours.
         #[allow(deprecated)]
         match flock(file.as_fd().as_raw_fd(), FlockArg::LockExclusiveNonblock) {
             Ok(()) => return Ok(()),
-            Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => {
+                // Never wait in silence.
+                if !said {
+                    said = true;
+                    notice(&format!(
+                        "{}: PFS is busy: another process is writing to it; waiting up to {:.0} s for it \
+                         (HAMMER_MIRROR_LOCK_WAIT)",
+                        path.display(),
+                        wait.as_secs_f64()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50))
+            }
             Err(Errno::EWOULDBLOCK) => {
                 return Err(PfsError::Busy {
                     path: path.to_path_buf(),

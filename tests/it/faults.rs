@@ -109,6 +109,16 @@ fn a_second_writer_is_told_the_pfs_is_busy() {
     wait_for("the first write to hold the slave's lock", || holds_flock(holder.id()));
     let o = e.sh("$HM write s < stream");
     fails(&o, 1, "PFS is busy");
+    // It said so at once, before it gave up, with how long it waits.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() >= 2
+            && lines[0].ends_with(
+                "s: PFS is busy: another process is writing to it; waiting up to 1 s for it (HAMMER_MIRROR_LOCK_WAIT)"
+            ),
+        "no notice before the wait:\n{err}"
+    );
     // A second stream to the same target refuses the same way.
     let o = e.run([OsStr::new("copy"), m.as_os_str(), e.path("s").as_os_str()]);
     fails(&o, 1, "PFS is busy");
