@@ -87,7 +87,7 @@ fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Opt
                     "a": ea.to_string(),
                     "b": eb.to_string(),
                     "result": "failed",
-                    "reason": format!("{e:#}"),
+                    "reason": crate::error::reason(&e),
                 }));
             }
             return Err(e);

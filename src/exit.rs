@@ -33,8 +33,10 @@ pub fn status_of(err: &anyhow::Error) -> Status {
     {
         return Status::Refused;
     }
+    if crate::error::is_refusal(err) {
+        return Status::Refused;
+    }
     match kind(err) {
-        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Status::Refused,
         Some(MirrorError::Usage(_)) => Status::Usage,
         _ => Status::Failure,
     }

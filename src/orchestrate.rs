@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 
 use crate::child::{Child, Exit, OnLine};
 use crate::config::{Config, CreatePolicy};
 use crate::endpoint::{Endpoint, Remote};
-use crate::error::{MirrorError, is_refusal, refused, usage};
+use crate::error::{MirrorError, RemoteFailure, is_refusal, reason, refused, usage};
 use crate::event::{Event, Observer};
 use crate::log::Level;
 use crate::mirror::read::ReadSummary;
@@ -134,29 +134,40 @@ fn spawn_remote(
     Ok(Side::remote(role, child))
 }
 
-/// Explains a remote side's exit status. The last stderr line is repeated in
-/// the error only when the user has not seen it already.
+/// Explains a remote side's exit status, with the last line it wrote (see
+/// [`crate::error::RemoteFailure`]: repeated only when the user has not seen it).
 fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::Result<()> {
-    let last = exit.last_line().filter(|l| !l.shown).map(|l| format!(": {}", l.text)).unwrap_or_default();
+    let last = exit.last_line();
+    let fail = |summary: String, refusal: bool| -> anyhow::Error {
+        MirrorError::Remote(RemoteFailure {
+            summary,
+            detail: last.map(|l| l.text.clone()),
+            shown: last.is_some_and(|l| l.shown),
+            refusal,
+        })
+        .into()
+    };
     match exit.code() {
         0 => Ok(()),
-        3 if role == "target" && exit.last_line().is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
+        3 if role == "target" && last.is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
             Err(MirrorError::MissingSlave(format!("the target on {host}: {NO_TERMINAL_TO_ASK}; pass -y to create it"))
                 .into())
         }
-        3 => Err(refused(format!("the {role} on {host} refused{last}"))),
+        3 => Err(fail(format!("the {role} on {host} refused"), true)),
         255 => {
             let text: Vec<&str> = exit.stderr.iter().map(|l| l.text.as_str()).collect();
-            let kind = ssh::classify(&text.join("\n"));
-            Err(anyhow!("ssh to {host} failed: {}{last}", kind.advice()))
+            Err(fail(format!("ssh to {host} failed: {}", ssh::classify(&text.join("\n")).advice()), false))
         }
-        127 => Err(refused(format!(
-            "the {role} on {host}: {} was not found on the remote host (exit status 127); \
-             give its full path with --remote-cmd (a program installed under $HOME/.local/bin is not on \
-             the PATH of commands run by ssh){last}",
-            cfg.ssh.remote_cmd.to_string_lossy()
-        ))),
-        n => Err(anyhow!("the {role} on {host} failed with exit status {n}{last}")),
+        127 => Err(fail(
+            format!(
+                "the {role} on {host}: {} was not found on the remote host (exit status 127); \
+                 give its full path with --remote-cmd (a program installed under $HOME/.local/bin is not on \
+                 the PATH of commands run by ssh)",
+                cfg.ssh.remote_cmd.to_string_lossy()
+            ),
+            true,
+        )),
+        n => Err(fail(format!("the {role} on {host} failed with exit status {n}"), false)),
     }
 }
 
@@ -506,7 +517,7 @@ pub fn copy(
         r = run_once(&yes, obs, src, dst, false, stop);
     }
     if let Err(e) = &r {
-        obs.event(&Event::Failed { reason: format!("{e:#}"), refused: is_refusal(e) });
+        obs.event(&Event::Failed { reason: reason(e), refused: is_refusal(e) });
     }
     r
 }
@@ -553,19 +564,19 @@ pub fn stream(
             obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());
         }
-        let error = match &r {
+        let (error, why) = match &r {
             Err(e) if is_refusal(e) => {
-                obs.event(&Event::Failed { reason: format!("{e:#}"), refused: true });
+                obs.event(&Event::Failed { reason: reason(e), refused: true });
                 return r.map(|_| ());
             }
-            Err(e) => format!("{e:#}"),
-            Ok(_) => "the peer ended the stream".to_string(),
+            Err(e) => (format!("{e:#}"), reason(e)),
+            Ok(_) => ("the peer ended the stream".to_string(), "the peer ended the stream".to_string()),
         };
         // A run that synced something was a healthy link: start the backoff over.
         if r.as_ref().is_ok_and(|o| o.passes > 0) || started.elapsed() > cfg.retry.max {
             delay = cfg.retry.first;
         }
-        obs.event(&Event::LostLink { error, retry_in: Some(delay) });
+        obs.event(&Event::LostLink { error, reason: why, retry_in: Some(delay) });
         crate::mirror::read::sleep_unless(delay, stop);
         if stop.load(Ordering::Relaxed) {
             obs.event(&Event::Stopped { signal: "a signal" });

@@ -477,7 +477,7 @@ impl Observer for Reporter {
             Event::PassStarted { tid_beg, tid_end, estimate } => self.pass_started(*tid_beg, *tid_end, *estimate),
             Event::Progress { bytes } => self.progress(*bytes),
             Event::PassDone(p) => self.pass_done(p),
-            Event::LostLink { error, retry_in } => {
+            Event::LostLink { error, retry_in, .. } => {
                 self.message(Level::Warn, &format!("{} Lost Link: {error}", timestamp()));
                 if let Some(d) = retry_in {
                     self.message(Level::Warn, &format!("{} retrying in {} s", timestamp(), d.as_secs()));
