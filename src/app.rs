@@ -35,8 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Read { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, false),
         Command::ReadStream { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, true),
         Command::Write { pfs } => cmd_write(&cfg, pfs),
-        Command::Copy { source, target } => cmd_copy(&cfg, source, target, false),
-        Command::Stream { source, target } => cmd_copy(&cfg, source, target, true),
+        Command::Copy { source, targets } => cmd_copy(&cfg, source, targets, false),
+        Command::Stream { source, targets } => cmd_copy(&cfg, source, targets, true),
         Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut Stdout)),
         Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut Stdout)),
         Command::PfsStatus { pfs } => {
@@ -209,12 +209,52 @@ impl Signals {
 fn cmd_copy(
     cfg: &Config,
     source: &std::ffi::OsStr,
-    target: &std::ffi::OsStr,
+    targets: &[std::ffi::OsString],
     streaming: bool,
 ) -> anyhow::Result<Status> {
-    let (src, dst) = (endpoint(source)?, endpoint(target)?);
-    crate::orchestrate::check_pair(&src, &dst)?;
+    let src = endpoint(source)?;
+    let mut dsts = Vec::with_capacity(targets.len());
+    for t in targets {
+        let dst = endpoint(t)?;
+        crate::orchestrate::check_pair(&src, &dst)?;
+        if dsts.contains(&dst) {
+            return Err(usage(format!("the target {dst} is given twice")));
+        }
+        dsts.push(dst);
+    }
     let sig = Signals::install(streaming)?;
+    if let [dst] = &dsts[..] {
+        return run_pair(cfg, &src, dst, streaming, &sig);
+    }
+    // Several targets: one conversation each, in parallel, each with its own
+    // lines (a bar per target would fight over the terminal; a question
+    // would be asked by several at once, so a missing slave needs -y).
+    let mut each = cfg.clone();
+    each.output.bars = false;
+    if each.create == CreatePolicy::Ask {
+        each.create = CreatePolicy::Refuse;
+    }
+    let results: Vec<anyhow::Result<Status>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = dsts.iter().map(|dst| scope.spawn(|| run_pair(&each, &src, dst, streaming, &sig))).collect();
+        runs.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy thread panicked")))).collect()
+    });
+    // The worst of the targets: a refusal, then a failure, then an interrupt.
+    let mut worst = Status::Success;
+    for r in results {
+        let status = match r {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hammer-mirror: {e:#}");
+                crate::exit::status_of(&e)
+            }
+        };
+        worst = crate::exit::worst(worst, status);
+    }
+    Ok(worst)
+}
+
+/// One source to one target: a copy, or a stream until stopped or refused.
+fn run_pair(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, sig: &Signals) -> anyhow::Result<Status> {
     let (s, d) = (src.to_string(), dst.to_string());
     let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
     let obs: Arc<dyn Observer> = reporter.clone();
@@ -230,9 +270,9 @@ fn cmd_copy(
                 cfg.stall_timeout.map_or_else(|| "off".to_string(), |d| format!("{} s", d.as_secs()))
             ),
         );
-        crate::orchestrate::stream(cfg, &obs, &src, &dst, &sig.stop).map(|()| None)
+        crate::orchestrate::stream(cfg, &obs, src, dst, &sig.stop).map(|()| None)
     } else {
-        crate::orchestrate::copy(cfg, &obs, &src, &dst, &sig.stop).map(Some)
+        crate::orchestrate::copy(cfg, &obs, src, dst, &sig.stop).map(Some)
     };
     reporter.finish();
     if sig.interrupted.load(Ordering::Relaxed) {
@@ -248,7 +288,7 @@ fn cmd_copy(
     let what = if streaming { "stream" } else { "copy" };
     match result {
         Err(e) => Err(e.context(format!("{what} {src} to {dst}"))),
-        Ok(Some(o)) if matches!((&src, &dst), (Endpoint::Remote(_), Endpoint::Remote(_))) => {
+        Ok(Some(o)) if matches!((src, dst), (Endpoint::Remote(_), Endpoint::Remote(_))) => {
             // Both halves ran remotely: no pass events reached us; report the run.
             reporter.report(&crate::progress::PassReport {
                 time: crate::log::timestamp(),

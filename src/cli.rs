@@ -266,9 +266,10 @@ pub enum Command {
     #[command(visible_alias = "mirror-dump")]
     Dump,
 
-    /// Mirror a PFS to a slave once, locally or over ssh ([user@]host:pfs)
+    /// Mirror a PFS to one or more slaves once, locally or over ssh ([user@]host:pfs)
     ///
-    /// Exits 0 only when the target acknowledged the new TID.
+    /// Exits 0 only when every target acknowledged the new TID; with several
+    /// targets, the worst of their exit statuses (each one's result is printed).
     #[command(visible_alias = "mirror-copy")]
     Copy {
         /// The source PFS: a store file or HAMMER PFS, or [user@]host:path
@@ -279,14 +280,17 @@ pub enum Command {
         /// reached through ssh; a remote path is absolute or in the remote
         /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target (slave) PFS, as the source; created with -y when missing
+        /// The target (slave) PFSs, as the source; created with -y when missing
         ///
         /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
         /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
         /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
         /// reached through ssh; a remote path is absolute or in the remote
-        /// home directory (host:pfs, host:~/pfs).
-        target: OsString,
+        /// home directory (host:pfs, host:~/pfs). With several targets, each
+        /// gets its own conversation, acknowledgements, retries and stall
+        /// watchdog, in parallel: a slow or dead one never holds back another.
+        #[arg(required = true, num_args = 1.., value_name = "TARGET")]
+        targets: Vec<OsString>,
     },
 
     /// Create a master PFS (options: label=, snapshots=, prune-min=, shared-uuid=, ...)
@@ -450,14 +454,17 @@ pub enum Command {
         /// reached through ssh; a remote path is absolute or in the remote
         /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target (slave) PFS, as the source; created with -y when missing
+        /// The target (slave) PFSs, as the source; created with -y when missing
         ///
         /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
         /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
         /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
         /// reached through ssh; a remote path is absolute or in the remote
-        /// home directory (host:pfs, host:~/pfs).
-        target: OsString,
+        /// home directory (host:pfs, host:~/pfs). With several targets, each
+        /// gets its own conversation, acknowledgements, retries and stall
+        /// watchdog, in parallel: a slow or dead one never holds back another.
+        #[arg(required = true, num_args = 1.., value_name = "TARGET")]
+        targets: Vec<OsString>,
     },
 
     /// Print this message or the help of the given command

@@ -24,6 +24,19 @@ impl From<Status> for ExitCode {
     }
 }
 
+/// The worse of two statuses (several targets end with the worst of theirs):
+/// a refusal, then a failure, then an interrupt or stop, then success.
+pub fn worst(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Success => 0,
+        Status::Interrupted | Status::Terminated => 1,
+        Status::Failure => 2,
+        Status::Usage => 3,
+        Status::Refused => 4,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
     // A store refusal (append-only history) that no half turned into a MirrorError yet.

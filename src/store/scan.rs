@@ -105,12 +105,16 @@ fn sends_data(leaf: &LeafElm, m: &MirrorRw) -> bool {
 /// Builds the record the scan sends for a changed leaf (`data`: all of it
 /// when [`sends_data`], else anything).
 fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d> {
-    if leaf.base.create_tid < m.tid_beg {
-        return Record::Pass { leaf };
-    }
+    // A deletion after the pass's end is not part of it (the kernel sends it
+    // on a PASS anyway; a slave used as a source would pass on a deletion of
+    // a pass it has not acknowledged).
     let mut leaf = leaf;
     if leaf.base.delete_tid > m.tid_end {
         leaf.base.delete_tid = 0;
+        leaf.delete_ts = 0;
+    }
+    if leaf.base.create_tid < m.tid_beg {
+        return Record::Pass { leaf };
     }
     if m.flags & MIRROR_NODATA != 0 && leaf.data_len != 0 {
         Record::Rec { rtype: rtype::REC_NODATA, leaf, data: &[] }

@@ -10,6 +10,7 @@ mod defects;
 mod docs;
 mod endpoints;
 mod fakessh;
+mod fanout;
 mod faults;
 mod fuzz;
 mod golden;
