@@ -29,6 +29,8 @@ pub mod keys;
 pub mod layout;
 pub mod lmdbfile;
 pub mod master;
+#[cfg(test)]
+mod open_tests;
 pub mod scan;
 #[cfg(test)]
 mod tests;
@@ -120,10 +122,18 @@ impl CloseState {
     }
 }
 
-struct Closed(Arc<CloseState>);
+/// The signal of a [`Shared`] of the file with inode `.1`.
+struct Closed(Arc<CloseState>, #[cfg_attr(not(test), allow(dead_code))] u64);
+
+/// Test instrumentation: the inodes with an environment open in this
+/// process (LMDB must never have two of one file).
+#[cfg(test)]
+pub(crate) static LIVE: LazyLock<Mutex<std::collections::HashSet<u64>>> = LazyLock::new(Default::default);
 
 impl Drop for Closed {
     fn drop(&mut self) {
+        #[cfg(test)]
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
         *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.0.cv.notify_all();
     }
@@ -194,6 +204,9 @@ impl Shared {
         if lock.is_none() {
             file::lock_shared(path, &data, lock_wait())?;
         }
+        #[cfg(test)]
+        assert!(LIVE.lock().unwrap_or_else(|e| e.into_inner()).insert(ino), "a second environment of {path:?}");
+        let closed = Closed(Arc::default(), ino);
         let env = file::open_env(path, &data, lock.as_ref(), writable)?;
         // Reader slots of processes that were killed would pin old pages forever.
         let _ = env.clear_stale_readers();
@@ -241,7 +254,7 @@ impl Shared {
             psize: u64::from(m.psize),
             checked: Mutex::new((0, 0)),
             files: Files { guard, data, _lock: lock },
-            closed: Closed(Arc::default()),
+            closed,
         })
     }
 
@@ -268,8 +281,11 @@ impl Shared {
             let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
             if checked.0 != info.last_txn_id as u64 {
                 let (m, flen) = lmdbfile::read_meta(&self.files.data).map_err(|p| file::problem(path, p))?;
-                let need =
-                    lmdbfile::Pages::new(&self.files.data, m, flen).needed_len().map_err(|p| file::problem(path, p))?;
+                let need = match lmdbfile::Pages::new(&self.files.data, m, flen).needed_len() {
+                    Ok(need) => need,
+                    Err(lmdbfile::Problem::Bad(_)) => full,
+                    Err(p) => return Err(file::problem(path, p)),
+                };
                 *checked = (m.txnid, need);
             }
             checked.1
