@@ -367,7 +367,13 @@ impl<'f> Pages<'f> {
         if self.meta.last_pg + 1 - present > MAX_MISSING_PAGES {
             return short();
         }
-        let end = used_end(self.meta.last_pg, &self.free_from(present)?);
+        // A free list that lies past the end too means the same.
+        let free = match self.free_from(present) {
+            Ok(free) => free,
+            Err(Problem::Bad(_)) => return short(),
+            Err(e) => return Err(e),
+        };
+        let end = used_end(self.meta.last_pg, &free);
         if end > present {
             return short();
         }

@@ -15,5 +15,6 @@ mod importexport;
 mod kill;
 mod messages;
 mod sshd;
+mod storefiles;
 mod terminal;
 mod util;
