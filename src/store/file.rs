@@ -216,7 +216,10 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
                 return Ok(Some(f));
             }
             Err(e) if errno(&e) == Some(Errno::ENOENT) => match create_new(&lp) {
-                Ok(f) => return Ok(Some(f)),
+                Ok(f) => {
+                    give_to_owner(&f, data_uid);
+                    return Ok(Some(f));
+                }
                 Err(e) if errno(&e) == Some(Errno::EEXIST) => continue,
                 Err(e) => return denied(e),
             },
@@ -230,6 +233,14 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
         }
     }
     Err(PfsError::invalid(path, "lock file", format!("{} keeps appearing and disappearing", lp.display())))
+}
+
+/// A lock file root creates beside another user's store goes to that user,
+/// who could not open it for writing otherwise. Best effort.
+fn give_to_owner(f: &File, data_uid: u32) {
+    if nix::unistd::geteuid().is_root() && data_uid != 0 {
+        let _ = std::os::unix::fs::fchown(f, Some(data_uid), None);
+    }
 }
 
 /// Refuses to create a store at `path` when what is at its lock file's path

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -130,6 +130,13 @@ fn symlinked_and_foreign_lock_files_are_refused_and_their_targets_kept() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's secret\n");
     // Once the planted file is gone, the store is fine.
     ok(&e.run(["pfs-status", "w/m"]));
+    if nix::unistd::geteuid().is_root() {
+        // Root looking at another user's store leaves that user a lock file they can use.
+        std::fs::copy(&m, w.join("u")).unwrap();
+        std::os::unix::fs::lchown(w.join("u"), Some(65534), Some(65534)).unwrap();
+        ok(&e.run(["pfs-status", "w/u"]));
+        assert_eq!(std::fs::metadata(w.join("u-lock")).unwrap().uid(), 65534);
+    }
 }
 
 #[test]
