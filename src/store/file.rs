@@ -11,7 +11,8 @@
 //!   layout; see [`super::lmdbfile`]) before its lock file is opened or
 //!   created.
 //! * LMDB opens its files by name. It is given a private directory (mode
-//!   0700, in `$TMPDIR`) whose `data.mdb` and `lock.mdb` are symlinks to
+//!   0700, in `$TMPDIR`, or `/tmp` when others may rename what is in
+//!   `$TMPDIR`) whose `data.mdb` and `lock.mdb` are symlinks to
 //!   `/proc/self/fd/N` (or `/dev/fd/N`) of the descriptors opened and checked
 //!   here, so it maps exactly the inode that was vetted and locks exactly the
 //!   lock file that was checked, whatever happens to the names meanwhile.
@@ -318,6 +319,14 @@ fn fd_link(f: &File, fallback: &Path) -> PathBuf {
     std::path::absolute(fallback).unwrap_or_else(|_| fallback.to_path_buf())
 }
 
+/// Where the private directory for LMDB goes: `$TMPDIR` when others cannot
+/// rename what is in it (not writable by them, or sticky), else `/tmp`.
+fn private_base() -> PathBuf {
+    let safe = |d: &Path| d.metadata().is_ok_and(|m| m.is_dir() && (m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0));
+    let tmp = std::env::temp_dir();
+    if safe(&tmp) { tmp } else { PathBuf::from("/tmp") }
+}
+
 /// Opens the LMDB environment of the store at `path` on the open `data`
 /// file and `lock` file (see the module documentation). Without a lock file
 /// the environment is read-only and lock-less: the caller holds
@@ -325,7 +334,7 @@ fn fd_link(f: &File, fallback: &Path) -> PathBuf {
 pub(crate) fn open_env(path: &Path, data: &File, lock: Option<&File>, writable: bool) -> Result<Env<WithoutTls>> {
     let dir = tempfile::Builder::new()
         .prefix(".hammer-mirror-env.")
-        .tempdir()
+        .tempdir_in(private_base())
         .map_err(|e| PfsError::io(path, "make a private directory for LMDB (in $TMPDIR)", e))?;
     let link = |target: PathBuf, name: &str| {
         std::os::unix::fs::symlink(target, dir.path().join(name))

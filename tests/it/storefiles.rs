@@ -517,3 +517,22 @@ fn a_file_cut_short_while_it_is_read_is_damaged_not_a_signal() {
     assert!(stderr(&o).contains("m: "), "{}", show(&o));
     assert!(first.len() + rest.len() < 8 << 20, "the read did not complete");
 }
+
+#[test]
+fn lmdb_s_private_directory_never_goes_where_others_could_swap_it() {
+    let e = Env::new();
+    master(&e, "m");
+    // A TMPDIR that is missing, or that anyone may rename entries in: /tmp is used instead.
+    let open = e.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for tmpdir in [e.path("missing"), open.clone()] {
+        ok(&e.cmd().args(["pfs-status", "m"]).env("TMPDIR", &tmpdir).output().unwrap());
+    }
+    assert_eq!(listing(&open), Vec::<String>::new());
+    // A private TMPDIR is used, and left empty.
+    let private = e.path("private");
+    std::fs::create_dir(&private).unwrap();
+    ok(&e.cmd().args(["pfs-status", "m"]).env("TMPDIR", &private).output().unwrap());
+    assert_eq!(listing(&private), Vec::<String>::new(), "the private directory is removed once LMDB is open");
+}
