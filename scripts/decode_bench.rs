@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use hammer_mirror::mrecord::{BaseElm, LeafElm, Record, RecordReader, leaf_data_crc, records};
+use hammer_mirror::hammerfs::{HAMMER_RECTYPE_DATA, HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_INODE, leaf_data_crc};
+use hammer_mirror::mrecord::{BaseElm, LeafElm, Record, RecordReader, records};
 
 fn main() {
     let mib: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(512);
@@ -15,8 +16,9 @@ fn main() {
     let mut block = vec![0u8; 65536];
     while stream.len() < mib << 20 {
         obj += 1;
-        for (rt, len) in
-            [(1u16, 128usize), (0x11, 40)].into_iter().chain((0..4).map(|i| (0x10, if i < 2 { 16384 } else { 65536 })))
+        for (rt, len) in [(HAMMER_RECTYPE_INODE, 128usize), (HAMMER_RECTYPE_DIRENTRY, 40)]
+            .into_iter()
+            .chain((0..4).map(|i| (HAMMER_RECTYPE_DATA, if i < 2 { 16384 } else { 65536 })))
         {
             for b in block[..len].chunks_mut(8) {
                 seed ^= seed << 13;

@@ -73,7 +73,15 @@ put 0644 "$tmp/fish" "$root/share/fish/vendor_completions.d/hammer-mirror.fish"
 put 0644 scripts/hammer-mirror-stream.conf.example "$root/share/doc/hammer-mirror/hammer-mirror-stream.conf.example"
 
 if [ $systemd = auto ]; then
-    if [ -d /run/systemd/system ] || command -v systemctl >/dev/null 2>&1; then systemd=yes; else systemd=no; fi
+    # systemd runs here only if it booted the machine: a systemctl binary alone proves nothing.
+    if [ -d /run/systemd/system ]; then
+        systemd=yes
+    else
+        systemd=no
+        echo "install.sh: systemd is not running here (no /run/systemd/system): no unit installed." >&2
+        echo "  Run a stream under nohup instead: nohup $PREFIX/bin/hammer-mirror stream SRC DST >>stream.log 2>&1 &" >&2
+        echo "  or pass --systemd to install the unit anyway (for a machine image that boots systemd)." >&2
+    fi
 fi
 if [ $systemd = yes ]; then
     # The unit names the binary by its installed path.
@@ -91,4 +99,9 @@ fi
 case ":${PATH:-}:" in
     *":$PREFIX/bin:"*) ;;
     *) [ -n "$DESTDIR" ] || echo "install.sh: note: $PREFIX/bin is not on PATH" ;;
+esac
+case "$PREFIX" in
+    /usr/local|/usr) ;;
+    *) echo "install.sh: note: commands that ssh runs on this host see only the default PATH;"
+       echo "  peers that copy to or from here need --remote-cmd $PREFIX/bin/hammer-mirror" ;;
 esac

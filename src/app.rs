@@ -49,18 +49,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::PfsDestroy { pfs } => done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut Stdout)),
         Command::Import { dir, pfs } => cmd_import(&cfg, dir, pfs),
         Command::SshRemote { role, prefix } => {
-            let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+            let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
             let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| usage(format!("ssh-remote: {e}")))?;
             run(inner)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "hammer-mirror", &mut script);
-            Stdout.write_all(&script)?;
+            crate::completions::print(*shell, &mut Stdout).context("writing the completion script")?;
             Ok(Status::Success)
         }
+        Command::Help { command } => crate::help::print(command.as_deref(), &mut Stdout).map(|()| Status::Success),
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
     }
@@ -78,7 +76,23 @@ fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Opt
     let (ea, eb) = (endpoint(a)?, endpoint(b)?);
     let reporter = Reporter::new(crate::config::Output { bars: false, ..cfg.output }, ea.to_string(), eb.to_string());
     let obs: Arc<dyn Observer> = reporter.clone();
-    let report = crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs).with_context(|| format!("verify {ea} {eb}"))?;
+    let report = match crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = e.context(format!("verify {ea} {eb}"));
+            if cfg.output.json {
+                reporter.json(&serde_json::json!({
+                    "time": crate::log::timestamp(),
+                    "event": "verify",
+                    "a": ea.to_string(),
+                    "b": eb.to_string(),
+                    "result": "failed",
+                    "reason": crate::error::reason(&e),
+                }));
+            }
+            return Err(e);
+        }
+    };
     if cfg.output.json {
         writeln!(Stdout, "{}", serde_json::to_string(&report)?)?;
     } else {
@@ -89,6 +103,12 @@ fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Opt
 
 fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
     let store = crate::pfs::open_store(path, Access::Write).context("import")?;
+    if crate::ioctl::Pfs::get_pseudofs(&store)?.is_slave() {
+        return Err(crate::error::refused(format!(
+            "import: {} is a slave: only mirror-write changes it (pfs-upgrade makes it a master)",
+            path.display()
+        )));
+    }
     let t = Instant::now();
     let st = crate::store::import::import(&store, dir)
         .with_context(|| format!("import {} into {}", dir.display(), path.display()))?;
@@ -117,8 +137,26 @@ fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyh
         Some(t) => t,
         None => crate::store::export::default_asof(&store)?,
     };
-    let st = crate::store::export::export(&store, dir, asof)
-        .with_context(|| format!("export {} to {}", path.display(), dir.display()))?;
+    let pfsd = crate::ioctl::Pfs::get_pseudofs(&store)?;
+    if pfsd.is_slave() && asof > pfsd.sync_end_tid {
+        // Above it lies at most a pass the slave has not acknowledged: never shown.
+        return Err(usage(format!(
+            "export: {} is a slave whose history ends at its sync-end-tid {}; --as-of cannot go beyond it",
+            path.display(),
+            crate::log::tid(pfsd.sync_end_tid)
+        )));
+    }
+    let created = !dir.exists();
+    let st = match crate::store::export::export(&store, dir, asof) {
+        Ok(st) => st,
+        Err(e) => {
+            // A failed export leaves no half tree behind in a directory it made.
+            if created {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(anyhow::Error::new(e).context(format!("export {} to {}", path.display(), dir.display())));
+        }
+    };
     for w in &st.warnings {
         eprintln!("Warning: {w}");
     }
@@ -177,17 +215,35 @@ fn cmd_copy(
     let (src, dst) = (endpoint(source)?, endpoint(target)?);
     crate::orchestrate::check_pair(&src, &dst)?;
     let sig = Signals::install(streaming)?;
-    let reporter = Reporter::new(cfg.output, src.to_string(), dst.to_string());
+    let (s, d) = (src.to_string(), dst.to_string());
+    let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
     let obs: Arc<dyn Observer> = reporter.clone();
     let started = Instant::now();
     let result = if streaming {
+        reporter.message(
+            crate::log::Level::Info,
+            &format!(
+                "{} stream {src} -> {dst}: started (pid {}, passes at least {} s apart, stall timeout {})",
+                crate::log::timestamp(),
+                std::process::id(),
+                cfg.read.delay.as_secs(),
+                cfg.stall_timeout.map_or_else(|| "off".to_string(), |d| format!("{} s", d.as_secs()))
+            ),
+        );
         crate::orchestrate::stream(cfg, &obs, &src, &dst, &sig.stop).map(|()| None)
     } else {
         crate::orchestrate::copy(cfg, &obs, &src, &dst, &sig.stop).map(Some)
     };
     reporter.finish();
     if sig.interrupted.load(Ordering::Relaxed) {
+        reporter.stopped("SIGINT");
         return Ok(Status::Interrupted);
+    }
+    if sig.stop.load(Ordering::Relaxed) {
+        reporter.stopped("SIGTERM");
+        if !streaming {
+            return Ok(Status::Terminated);
+        }
     }
     let what = if streaming { "stream" } else { "copy" };
     match result {
@@ -196,6 +252,7 @@ fn cmd_copy(
             // Both halves ran remotely: no pass events reached us; report the run.
             reporter.report(&crate::progress::PassReport {
                 time: crate::log::timestamp(),
+                event: "pass",
                 source: src.to_string(),
                 target: dst.to_string(),
                 tid_beg: None,

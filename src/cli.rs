@@ -16,7 +16,7 @@ use crate::defaults;
 /// on the wire with stock hammer, with an embedded userspace PFS store so that it
 /// runs on any Unix.
 #[derive(Debug, Parser)]
-#[command(name = "hammer-mirror", version, max_term_width = 100)]
+#[command(name = "hammer-mirror", version, max_term_width = 100, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
@@ -55,6 +55,21 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
     };
     let bytes = value.checked_mul(1u64 << shift).ok_or_else(|| format!("size '{s}' is too large"))?;
     Ok(Size { bytes, text: s.to_string() })
+}
+
+/// `-b`: a size, and not 0 (a limit of nothing per second would never send).
+pub fn parse_bandwidth(s: &str) -> Result<Size, String> {
+    let size = parse_size(s)?;
+    if size.bytes == 0 {
+        return Err(format!("invalid bandwidth '{s}': must be at least 1 byte per second (leave -b out for no limit)"));
+    }
+    Ok(size)
+}
+
+/// `--remote-cmd`: a word every remote shell can take (no newline).
+pub fn parse_remote_cmd(s: &str) -> Result<String, String> {
+    crate::ssh::check_word(std::ffi::OsStr::new(s)).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(s.to_string())
 }
 
 /// `strtoull(s, NULL, 0)` without its silent acceptance of garbage.
@@ -106,7 +121,7 @@ pub struct GlobalOpts {
     pub splitup: Option<Size>,
 
     /// Limit the reader to this many bytes per second (suffixes k, m, g)
-    #[arg(short = 'b', value_name = "BYTES", value_parser = parse_size, global = true)]
+    #[arg(short = 'b', value_name = "BYTES", value_parser = parse_bandwidth, global = true)]
     pub bandwidth: Option<Size>,
 
     /// Cycle file: where a read resumes (object and TID)
@@ -142,7 +157,7 @@ pub struct GlobalOpts {
     pub ssh_option: Vec<OsString>,
 
     /// Program run on remote hosts ('hammer' to drive stock DragonFly)
-    #[arg(long, value_name = "PATH", default_value = defaults::REMOTE_CMD, global = true)]
+    #[arg(long, value_name = "PATH", default_value = defaults::REMOTE_CMD, value_parser = parse_remote_cmd, global = true)]
     pub remote_cmd: String,
 
     /// stream: first wait after a lost link, in seconds (default 15 + -i)
@@ -157,7 +172,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "SECONDS", default_value_t = defaults::STALL_TIMEOUT, global = true)]
     pub stall_timeout: u64,
 
-    /// Print one JSON object per finished pass (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -167,6 +182,39 @@ pub fn parse_tid(s: &str) -> Result<u64, String> {
     parse_c_integer(s).ok_or_else(|| format!("invalid TID '{s}': expected a number such as 0x00000001061a8ba0"))
 }
 
+/// What `help` takes (and shell completion offers after it): every command
+/// and alias (a unit test keeps the list complete).
+pub const HELP_TOPICS: &[&str] = &[
+    "read",
+    "mirror-read",
+    "read-stream",
+    "mirror-read-stream",
+    "write",
+    "mirror-write",
+    "dump",
+    "mirror-dump",
+    "copy",
+    "mirror-copy",
+    "pfs-master",
+    "pfs-slave",
+    "pfs-status",
+    "pfs-update",
+    "pfs-upgrade",
+    "pfs-downgrade",
+    "pfs-destroy",
+    "import",
+    "export",
+    "verify",
+    "ssh-remote",
+    "completions",
+    "stream",
+    "mirror-stream",
+    "help",
+];
+
+// Every PFS operand says what a PFS path is: the first paragraph is the `-h`
+// line, the rest is what `--help` adds.
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send a PFS's changes since a TID as a mirror stream on stdout
@@ -175,7 +223,11 @@ pub enum Command {
     /// the PFS's first TID); with -2 the target's PFSD on stdin says where to start.
     #[command(visible_alias = "mirror-read")]
     Read {
-        /// The source PFS
+        /// The source PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (made by pfs-master,
+        /// pfs-slave or a copy), or on DragonFly BSD a HAMMER PFS (a mounted
+        /// PFS directory or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
         /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
@@ -185,7 +237,11 @@ pub enum Command {
     /// Like read, then wait for new TIDs and send them too, until stopped
     #[command(visible_alias = "mirror-read-stream")]
     ReadStream {
-        /// The source PFS
+        /// The source PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (made by pfs-master,
+        /// pfs-slave or a copy), or on DragonFly BSD a HAMMER PFS (a mounted
+        /// PFS directory or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
         /// Start at this TID (inclusive, as hammer) instead of the beginning
         #[arg(value_parser = parse_tid)]
@@ -198,7 +254,11 @@ pub enum Command {
     /// asking on the terminal).
     #[command(visible_alias = "mirror-write")]
     Write {
-        /// The target (slave) PFS
+        /// The target (slave) PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (a missing one is
+        /// created), or on DragonFly BSD a HAMMER PFS (a mounted PFS directory
+        /// or its @@PFS softlink), used through the kernel.
         pfs: PathBuf,
     },
 
@@ -211,15 +271,31 @@ pub enum Command {
     /// Exits 0 only when the target acknowledged the new TID.
     #[command(visible_alias = "mirror-copy")]
     Copy {
-        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        /// The source PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target PFS (a slave, created with -y when missing)
+        /// The target (slave) PFS, as the source; created with -y when missing
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         target: OsString,
     },
 
     /// Create a master PFS (options: label=, snapshots=, prune-min=, shared-uuid=, ...)
     PfsMaster {
-        /// Path of the new PFS (a store file; a HAMMER mount's PFS softlink on DragonFly)
+        /// The new PFS: a store file to create
+        ///
+        /// A PFS path names a hammer-mirror store file, created here. A
+        /// HAMMER PFS on DragonFly is made with hammer pfs-master or
+        /// pfs-slave instead (the other PFS commands take one).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
@@ -227,7 +303,11 @@ pub enum Command {
 
     /// Create a slave PFS; give shared-uuid=<master's> to pair it with a master
     PfsSlave {
-        /// Path of the new PFS
+        /// The new PFS: a store file to create
+        ///
+        /// A PFS path names a hammer-mirror store file, created here. A
+        /// HAMMER PFS on DragonFly is made with hammer pfs-master or
+        /// pfs-slave instead (the other PFS commands take one).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
@@ -235,38 +315,71 @@ pub enum Command {
 
     /// Show PFS fields: TIDs, uuids, mode, label
     PfsStatus {
-        /// One or more PFSs
+        /// One or more PFSs: store files, or HAMMER PFSs on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
         #[arg(required = true)]
         pfs: Vec<PathBuf>,
     },
 
     /// Change a PFS's label, snapshots directory or prune-min
     PfsUpdate {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
         pfs: PathBuf,
         /// hammer's name=value options
         options: Vec<String>,
     },
 
     /// Make a slave a master (rolls back anything after its sync-end-tid)
-    PfsUpgrade { pfs: PathBuf },
+    PfsUpgrade {
+        /// The slave PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Make a master a slave
-    PfsDowngrade { pfs: PathBuf },
+    PfsDowngrade {
+        /// The master PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Destroy a PFS and all its history (asks unless -y)
-    PfsDestroy { pfs: PathBuf },
+    PfsDestroy {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file (removed with its lock
+        /// file), or on DragonFly BSD a HAMMER PFS (a mounted PFS directory
+        /// or its @@PFS softlink).
+        pfs: PathBuf,
+    },
 
     /// Record a directory tree into a master PFS as one new transaction (TID)
     Import {
         /// The directory to record
         dir: PathBuf,
-        /// The master PFS
+        /// The master PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file (made by
+        /// pfs-master); a HAMMER PFS on DragonFly is written to directly
+        /// instead, by the programs that use it.
         pfs: PathBuf,
     },
 
     /// Recreate a PFS's tree as of a TID (default: latest; a slave's sync-end-tid)
     Export {
-        /// The PFS
+        /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly shows its history itself, through its snapshots.
         pfs: PathBuf,
         /// A new or empty directory
         dir: PathBuf,
@@ -280,9 +393,21 @@ pub enum Command {
     /// Either side may be remote ([user@]host:pfs). The default TID is the
     /// slave's sync-end-tid.
     Verify {
-        /// First PFS
+        /// First PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         a: OsString,
-        /// Second PFS
+        /// Second PFS, as the first
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         b: OsString,
         /// Compare as of this TID
         #[arg(long, value_name = "TID", value_parser = parse_tid)]
@@ -293,18 +418,22 @@ pub enum Command {
     ///
     /// Runs the command in SSH_ORIGINAL_COMMAND if it is the mirror-read,
     /// mirror-read-stream (role read) or mirror-write (role write) invocation
-    /// that copy and stream send, for a PFS under PREFIX; refuses anything
-    /// else with exit status 3. Example authorized_keys line:
+    /// that copy and stream send, for a PFS under PREFIX (a relative PFS path
+    /// is taken from PREFIX); refuses anything else with exit status 3.
+    /// Example authorized_keys line:
     /// command="hammer-mirror ssh-remote write /backup",restrict ssh-ed25519 AAAA...
     SshRemote {
         /// What the key may do
         #[arg(value_enum)]
         role: crate::remote::Role,
-        /// The directory the PFSs must be under
+        /// The directory the PFSs (store files or HAMMER PFSs) must be under
         prefix: PathBuf,
     },
 
-    /// Print a shell completion script (bash, zsh or fish) on stdout
+    /// Print a shell completion script on stdout (bash, zsh, fish, elvish or powershell)
+    ///
+    /// For example: hammer-mirror completions bash > /etc/bash_completion.d/hammer-mirror
+    /// (scripts/install.sh installs the bash, zsh and fish ones).
     Completions {
         /// The shell
         shell: clap_complete::Shell,
@@ -313,10 +442,29 @@ pub enum Command {
     /// Mirror continuously: send every new TID, restart after a lost link
     #[command(visible_alias = "mirror-stream")]
     Stream {
-        /// The source PFS: a path, [user@]host:path or ssh://[user@]host[:port]/path
+        /// The source PFS: a store file or HAMMER PFS, or [user@]host:path
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         source: OsString,
-        /// The target PFS (a slave, created with -y when missing)
+        /// The target (slave) PFS, as the source; created with -y when missing
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink). On
+        /// another host: [user@]host:path or ssh://[user@]host[:port]/path,
+        /// reached through ssh; a remote path is absolute or in the remote
+        /// home directory (host:pfs, host:~/pfs).
         target: OsString,
+    },
+
+    /// Print this message or the help of the given command
+    Help {
+        /// The command to describe (all of them when left out)
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(HELP_TOPICS), hide_possible_values = true)]
+        command: Option<String>,
     },
 }
 
@@ -328,6 +476,14 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_takes_every_command_and_alias() {
+        let cmd = Cli::command();
+        let names: Vec<&str> =
+            cmd.get_subcommands().flat_map(|c| std::iter::once(c.get_name()).chain(c.get_visible_aliases())).collect();
+        assert_eq!(names, HELP_TOPICS);
     }
 
     #[test]

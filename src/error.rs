@@ -16,6 +16,10 @@ pub enum MirrorError {
     /// program): exit status 3, and `stream` stops.
     #[error("{0}")]
     Refused(String),
+    /// The remote target does not exist and the remote side had no terminal
+    /// to ask on (a refusal; with a terminal here, we ask and create it).
+    #[error("{0}")]
+    MissingSlave(String),
     /// A usage error found after parsing: exit status 2.
     #[error("{0}")]
     Usage(String),
@@ -30,6 +34,49 @@ pub enum MirrorError {
     /// A copy ended without the target acknowledging a TID.
     #[error("{0}")]
     NotAcknowledged(String),
+    /// A remote side (an ssh child) failed or refused.
+    #[error("{0}")]
+    Remote(RemoteFailure),
+}
+
+/// A remote side's failure: what its exit status means, and the last line it
+/// wrote on stderr. The line is part of the message only when the user has
+/// not seen it already (it was shown as it came); [`reason`] always has it.
+#[derive(Debug)]
+pub struct RemoteFailure {
+    /// "the target on backup failed with exit status 1", ...
+    pub summary: String,
+    pub detail: Option<String>,
+    pub shown: bool,
+    /// Exit status 3 (or a missing program): retrying cannot fix it.
+    pub refusal: bool,
+}
+
+impl std::fmt::Display for RemoteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary)?;
+        match &self.detail {
+            Some(d) if !self.shown => write!(f, ": {d}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The whole story of an error, for machines (JSON `reason`, the state
+/// file): the chain as `{:#}` prints it, with a remote side's last line
+/// even when it was already shown on the terminal.
+pub fn reason(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(|c| match c.downcast_ref::<MirrorError>() {
+            Some(MirrorError::Remote(r)) => match &r.detail {
+                Some(d) => format!("{}: {d}", r.summary),
+                None => r.summary.clone(),
+            },
+            _ => c.to_string(),
+        })
+        .collect();
+    parts.join(": ")
 }
 
 /// How much an error explains, when both sides of a run failed: the lowest wins.
@@ -54,13 +101,20 @@ pub fn kind(err: &anyhow::Error) -> Option<&MirrorError> {
 
 /// True when the error is a refusal (exit 3; `stream` stops).
 pub fn is_refusal(err: &anyhow::Error) -> bool {
-    matches!(kind(err), Some(MirrorError::Refused(_)))
+    match kind(err) {
+        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => true,
+        Some(MirrorError::Remote(r)) => r.refusal,
+        _ => false,
+    }
 }
 
 /// The rank of an error (see [`Rank`]).
 pub fn rank(err: &anyhow::Error) -> Rank {
+    if is_refusal(err) {
+        return Rank::Refusal;
+    }
     match kind(err) {
-        Some(MirrorError::Refused(_)) => Rank::Refusal,
+        Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => Rank::Refusal,
         Some(MirrorError::PeerGone(_)) => Rank::Symptom,
         Some(MirrorError::Stalled { .. }) => Rank::Stall,
         Some(MirrorError::NotAcknowledged(_)) => Rank::Unexplained,
@@ -130,6 +184,27 @@ mod tests {
         assert_eq!(rank(&MirrorError::Stalled { secs: 5 }.into()), Rank::Stall);
         assert_eq!(rank(&anyhow::anyhow!("disk full")), Rank::Cause);
         assert!(Rank::Refusal < Rank::Cause && Rank::Cause < Rank::Stall && Rank::Stall < Rank::Symptom);
+    }
+
+    #[test]
+    fn a_remote_line_already_shown_is_not_repeated_but_the_reason_has_it() {
+        let r = |shown| RemoteFailure {
+            summary: "the target on backup failed with exit status 1".into(),
+            detail: Some("mirror-write /x: disk full".into()),
+            shown,
+            refusal: false,
+        };
+        let e = anyhow::Error::from(MirrorError::Remote(r(true))).context("copy m to backup:/x");
+        assert_eq!(format!("{e:#}"), "copy m to backup:/x: the target on backup failed with exit status 1");
+        assert_eq!(
+            reason(&e),
+            "copy m to backup:/x: the target on backup failed with exit status 1: mirror-write /x: disk full"
+        );
+        let e = anyhow::Error::from(MirrorError::Remote(r(false)));
+        assert_eq!(format!("{e:#}"), reason(&e));
+        assert_eq!(rank(&e), Rank::Cause);
+        let refusal = MirrorError::Remote(RemoteFailure { refusal: true, ..r(true) });
+        assert!(is_refusal(&refusal.into()));
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub enum Event {
     PassDone(Pass),
     /// A message of a half, a remote peer or the orchestrator.
     Message { level: Level, text: String },
-    /// The run ended with this error; a stream retries after `retry_in`.
-    LostLink { error: String, retry_in: Option<Duration> },
+    /// The run ended with this error (as the terminal shows it; `reason`
+    /// has a remote side's last line too); a stream retries after `retry_in`.
+    LostLink { error: String, reason: String, retry_in: Option<Duration> },
     /// The watchdog ended a run that showed no progress.
     Stalled { secs: u64 },
     /// A stream stopped at the user's request (SIGINT/SIGTERM).

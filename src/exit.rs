@@ -14,6 +14,8 @@ pub enum Status {
     Refused = 3,
     /// SIGINT.
     Interrupted = 130,
+    /// A copy stopped by SIGTERM (128 + 15; a stream exits 0 then).
+    Terminated = 143,
 }
 
 impl From<Status> for ExitCode {
@@ -24,8 +26,17 @@ impl From<Status> for ExitCode {
 
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
+    // A store refusal (append-only history) that no half turned into a MirrorError yet.
+    if err
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<crate::ioctl::PfsError>(), Some(crate::ioctl::PfsError::Refused { .. })))
+    {
+        return Status::Refused;
+    }
+    if crate::error::is_refusal(err) {
+        return Status::Refused;
+    }
     match kind(err) {
-        Some(MirrorError::Refused(_)) => Status::Refused,
         Some(MirrorError::Usage(_)) => Status::Usage,
         _ => Status::Failure,
     }

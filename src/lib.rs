@@ -3,21 +3,31 @@
 //! Module map (dependencies point down):
 //! * `app` (dispatch) → `orchestrate` (copy, stream), `verify`, `pfscmd`
 //!   → `side`, `child`, `ssh`, `endpoint`, `transport`, `progress`
-//!   → `mirror` (the halves) → {`mrecord`, `ioctl`};
+//!   → `mirror` (the halves) → {`mrecord`, `ioctl`} → `hammerfs` (HAMMER's
+//!   on-disk format);
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
-//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`;
+//! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`,
+//!   `history` (the append-only checks shared by the write half and the store);
 //!   `config` derives a run's configuration from `cli`.
+//!
+//! `unsafe` code is denied but in `ioctl`'s ABI module and its `mapped`.
+
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod child;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod defaults;
 pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod hammerfs;
+pub mod help;
+pub mod history;
 pub mod ioctl;
 pub mod log;
 pub mod mirror;
@@ -28,6 +38,7 @@ pub mod pfscmd;
 pub mod progress;
 pub mod prompt;
 pub mod remote;
+pub mod shellword;
 pub mod side;
 pub mod ssh;
 pub mod store;

@@ -15,16 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 
 use crate::child::{Child, Exit, OnLine};
 use crate::config::{Config, CreatePolicy};
 use crate::endpoint::{Endpoint, Remote};
-use crate::error::{MirrorError, is_refusal, refused, usage};
+use crate::error::{MirrorError, RemoteFailure, is_refusal, reason, refused, usage};
 use crate::event::{Event, Observer};
 use crate::log::Level;
 use crate::mirror::read::ReadSummary;
-use crate::mirror::write::{Create, WriteSummary};
+use crate::mirror::write::{Create, NO_TERMINAL_TO_ASK, WriteSummary};
 use crate::side::{Ended, Side};
 use crate::ssh::{self, Verb};
 use crate::store::Access;
@@ -118,7 +118,13 @@ fn spawn_remote(
 ) -> anyhow::Result<Side<Summary>> {
     let argv = ssh::argv(&cfg.ssh, r, verb);
     let (obs, host, stock, quiet) = (Arc::clone(obs), r.host.clone(), cfg.ssh.stock_remote(), cfg.output.quiet);
+    // A missing remote slave is asked about here, on our terminal: its
+    // "no terminal to ask" is not news then.
+    let will_ask = role == "target" && cfg.create == CreatePolicy::Ask;
     let on_line: OnLine = Arc::new(move |line| {
+        if will_ask && line.contains(NO_TERMINAL_TO_ASK) {
+            return false;
+        }
         let level = remote_line_level(stock, line);
         obs.event(&Event::message(level, format!("{host}: {line}")));
         !quiet || level.kept_by_quiet()
@@ -128,25 +134,40 @@ fn spawn_remote(
     Ok(Side::remote(role, child))
 }
 
-/// Explains a remote side's exit status. The last stderr line is repeated in
-/// the error only when the user has not seen it already.
+/// Explains a remote side's exit status, with the last line it wrote (see
+/// [`crate::error::RemoteFailure`]: repeated only when the user has not seen it).
 fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::Result<()> {
-    let last = exit.last_line().filter(|l| !l.shown).map(|l| format!(": {}", l.text)).unwrap_or_default();
+    let last = exit.last_line();
+    let fail = |summary: String, refusal: bool| -> anyhow::Error {
+        MirrorError::Remote(RemoteFailure {
+            summary,
+            detail: last.map(|l| l.text.clone()),
+            shown: last.is_some_and(|l| l.shown),
+            refusal,
+        })
+        .into()
+    };
     match exit.code() {
         0 => Ok(()),
-        3 => Err(refused(format!("the {role} on {host} refused{last}"))),
+        3 if role == "target" && last.is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
+            Err(MirrorError::MissingSlave(format!("the target on {host}: {NO_TERMINAL_TO_ASK}; pass -y to create it"))
+                .into())
+        }
+        3 => Err(fail(format!("the {role} on {host} refused"), true)),
         255 => {
             let text: Vec<&str> = exit.stderr.iter().map(|l| l.text.as_str()).collect();
-            let kind = ssh::classify(&text.join("\n"));
-            Err(anyhow!("ssh to {host} failed: {}{last}", kind.advice()))
+            Err(fail(format!("ssh to {host} failed: {}", ssh::classify(&text.join("\n")).advice()), false))
         }
-        127 => Err(refused(format!(
-            "the {role} on {host}: {} was not found on the remote host (exit status 127); \
-             give its full path with --remote-cmd (a program installed under $HOME/.local/bin is not on \
-             the PATH of commands run by ssh){last}",
-            cfg.ssh.remote_cmd.to_string_lossy()
-        ))),
-        n => Err(anyhow!("the {role} on {host} failed with exit status {n}{last}")),
+        127 => Err(fail(
+            format!(
+                "the {role} on {host}: {} was not found on the remote host (exit status 127); \
+                 give its full path with --remote-cmd (a program installed under $HOME/.local/bin is not on \
+                 the PATH of commands run by ssh)",
+                cfg.ssh.remote_cmd.to_string_lossy()
+            ),
+            true,
+        )),
+        n => Err(fail(format!("the {role} on {host} failed with exit status {n}"), false)),
     }
 }
 
@@ -490,11 +511,35 @@ pub fn copy(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<RunOutcome> {
     obs.event(&Event::RunStarted { attempt: 1 });
-    let r = run_once(cfg, obs, src, dst, false, stop);
+    let mut r = run_once(cfg, obs, src, dst, false, stop);
+    if let Some(yes) = ask_for_remote_slave(cfg, dst, &r)? {
+        obs.event(&Event::RunStarted { attempt: 2 });
+        r = run_once(&yes, obs, src, dst, false, stop);
+    }
     if let Err(e) = &r {
-        obs.event(&Event::Failed { reason: format!("{e:#}"), refused: is_refusal(e) });
+        obs.event(&Event::Failed { reason: reason(e), refused: is_refusal(e) });
     }
     r
+}
+
+/// When a remote target said its slave is missing and there is a terminal
+/// here: asks, and returns the configuration that creates it (`-y` to the
+/// remote side). A "no" is a refusal.
+fn ask_for_remote_slave(
+    cfg: &Config,
+    dst: &Endpoint,
+    r: &anyhow::Result<RunOutcome>,
+) -> anyhow::Result<Option<Config>> {
+    let missing = matches!(r, Err(e) if matches!(crate::error::kind(e), Some(MirrorError::MissingSlave(_))));
+    if !missing || cfg.create != CreatePolicy::Ask {
+        return Ok(None);
+    }
+    if !crate::prompt::ask(&format!("PFS slave {dst} does not exist.\nDo you want to create a new slave PFS?"))? {
+        return Err(refused("Aborting operation: the slave PFS was not created"));
+    }
+    let mut yes = cfg.clone();
+    yes.ssh.yes = true;
+    Ok(Some(yes))
 }
 
 /// `stream`: run, and after a lost link wait and run again, until stopped or refused.
@@ -506,27 +551,32 @@ pub fn stream(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let mut delay = cfg.retry.first;
+    let mut cfg = std::borrow::Cow::Borrowed(cfg);
     for attempt in 1.. {
         obs.event(&Event::RunStarted { attempt });
         let started = Instant::now();
-        let r = run_once(cfg, obs, src, dst, true, stop);
+        let mut r = run_once(&cfg, obs, src, dst, true, stop);
+        if let Some(yes) = ask_for_remote_slave(&cfg, dst, &r)? {
+            cfg = std::borrow::Cow::Owned(yes);
+            r = run_once(&cfg, obs, src, dst, true, stop);
+        }
         if stop.load(Ordering::Relaxed) {
             obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());
         }
-        let error = match &r {
+        let (error, why) = match &r {
             Err(e) if is_refusal(e) => {
-                obs.event(&Event::Failed { reason: format!("{e:#}"), refused: true });
+                obs.event(&Event::Failed { reason: reason(e), refused: true });
                 return r.map(|_| ());
             }
-            Err(e) => format!("{e:#}"),
-            Ok(_) => "the peer ended the stream".to_string(),
+            Err(e) => (format!("{e:#}"), reason(e)),
+            Ok(_) => ("the peer ended the stream".to_string(), "the peer ended the stream".to_string()),
         };
         // A run that synced something was a healthy link: start the backoff over.
         if r.as_ref().is_ok_and(|o| o.passes > 0) || started.elapsed() > cfg.retry.max {
             delay = cfg.retry.first;
         }
-        obs.event(&Event::LostLink { error, retry_in: Some(delay) });
+        obs.event(&Event::LostLink { error, reason: why, retry_in: Some(delay) });
         crate::mirror::read::sleep_unless(delay, stop);
         if stop.load(Ordering::Relaxed) {
             obs.event(&Event::Stopped { signal: "a signal" });

@@ -41,7 +41,18 @@ fn kind(path: &Path) -> Result<Kind, PfsError> {
 pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
     match kind(path)? {
         Kind::Store => Ok(Box::new(Store::open(path, access)?)),
-        Kind::Kernel => Ok(Box::new(KernelPfs::open(path)?)),
+        Kind::Kernel => match KernelPfs::open(path) {
+            // Not HAMMER: a plain directory is a tree to record, not a PFS.
+            Err(PfsError::NotHammer { .. }) if path.symlink_metadata().is_ok_and(|m| m.is_dir()) => {
+                Err(PfsError::NotPfs {
+                    path: path.to_path_buf(),
+                    detail: "a plain directory; record it with `hammer-mirror import <dir> <pfs>` \
+                             first (a store PFS is a file)"
+                        .into(),
+                })
+            }
+            r => Ok(Box::new(r?)),
+        },
         Kind::Symlink => Err(crate::store::symlink_refusal(path)),
     }
 }

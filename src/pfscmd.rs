@@ -137,6 +137,8 @@ pub fn status_json(path: &Path, pfs_id: i32, p: &PseudofsData) -> serde_json::Va
         "pfs": path.display().to_string(),
         "pfs_id": pfs_id,
         "mode": if p.is_slave() { "slave" } else { "master" },
+        "time": crate::log::timestamp(),
+        "event": "pfs-status",
         "sync_beg_tid": format!("0x{:016x}", p.sync_beg_tid),
         "sync_end_tid": format!("0x{:016x}", p.sync_end_tid),
         "shared_uuid": uuid_from_wire(&p.shared_uuid).to_string(),
@@ -158,7 +160,7 @@ pub fn create(path: &Path, slave: bool, opts: &[String], out: &mut dyn Write) ->
         bail!(Usage("sync-end-tid must not be below sync-beg-tid".into()));
     }
     let store = crate::pfs::create_store(path, &pfsd).context(if slave { "pfs-slave" } else { "pfs-master" })?;
-    writeln!(out, "Creating PFS#{}\tsucceeded!", store.pfs_id())?;
+    writeln!(out, "Creating PFS#{} ({})\tsucceeded!", store.pfs_id(), path.display())?;
     write!(out, "{}\n{}", path.display(), dump_pfsd(&store.get_pseudofs()?))?;
     Ok(())
 }
@@ -237,7 +239,7 @@ pub fn destroy(
             path.display()
         );
         if !ask(&q)? {
-            bail!(Refused(format!("No action taken on PFS#{}", pfs.pfs_id())));
+            bail!(Refused(format!("No action taken on {}", path.display())));
         }
     }
     let _ = p;
@@ -250,7 +252,7 @@ pub fn destroy(
         lock.push("-lock");
         let _ = std::fs::remove_file(lock);
     }
-    writeln!(out, "pfs-destroy of PFS#{id} succeeded!")?;
+    writeln!(out, "pfs-destroy of PFS#{id} ({}) succeeded!", path.display())?;
     Ok(())
 }
 

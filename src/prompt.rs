@@ -9,10 +9,16 @@ pub fn have_terminal() -> bool {
 }
 
 /// Asks a yes/no question on the terminal (dialoguer reads /dev/tty when
-/// stdin is a pipe, so the mirror stream is never read as an answer).
+/// stdin is a pipe, so the mirror stream is never read as an answer). The
+/// lines before the question's last are printed once; dialoguer redraws
+/// only the last, with the answer.
 pub fn ask(question: &str) -> anyhow::Result<bool> {
+    let (intro, last) = question.rsplit_once('\n').unwrap_or(("", question));
+    if !intro.is_empty() {
+        eprintln!("{intro}");
+    }
     dialoguer::Confirm::new()
-        .with_prompt(question)
+        .with_prompt(last)
         .default(false)
         .interact()
         .context("reading the answer from the terminal")

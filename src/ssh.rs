@@ -1,34 +1,13 @@
-//! The ssh command line of a remote peer, shell quoting, and ssh failure typing (pure functions).
+//! The ssh command line of a remote peer and ssh failure typing (pure functions).
 //!
-//! ssh joins the words after the destination with spaces and hands the
-//! result to the remote user's shell, so every remote word is quoted here:
-//! an allow-list of bytes passes as is, anything else goes inside single
-//! quotes (`'` itself as `'\''`). Nothing here runs a process.
+//! Every word after the destination is quoted for the remote user's shell
+//! by [`crate::shellword::quote`] (ssh joins them into one line). Nothing
+//! here runs a process.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsString;
 
 use crate::endpoint::Remote;
-
-/// Quotes one word for a POSIX shell.
-pub fn quote(word: &OsStr) -> OsString {
-    let b = word.as_bytes();
-    let safe = |c: &u8| c.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(c);
-    if !b.is_empty() && b.iter().all(safe) {
-        return word.to_os_string();
-    }
-    let mut out = Vec::with_capacity(b.len() + 2);
-    out.push(b'\'');
-    for &c in b {
-        if c == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push(b'\'');
-    OsString::from_vec(out)
-}
+pub use crate::shellword::{WordError, check_word, quote, split_line};
 
 /// The mirror verb a remote peer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,22 +206,6 @@ pub fn classify(stderr: &str) -> SshFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_table() {
-        let q = |s: &[u8]| quote(OsStr::from_bytes(s)).into_vec();
-        assert_eq!(q(b"/pfs/a"), b"/pfs/a");
-        assert_eq!(q(b"user@host:1,2=3+%"), b"user@host:1,2=3+%");
-        assert_eq!(q(b""), b"''");
-        assert_eq!(q(b"a b"), b"'a b'");
-        assert_eq!(q(b"it's"), b"'it'\\''s'");
-        assert_eq!(q(b"!"), b"'!'");
-        assert_eq!(q(b"*"), b"'*'");
-        assert_eq!(q(b"$(touch x)"), b"'$(touch x)'");
-        assert_eq!(q(b"`x`;y|z&"), b"'`x`;y|z&'");
-        assert_eq!(q(b"\xff\xfe"), b"'\xff\xfe'");
-        assert_eq!(q(b"new\nline"), b"'new\nline'");
-    }
 
     fn opts() -> SshOpts {
         SshOpts { program: vec!["ssh".into()], remote_cmd: "hammer-mirror".into(), ..Default::default() }

@@ -20,15 +20,13 @@ use anyhow::{Context, bail};
 use crate::child::{Child, OnLine};
 use crate::endpoint::Endpoint;
 use crate::event::{Event, Observer};
+use crate::hammerfs::{HAMMER_LOCALIZE_MASK, HAMMER_RECTYPE_DIRENTRY};
 use crate::mirror::read::ReadOpts;
 use crate::mrecord::{LeafElm, PSEUDOFS_VERSION, PseudofsData, Record, RecordReader, RecordWriter, rtype};
 use crate::side::{Ended, Side};
 use crate::ssh::{self, SshOpts, Verb};
 use crate::store::Access;
 use crate::transport::{self, LinkOpts, Role};
-
-/// `HAMMER_RECTYPE_DIRENTRY`: its data carries the PFS's own localization.
-const RECTYPE_DIRENTRY: u16 = 0x0011;
 
 /// One difference found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -41,16 +39,45 @@ pub struct Difference {
     pub what: String,
 }
 
+/// What one side holds beyond the TID compared (a master ahead of its slave).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Newer {
+    /// The side that is ahead.
+    pub side: String,
+    /// Its newest TID.
+    pub tid: String,
+    /// Distinct TIDs (transactions) after the one compared.
+    pub transactions: u64,
+    /// Age in seconds of its oldest change after the TID compared (how far behind the other side is).
+    pub oldest_change_age: Option<u64>,
+}
+
 /// The result of a verify.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    pub time: String,
+    pub event: &'static str,
     pub a: String,
     pub b: String,
     pub as_of: String,
     pub records: u64,
     pub differences: u64,
     pub identical: bool,
+    /// "identical" or "different".
+    pub result: &'static str,
     pub first_differences: Vec<Difference>,
+    /// Newer history on either side, beyond `as_of` (null when neither has any).
+    pub newer: Option<Newer>,
+}
+
+/// The distinct TIDs after the one compared, counted up to this many.
+const NEWER_TIDS_COUNTED: usize = 100_000;
+
+/// What a side showed beyond the TID compared.
+#[derive(Default)]
+struct Beyond {
+    tids: std::collections::BTreeSet<u64>,
+    oldest_ts: Option<u32>,
 }
 
 /// Differences listed in full.
@@ -63,6 +90,7 @@ struct Reader {
     w: RecordWriter<UnixStream>,
     side: Side<()>,
     pfsd: PseudofsData,
+    beyond: Beyond,
 }
 
 /// Passes on only what reports a problem: a reader's routine messages
@@ -121,7 +149,7 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::
         other => Err(other.map(|r| rtype::name(r.type_word()))),
     });
     match got {
-        Ok(Ok(pfsd)) => Ok(Reader { name: ep.to_string(), r, w, side, pfsd }),
+        Ok(Ok(pfsd)) => Ok(Reader { name: ep.to_string(), r, w, side, pfsd, beyond: Beyond::default() }),
         got => {
             // The reader failed before it said anything: its own error is the story.
             drop((r, w));
@@ -167,6 +195,14 @@ impl Reader {
             match self.r.next_record().with_context(|| format!("reading {}", self.name))? {
                 Some(Record::Rec { leaf, data, .. }) => {
                     let b = &leaf.base;
+                    for (t, ts) in [(b.create_tid, leaf.create_ts), (b.delete_tid, leaf.delete_ts)] {
+                        if t > asof {
+                            if self.beyond.tids.len() < NEWER_TIDS_COUNTED {
+                                self.beyond.tids.insert(t);
+                            }
+                            self.beyond.oldest_ts = Some(self.beyond.oldest_ts.map_or(ts, |o| o.min(ts)));
+                        }
+                    }
                     if b.create_tid <= asof && (b.delete_tid == 0 || b.delete_tid > asof) {
                         return Ok(Some((leaf, data.to_vec())));
                     }
@@ -204,7 +240,7 @@ impl Reader {
 /// The key of a leaf, without the PFS bits.
 fn key(l: &LeafElm) -> (u32, i64, u16, i64, u64) {
     let b = &l.base;
-    (b.localization & 0xffff, b.obj_id, b.rec_type, b.key, b.create_tid)
+    (b.localization & HAMMER_LOCALIZE_MASK, b.obj_id, b.rec_type, b.key, b.create_tid)
 }
 
 /// Data compared PFS-independently (a directory entry names its own PFS).
@@ -212,7 +248,7 @@ fn same_data(a: &(LeafElm, Vec<u8>), b: &(LeafElm, Vec<u8>)) -> bool {
     if a.0.base.obj_type != b.0.base.obj_type || a.1.len() != b.1.len() {
         return false;
     }
-    if a.0.base.rec_type == RECTYPE_DIRENTRY && a.1.len() >= 12 {
+    if a.0.base.rec_type == HAMMER_RECTYPE_DIRENTRY && a.1.len() >= 12 {
         return a.1[..8] == b.1[..8] && a.1[12..] == b.1[12..];
     }
     a.1 == b.1
@@ -261,12 +297,16 @@ pub fn verify(
         s.request()?;
     }
     let mut report = Report {
+        time: crate::log::timestamp(),
+        event: "verify",
+        newer: None,
         a: sa.name.clone(),
         b: sb.name.clone(),
         as_of: format!("0x{asof:016x}"),
         records: 0,
         differences: 0,
         identical: true,
+        result: "identical",
         first_differences: Vec::new(),
     };
     let note = |d: Difference, report: &mut Report| {
@@ -309,6 +349,17 @@ pub fn verify(
         }
     }
     report.identical = report.differences == 0;
+    report.result = if report.identical { "identical" } else { "different" };
+    let now = crate::log::unix_now() as u64;
+    report.newer =
+        [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
+            Newer {
+                side: s.name.clone(),
+                tid: crate::log::tid(s.pfsd.sync_end_tid),
+                transactions: s.beyond.tids.len() as u64,
+                oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
+            }
+        });
     sa.finish()?;
     sb.finish()?;
     Ok(report)
@@ -324,10 +375,30 @@ pub fn text(r: &Report) -> String {
     if r.differences as usize > r.first_differences.len() {
         s += &format!("... and {} more differences\n", r.differences as usize - r.first_differences.len());
     }
+    if let Some(n) = &r.newer {
+        let more = if n.transactions as usize >= NEWER_TIDS_COUNTED { "at least " } else { "" };
+        let plural = if n.transactions == 1 { "" } else { "s" };
+        let age = n.oldest_change_age.map(|a| format!(", the oldest made {} ago", human_age(a))).unwrap_or_default();
+        let behind = if n.side == r.a { &r.b } else { &r.a };
+        s += &format!(
+            "{} has {more}{} newer transaction{plural} (up to {}{age}) that {behind} does not have yet\n",
+            n.side, n.transactions, n.tid
+        );
+    }
     if r.identical {
         s += &format!("{} and {} are identical as of {} ({} records)\n", r.a, r.b, r.as_of, r.records);
     } else {
         s += &format!("{} and {} differ as of {}: {} differences\n", r.a, r.b, r.as_of, r.differences);
     }
     s
+}
+
+/// A duration in seconds as a person reads it: "45 s", "12 min", "3 h", "2 days".
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
 }

@@ -141,6 +141,21 @@ main(void)
 	OFF(hammer_ioc_version, max_version);
 	OFF(hammer_ioc_version, description);
 
+	SSIZE(hammer_snapshot_data);
+	OFF(hammer_snapshot_data, tid);
+	OFF(hammer_snapshot_data, ts);
+	OFF(hammer_snapshot_data, reserved01);
+	OFF(hammer_snapshot_data, reserved02);
+	OFF(hammer_snapshot_data, label);
+	OFF(hammer_snapshot_data, reserved03);
+
+	SSIZE(hammer_ioc_snapshot);
+	OFF(hammer_ioc_snapshot, head);
+	OFF(hammer_ioc_snapshot, reserved01);
+	OFF(hammer_ioc_snapshot, index);
+	OFF(hammer_ioc_snapshot, count);
+	OFF(hammer_ioc_snapshot, snaps);
+
 	USIZE(hammer_ioc_mrecord_any);
 
 	CONST(HAMMER_MREC_HEADSIZE);
@@ -148,6 +163,7 @@ main(void)
 	CONST(HAMMER_HEAD_ALIGN);
 	CONST(HAMMER_XBUFSIZE);
 	CONST(HAMMER_IOC_PSEUDOFS_VERSION);
+	CONST(HAMMER_SNAPS_PER_IOCTL);
 	HEX(HAMMER_IOC_MIRROR_SIGNATURE);
 	HEX(HAMMER_IOC_MIRROR_SIGNATURE_REV);
 	HEX(HAMMER_IOC_HEAD_ERROR);
@@ -155,6 +171,7 @@ main(void)
 	HEX(HAMMER_IOC_MIRROR_NODATA);
 	HEX(HAMMER_MREC_TYPE_REC_BADCRC);
 	HEX(HAMMER_MREC_TYPE_REC_NODATA);
+	HEX(HAMMER_IOC_SNAPSHOT_EOF);
 
 	IOC(HAMMERIOC_SYNCTID);
 	IOC(HAMMERIOC_SET_PSEUDOFS);
@@ -166,5 +183,8 @@ main(void)
 	IOC(HAMMERIOC_RMR_PSEUDOFS);
 	IOC(HAMMERIOC_WAI_PSEUDOFS);
 	IOC(HAMMERIOC_GET_VERSION);
+	IOC(HAMMERIOC_ADD_SNAPSHOT);
+	IOC(HAMMERIOC_DEL_SNAPSHOT);
+	IOC(HAMMERIOC_GET_SNAPSHOT);
 	return 0;
 }

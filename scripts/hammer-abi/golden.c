@@ -7,7 +7,7 @@
  *     @ f1c0ae53ab2430b23b87e0fadccbd4d5ffd1f403), into a user buffer that
  *     hammer mirror-read then write(2)s out unchanged;
  *   - PFSD / SYNC / IDLE / TERM / UPDATE as sbin/hammer's write_mrecord()
- *     (cmd_mirror.c, /work/shared/seed/cmd_mirror.c) writes them, from the
+ *     (sbin/hammer/cmd_mirror.c) writes them, from the
  *     union that generate_mrec_header() filled.
  *
  * Usage: golden <outdir>   writes <outdir>/<case>.bin for every case below,

@@ -150,6 +150,27 @@ typedef struct hammer_pseudofs_data *hammer_pseudofs_data_t;
 #define HAMMER_PFSD_SLAVE	0x00000001
 #define HAMMER_PFSD_DELETED	0x80000000
 
+/*
+ * Snapshot meta-data { Objid = HAMMER_OBJID_ROOT, Key = tid, rectype = SNAPSHOT }.
+ *
+ * Snapshot records replace the old <fs>/snapshots/<softlink> methodology.  Snapshot
+ * records are mirrored but may be independently managed once they are laid down on
+ * a slave.
+ *
+ * NOTE: The b-tree key is signed, the tid is not, so callers must still sort the
+ *	 results.
+ *
+ * NOTE: Reserved fields must be zero (as usual)
+ */
+typedef struct hammer_snapshot_data {
+	hammer_tid_t	tid;		/* the snapshot TID itself (== key) */
+	uint64_t	ts;		/* real-time when snapshot was made */
+	uint64_t	reserved01;
+	uint64_t	reserved02;
+	char		label[64];	/* user-supplied description */
+	uint64_t	reserved03[4];
+} *hammer_snapshot_data_t;
+
 /* ------------------------------------------------------------------------
  * sys/vfs/hammer/hammer_btree.h @ c82af9046364dc3a6599ca61f70341882ae2c4a5
  */
@@ -203,7 +224,8 @@ typedef struct hammer_btree_leaf_elm *hammer_btree_leaf_elm_t;
 
 /* ------------------------------------------------------------------------
  * sys/vfs/hammer/hammer_ioctl.h @ 17b150c600a9d06b2d15292ef4cf2a27ff1d221d
- * (@ fc78c6de2bf804eb8e3f6d74093bfe0d00e99e46: identical for these structs)
+ * (@ fc78c6de2bf804eb8e3f6d74093bfe0d00e99e46: identical for these structs,
+ * but for hammer_ioc_snapshot's reserved01, there named unused01)
  */
 
 /*
@@ -368,7 +390,33 @@ typedef union hammer_ioc_mrecord_any {
 #define HAMMER_IOC_MIRROR_SIGNATURE_REV	0x7272d94dU
 
 /*
- * Ioctl cmd ids (the ones hammer's mirror and pfs commands use)
+ * HAMMERIOC_ADD_SNAPSHOT - Add snapshot tid(s).
+ * HAMMERIOC_DEL_SNAPSHOT - Delete snapshot tids.
+ * HAMMERIOC_GET_SNAPSHOT - Get/continue retrieving snapshot tids.
+ *			    (finds restart point based on last snaps[] entry)
+ *
+ * These are per-PFS operations.
+ *
+ * NOTE: There is no limit on the number of snapshots, but there is a limit
+ *	 on how many can be set or returned in each ioctl.
+ *
+ * NOTE: ADD and DEL start at snap->index.  If an error occurs the index will
+ *	 point at the errored record.  snap->index must be set to 0 for GET.
+ */
+#define HAMMER_SNAPS_PER_IOCTL		16
+
+#define HAMMER_IOC_SNAPSHOT_EOF		0x0008	/* no more keys */
+
+struct hammer_ioc_snapshot {
+	struct hammer_ioc_head	head;
+	int			reserved01;
+	uint32_t		index;
+	uint32_t		count;
+	struct hammer_snapshot_data snaps[HAMMER_SNAPS_PER_IOCTL];
+};
+
+/*
+ * Ioctl cmd ids (the ones hammer's mirror, pfs and snapshot commands use)
  */
 #define HAMMERIOC_SYNCTID	_IOWR('h',4,struct hammer_ioc_synctid)
 #define HAMMERIOC_SET_PSEUDOFS	_IOWR('h',5,struct hammer_ioc_pseudofs_rw)
@@ -380,6 +428,9 @@ typedef union hammer_ioc_mrecord_any {
 #define HAMMERIOC_RMR_PSEUDOFS	_IOWR('h',11,struct hammer_ioc_pseudofs_rw)
 #define HAMMERIOC_WAI_PSEUDOFS	_IOWR('h',12,struct hammer_ioc_pseudofs_rw)
 #define HAMMERIOC_GET_VERSION	_IOWR('h',13,struct hammer_ioc_version)
+#define HAMMERIOC_ADD_SNAPSHOT	_IOWR('h',18,struct hammer_ioc_snapshot)
+#define HAMMERIOC_DEL_SNAPSHOT	_IOWR('h',19,struct hammer_ioc_snapshot)
+#define HAMMERIOC_GET_SNAPSHOT	_IOWR('h',20,struct hammer_ioc_snapshot)
 
 /* ------------------------------------------------------------------------
  * sys/libkern/crc32.c @ 5d2f5a36020d20ffa56b8f9578af15031bba6518

@@ -1,16 +1,23 @@
 //! The HAMMER interface: the `Pfs` trait with the operations cmd_mirror.c makes through ioctl(2).
 //!
-//! Two implementations: [`kernel`] (the real DragonFly ioctls; the only
-//! `unsafe` code of the crate) and the userspace store (`crate::store`). The
-//! mirror halves only ever talk to a `dyn Pfs`.
+//! Two implementations: [`kernel`] (the real DragonFly ioctls, whose ABI is
+//! `sys`) and the userspace store (`crate::store`). The mirror halves only
+//! ever talk to a `dyn Pfs`. The crate denies `unsafe` code everywhere but in
+//! `sys` (the `ioctl(2)` calls) and [`mapped`] (the store's memory map).
 
 pub mod kernel;
+#[allow(unsafe_code)]
 pub mod mapped;
+mod snapshots;
+#[allow(unsafe_code)]
+mod sys;
+pub mod wait;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::hammerfs::SnapshotData;
 use crate::mrecord::{BaseElm, PseudofsData};
 
 /// `HAMMER_IOC_HEAD_ERROR`.
@@ -19,6 +26,10 @@ pub const HEAD_ERROR: u32 = 0x0000_8000;
 pub const HEAD_INTR: u32 = 0x0001_0000;
 /// `HAMMER_IOC_MIRROR_NODATA`: MIRROR_READ without bulk data (the prescan).
 pub const MIRROR_NODATA: u32 = 0x0000_0001;
+
+/// The most snapshots [`Pfs::snapshots`] returns (HAMMER sets no limit;
+/// this bounds the memory a PFS full of snapshot records can make us use).
+pub const MAX_SNAPSHOTS: usize = 1 << 20;
 
 /// `enum hammer_synctid_op`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +121,13 @@ pub enum PfsError {
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
     Invalid { path: PathBuf, op: &'static str, detail: String },
+    #[error("{}: there is already a snapshot at TID 0x{tid:016x}", path.display())]
+    SnapshotExists { path: PathBuf, tid: u64 },
+    #[error("{}: no snapshot at TID 0x{tid:016x}", path.display())]
+    NoSuchSnapshot { path: PathBuf, tid: u64 },
+    /// A safety check refused the request; retrying cannot fix it (exit status 3).
+    #[error("{}: {op} refused: {detail}", path.display())]
+    Refused { path: PathBuf, op: &'static str, detail: String },
     /// The errno text is part of the message (not a `source`, so that a
     /// chain printed with `{:#}` names it once).
     #[error("{}: {op} failed: {error}{}", path.display(), disk_full_hint(path, error))]
@@ -137,6 +155,9 @@ impl PfsError {
             | PfsError::Damaged { path, .. }
             | PfsError::SlaveReadOnly { path }
             | PfsError::Invalid { path, .. }
+            | PfsError::Refused { path, .. }
+            | PfsError::SnapshotExists { path, .. }
+            | PfsError::NoSuchSnapshot { path, .. }
             | PfsError::Io { path, .. } => path,
         }
     }
@@ -154,8 +175,8 @@ pub type Result<T, E = PfsError> = std::result::Result<T, E>;
 
 /// A pseudo-filesystem, as the HAMMER ioctls see it.
 ///
-/// The operations and their semantics are the kernel's
-/// (`sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`): see
+/// The operations and their semantics are the kernel's (DragonFly's
+/// `sys/vfs/hammer/hammer_mirror.c`, `hammer_pfs.c`, `hammer_ioctl.c`): see
 /// `doc/design.md`.
 pub trait Pfs: Send {
     /// The path the PFS was opened by (for messages).
@@ -172,7 +193,9 @@ pub trait Pfs: Send {
 
     /// WAI_PSEUDOFS: waits until the PFS's `sync_end_tid` passes
     /// `pfsd.sync_end_tid`, or `timeout` runs out. Returns true when it moved.
-    /// The kernel implementation ignores the timeout (a signal ends its wait).
+    /// Both implementations return within the timeout (the kernel one by
+    /// polling GET_PSEUDOFS, see [`wait`]), so a caller that waits in slices
+    /// can send heartbeats and see a stop flag between them.
     fn wait_pseudofs(&self, pfsd: &PseudofsData, timeout: Option<Duration>) -> Result<bool>;
 
     /// MIRROR_READ: fills `buf` with packed REC/PASS/SKIP records from
@@ -196,6 +219,42 @@ pub trait Pfs: Send {
 
     /// RMR_PSEUDOFS: destroys every record and marks the PFS deleted.
     fn destroy(&mut self) -> Result<()>;
+
+    /// ADD_SNAPSHOT: records `snaps` in order, masters and slaves alike (a
+    /// slave's own snapshots stay its own). Stops at the first whose TID
+    /// already has a snapshot ([`PfsError::SnapshotExists`]: a note is
+    /// never replaced), keeping those before it.
+    fn add_snapshots(&mut self, snaps: &[SnapshotData]) -> Result<()>;
+
+    /// DEL_SNAPSHOT: removes the snapshots of `tids` in order. Stops at the
+    /// first TID without one ([`PfsError::NoSuchSnapshot`]), those before it
+    /// removed. Only the snapshot goes, not the history it kept.
+    fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()>;
+
+    /// GET_SNAPSHOT: every snapshot of the PFS, one per TID, in TID order
+    /// (at most [`MAX_SNAPSHOTS`]).
+    fn snapshots(&self) -> Result<Vec<SnapshotData>>;
+
+    /// A slave's pass that got no SYNC, kept so that the next pass can
+    /// resume it (the store does; HAMMER has no such thing: None).
+    fn partial_pass(&self) -> Result<Option<PartialPass>> {
+        Ok(None)
+    }
+
+    /// The next pass resumes [`Pfs::partial_pass`]: keep what it applied
+    /// instead of discarding it before the pass starts.
+    fn resume_partial(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How far a pass that got no SYNC came on a slave: its end TID, and the
+/// first key it does not have yet (where the source resumes, after a SKIP
+/// over everything before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialPass {
+    pub tid_end: u64,
+    pub resume_key: BaseElm,
 }
 
 /// How the write half reaches its target: a PFS that may not exist yet, to

@@ -139,7 +139,7 @@ mod tests {
             format!(
                 "mirror-dump: malformed record at byte 24: bad record CRC {:#010x}, computed {:#010x}",
                 u32::from_le_bytes(v[28..32].try_into().unwrap()),
-                crate::mrecord::crc32(&v[32..48])
+                crate::hammerfs::crc32(&v[32..48])
             )
         );
     }

@@ -12,6 +12,7 @@ pub mod cycle;
 pub mod dump;
 pub mod histogram;
 pub mod read;
+pub mod resume;
 pub mod write;
 
 use std::io::{self, Read};

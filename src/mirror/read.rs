@@ -3,17 +3,23 @@
 //! A transcription of `hammer_cmd_mirror_read` over `Write`/`Read` instead
 //! of fds 1 and 0, with the same messages at each verbosity. Deliberate
 //! differences, each because hammer's behaviour loses work or hangs:
-//! * one-shot reads do not sleep `-i` seconds after "No work to do";
+//! * `-i` is the least time between the starts of two stream passes, not
+//!   a sleep after each pass and another after an idle one, so a new TID
+//!   is sent as soon as it exists once `-i` has passed;
 //! * in two-way mode a `-t` timeout sends TERM instead of waiting for an
 //!   UPDATE that the target never sends (hammer deadlocks there);
-//! * a read resumed from a cycle file starts with a SKIP over the part
-//!   already sent, so that the target does not mark that part deleted;
+//! * a read continued from a cycle file sends the interrupted pass again
+//!   from the first key (with its begin TID), so that the target neither
+//!   marks the part already sent deleted nor misses what changed there;
 //! * a completed one-way read saves `(start, tid_end)` in the cycle file, so
 //!   the next run sends the next increment (hammer saves a useless key);
 //! * the prescan histogram is redone for each new stream pass instead of
 //!   being indexed past its end;
 //! * a one-way `mirror-read-stream` starts each pass after the TID the
-//!   previous one ended at (hammer sends the whole history again).
+//!   previous one ended at (hammer sends the whole history again);
+//! * a target that carries a resume token (see [`super::resume`]) gets the
+//!   pass it lost the link in again from the key it names, after a SKIP
+//!   over what it has, before the next pass.
 //!
 //! hammer's `-v` animation ("Running", the `scan obj=...` line) becomes
 //! [`crate::log::Level::Debug`] messages, its routine messages `Info`.
@@ -26,12 +32,13 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::histogram::{self, Histogram};
+use super::resume::Resume;
 use super::{cycle, pfs_header, read_peer_pfsd, recv_error, send_error};
 use crate::error::{peer_gone, refused};
 use crate::event::{Event, Observer, Pass, Say};
 use crate::ioctl::{HEAD_ERROR, MirrorRw, Pfs};
 use crate::log::LineWriter;
-use crate::mrecord::{BaseElm, MIN_KEY, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
+use crate::mrecord::{BaseElm, PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, SERIALBUF_SIZE};
 
 /// Options of the source half (hammer's global options that concern it).
 #[derive(Debug, Clone)]
@@ -158,6 +165,8 @@ fn read_inner(
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: own })?;
         flush(&mut w)?;
 
+        // A target that kept a partial pass of ours: this pass finishes it.
+        let mut resume_at: Option<Resume> = None;
         if opts.two_way {
             match read_peer_pfsd(pfs, &mut r, false)? {
                 None => {
@@ -174,6 +183,8 @@ fn read_inner(
                         )));
                     }
                     m.tid_beg = target.sync_end_tid + 1;
+                    resume_at = super::resume::get(&target)
+                        .filter(|t| t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
                 }
             }
         } else if let (true, Some((h, idx))) = (streaming != 0, &hist) {
@@ -197,7 +208,7 @@ fn read_inner(
         if let Some(t) = explicit_begin {
             m.tid_beg = t;
         }
-        if hist.is_none() && !opts.bulk {
+        if hist.is_none() && !opts.bulk && resume_at.is_none() {
             if v > 0 && !repeat {
                 writeln!(log)?;
                 sameline = false;
@@ -218,6 +229,10 @@ fn read_inner(
             estbytes = h.chunks[*idx - 1].bytes;
             pfsd.sync_end_tid = m.tid_end;
         }
+        if let Some(t) = resume_at {
+            m.tid_end = t.tid_end;
+            pfsd.sync_end_tid = t.tid_end;
+        }
         send(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd })?;
 
         if !opts.two_way
@@ -226,7 +241,15 @@ fn read_inner(
             && let Some(cf) = &opts.cycle_file
             && let cycle::Cycle::Found { key, tid } = cycle::read(cf, obs)?
         {
-            m.key_beg = key;
+            // A continuation sends the interrupted pass again from the first
+            // key: a target discards a pass that got no SYNC, and the keys
+            // sent before the interruption may have changed since.
+            if key != BaseElm::key_beg_init() {
+                obs.info(format!(
+                    "Mirror-read: continuing the pass interrupted at object {:016x} from the first key",
+                    key.obj_id as u64
+                ));
+            }
             if let Some(t) = tid {
                 m.tid_beg = t;
             }
@@ -238,9 +261,6 @@ fn read_inner(
         if streaming == 0 || v >= 2 {
             let bulk = if hist.is_some() { format!(" (bulk= {estbytes})") } else { String::new() };
             obs.info(format!("Mirror-read: Mirror {:016x} to {:016x}{bulk}", m.tid_beg, m.tid_end));
-        }
-        if m.key_beg.obj_id != MIN_KEY {
-            obs.info(format!("Mirror-read: Resuming at object {:016x}", m.key_beg.obj_id as u64));
         }
 
         let mut interrupted = false;
@@ -256,14 +276,17 @@ fn read_inner(
             if streaming == 0 || v >= 2 {
                 obs.info("Mirror-read: No work to do");
             }
-            if streaming > 0 {
-                sleep_unless(opts.delay, stop);
-            }
             hist = None;
         } else {
-            if m.key_beg != BaseElm::key_beg_init() {
-                // Resumed: the part before key_beg was sent by an earlier run.
-                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: m.key_beg })?;
+            if let Some(t) = resume_at {
+                // The target holds everything before the key: say so with a
+                // SKIP (it checks that this is exactly where it stopped).
+                obs.info(format!(
+                    "Mirror-read: resuming the pass to {:016x} at object {:016x}, where the target stopped",
+                    t.tid_end, t.key.obj_id as u64
+                ));
+                send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: t.key })?;
+                m.key_beg = t.key;
             }
             loop {
                 let n = pfs.mirror_read(&mut m, &mut buf)?;
@@ -342,6 +365,14 @@ fn read_inner(
         }
         summary.interrupted = interrupted;
 
+        // A resumed pass ends below the source's TID: a copy goes on with the rest.
+        if resume_at.is_some_and(|t| own.sync_end_tid > t.tid_end)
+            && streaming == 0
+            && !interrupted
+            && !stop.load(Ordering::Relaxed)
+        {
+            continue 'again;
+        }
         if streaming != 0 && !interrupted && !stop.load(Ordering::Relaxed) {
             if let Some((h, idx)) = &hist {
                 if *idx != h.max_index() {
@@ -357,19 +388,22 @@ fn read_inner(
             }
             // streaming < 0 (one-shot prescan chunks) ends here, with TERM.
             if streaming > 0 {
-                let t1 = Instant::now();
                 let mut target = pfs_header(pfs)?;
                 target.sync_end_tid = m.tid_end;
                 match wait_for_new_tid(pfs, &target, stop, opts.heartbeat) {
                     Err(e) => obs.warn(format!("Mirror-read {fs}: cannot stream: {e:#}")),
                     Ok(false) => {}
                     Ok(true) => {
-                        let t2 = t1.elapsed();
-                        if t2 < opts.delay {
+                        // -i is the least time between the starts of two
+                        // passes (hammer waits -i after a pass ends, and once
+                        // more after an idle one): a new TID goes out as soon
+                        // as it exists once -i has passed.
+                        let since = pass_start.elapsed();
+                        if since < opts.delay {
                             if v > 0 {
                                 write!(log, "\x08D")?;
                             }
-                            sleep_unless(opts.delay - t2, stop);
+                            sleep_unless(opts.delay - since, stop);
                         }
                         if v > 0 {
                             write!(log, "\x08 ")?;

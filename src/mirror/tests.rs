@@ -217,7 +217,7 @@ fn timeout_then_resume_from_the_cycle_file() {
     assert!(wlog.contains("received termination request"), "{wlog}");
     assert_eq!(e.synced(), 1, "an interrupted pass does not move sync_end_tid");
     let (_, rlog, _, _) = one_way(&e, ReadOpts { timeout: None, ..ropts }, WriteOpts::default());
-    assert!(rlog.contains("Mirror-read: Resuming at object"), "{rlog}");
+    assert!(rlog.contains("Mirror-read: continuing the pass interrupted at object"), "{rlog}");
     e.assert_equal_as_of_sync();
     let tid = e.synced();
     assert_eq!(visible(&e.slave, tid).len(), visible(&e.master, tid).len());

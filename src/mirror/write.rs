@@ -23,6 +23,11 @@ use crate::ioctl::{MirrorRw, Opener, Pfs, SynctidOp};
 use crate::log::tid;
 use crate::mrecord::{PSEUDOFS_VERSION, Record, RecordReader, RecordWriter, rtype, uuid_from_wire};
 
+/// What a target without `-y` and without a terminal says of a missing
+/// slave; the orchestrator of a copy asks on its own terminal when a remote
+/// target says it.
+pub const NO_TERMINAL_TO_ASK: &str = "the slave PFS does not exist and there is no terminal to ask";
+
 /// Bytes of bulk records applied per `mirror_write` call.
 pub const WRITE_BATCH: usize = 8 << 20;
 
@@ -127,8 +132,15 @@ fn write_inner(
         let answer = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
             w.write_record(rec).and_then(|()| w.flush()).map_err(|e| send_error(e, "source"))
         };
+        // A pass cut short earlier: tell our source where to resume it.
+        let partial = pfs.partial_pass()?;
         if opts.two_way {
-            answer(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: ours })?;
+            let mut told = ours;
+            super::resume::put(
+                &mut told,
+                partial.map(|p| super::resume::Resume { tid_end: p.tid_end, key: p.resume_key }),
+            );
+            answer(&mut w, &Record::Pfsd { version: PSEUDOFS_VERSION, pfsd: told })?;
         }
         // Refuse on the first PFSD already (hammer waits for the second): our
         // PFSD went out first, so the source sees the mismatch too.
@@ -139,6 +151,7 @@ fn write_inner(
             break;
         };
         let (tid_beg, tid_end) = (range.sync_beg_tid, range.sync_end_tid);
+        crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
         let mut m = MirrorRw::for_write(tid_beg, tid_end);
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
@@ -146,10 +159,24 @@ fn write_inner(
         let started = Instant::now();
         let mut records = 0u64;
         obs.event(&Event::PassStarted { tid_beg, tid_end, estimate: None });
+        // This pass resumes the partial one when it has its end and begins
+        // with a SKIP to exactly where that one stopped.
+        let mut may_resume = partial.filter(|p| p.tid_end == tid_end);
         loop {
             let batch = r.next_batch().map_err(|e| recv_error(e, "source"))?;
             if batch.records == 0 {
                 break;
+            }
+            if let Some(p) = may_resume.take()
+                && let Some((Record::Skip { beg, end }, _)) = crate::mrecord::decode(batch.bytes).ok()
+                && beg == crate::mrecord::BaseElm::key_beg_init()
+                && end.btree_cmp(&p.resume_key).is_eq()
+            {
+                obs.info(format!(
+                    "Mirror-write {fs}: resuming the pass to {tid_end:016x} at object {:016x}",
+                    p.resume_key.obj_id as u64
+                ));
+                pfs.resume_partial()?;
             }
             let offset = batch.offset;
             records += batch.records as u64;
@@ -163,8 +190,11 @@ fn write_inner(
                     summary.bad_crc += 1;
                 }
             }
-            pfs.mirror_write(&mut m, batch.bytes)
-                .with_context(|| format!("applying the records at stream byte {offset}"))?;
+            pfs.mirror_write(&mut m, batch.bytes).map_err(|e| match e {
+                // The store refused a change to acknowledged history: retrying cannot fix it.
+                crate::ioctl::PfsError::Refused { .. } => refused(format!("{e} (records at stream byte {offset})")),
+                e => anyhow::Error::new(e).context(format!("applying the records at stream byte {offset}")),
+            })?;
             obs.event(&Event::Progress { bytes: r.offset() - pass_start });
             if stop.load(Ordering::Relaxed) {
                 bail!("interrupted; the target stays at TID {}", tid(ours.sync_end_tid));
@@ -244,9 +274,7 @@ fn create_slave(
     let fs = target.path().display();
     match create {
         Create::Yes => obs.info(format!("PFS slave {fs} does not exist. Auto create new slave PFS!")),
-        Create::Refuse => {
-            return Err(refused("the slave PFS does not exist and there is no terminal to ask; pass -y to create it"));
-        }
+        Create::Refuse => return Err(refused(format!("{NO_TERMINAL_TO_ASK}; pass -y to create it"))),
         Create::Ask(ask) => {
             if !ask(&format!("PFS slave {fs} does not exist.\nDo you want to create a new slave PFS?"))? {
                 return Err(refused("Aborting operation: the slave PFS was not created"));

@@ -5,7 +5,9 @@
 //! `hammer_btree.h`, `hammer_disk.h`): little-endian host structs, records
 //! padded to `HAMMER_HEAD_ALIGN` (8) bytes, `rec_crc` = CRC-32 (ISO-HDLC, what
 //! HAMMER's `crc32()` computes) over the bytes from `HAMMER_MREC_CRCOFF` (8) to
-//! `rec_size`. Streaming over `Read`/`Write` lives in [`stream`].
+//! `rec_size`. Streaming over `Read`/`Write` lives in [`stream`]. What the
+//! records hold (record types, localization, CRCs, data layouts) is
+//! [`crate::hammerfs`]'s.
 
 pub mod stream;
 
@@ -13,6 +15,8 @@ use std::cmp::Ordering;
 use std::fmt;
 
 pub use stream::{Batch, RecordReader, RecordWriter, StreamError};
+
+use crate::hammerfs::{self, HAMMER_LOCALIZE_MASK, HAMMER_RECTYPE_MAX, HAMMER_XBUFSIZE};
 
 /// `HAMMER_IOC_MIRROR_SIGNATURE`.
 pub const SIGNATURE: u32 = 0x4dd9_7272;
@@ -24,12 +28,10 @@ pub const HEAD_SIZE: usize = 16;
 pub const CRC_OFF: usize = 8;
 /// `HAMMER_HEAD_ALIGN`.
 pub const HEAD_ALIGN: usize = 8;
-/// `HAMMER_XBUFSIZE`: the largest data payload of one record.
-pub const XBUFSIZE: usize = 65536;
 /// `sizeof(union hammer_ioc_mrecord_any)` on x86_64.
 pub const MRECORD_ANY_SIZE: usize = 320;
 /// The largest `rec_size` a reader accepts (`read_mrecords()`'s bound).
-pub const MAX_REC_SIZE: usize = MRECORD_ANY_SIZE + XBUFSIZE;
+pub const MAX_REC_SIZE: usize = MRECORD_ANY_SIZE + HAMMER_XBUFSIZE;
 /// `SERIALBUF_SIZE` of cmd_mirror.c: the batch size of mirror reads and writes.
 pub const SERIALBUF_SIZE: usize = 512 * 1024;
 
@@ -96,10 +98,6 @@ pub const MIN_KEY: i64 = i64::MIN;
 pub const MAX_KEY: i64 = i64::MAX;
 /// `HAMMER_MAX_TID`.
 pub const MAX_TID: u64 = u64::MAX;
-/// `HAMMER_LOCALIZE_MASK`: the localization bits below the PFS id.
-pub const LOCALIZE_MASK: u32 = 0x0000_ffff;
-/// `HAMMER_LOCALIZE_PSEUDOFS_MASK`: the PFS id bits of a localization.
-pub const LOCALIZE_PSEUDOFS_MASK: u32 = 0xffff_0000;
 
 fn u16_at(b: &[u8], o: usize) -> u16 {
     u16::from_le_bytes([b[o], b[o + 1]])
@@ -153,12 +151,12 @@ impl BaseElm {
     /// `hammer_key_end_init()`: the highest key userland scans to.
     pub fn key_end_init() -> Self {
         BaseElm {
-            localization: LOCALIZE_MASK,
+            localization: HAMMER_LOCALIZE_MASK,
             obj_id: MAX_KEY,
             key: MAX_KEY,
             create_tid: MAX_TID,
             delete_tid: 0,
-            rec_type: 0xffff,
+            rec_type: HAMMER_RECTYPE_MAX,
             obj_type: 0,
             btype: 0,
         }
@@ -503,7 +501,7 @@ impl Record<'_> {
         put_u32(out, 0, SIGNATURE);
         put_u32(out, 8, size as u32);
         put_u32(out, 12, self.type_word());
-        let crc = crc32fast::hash(&out[CRC_OFF..size]);
+        let crc = hammerfs::crc32(&out[CRC_OFF..size]);
         put_u32(out, 4, crc);
         total
     }
@@ -575,42 +573,14 @@ pub enum DecodeError {
     UnknownType(u32),
 }
 
-/// HAMMER's `crc32()` (CRC-32/ISO-HDLC).
-pub fn crc32(b: &[u8]) -> u32 {
-    crc32fast::hash(b)
-}
-
-/// HAMMER's `iscsi_crc32()` (CRC-32C), used for data CRCs from volume version 7 on.
-pub fn iscsi_crc32(b: &[u8]) -> u32 {
-    crc32c::crc32c(b)
-}
-
-/// `HAMMER_RECTYPE_INODE`.
-const RECTYPE_INODE: u16 = 0x0001;
-/// `sizeof(struct hammer_inode_data)`.
-const INODE_DATA_SIZE: usize = 128;
-/// `HAMMER_INODE_CRCSIZE`: the inode CRC stops before mtime/atime.
-const INODE_CRCSIZE: usize = 112;
-
-/// The bytes of `data` that the leaf `data_crc` covers (`hammer_crc_get_leaf`).
-fn leaf_crc_span(rec_type: u16, data: &[u8]) -> &[u8] {
-    if rec_type == RECTYPE_INODE && data.len() == INODE_DATA_SIZE { &data[..INODE_CRCSIZE] } else { data }
-}
-
-/// The leaf `data_crc` HAMMER (volume version 6 and below) stores for `data`.
-/// Our store writes this form; version 7 targets accept it too.
-pub fn leaf_data_crc(rec_type: u16, data: &[u8]) -> u32 {
-    if data.is_empty() { 0 } else { crc32(leaf_crc_span(rec_type, data)) }
-}
-
-/// `hammer_crc_test_leaf()`: accepts the CRC-32 of version <= 6 and the
-/// CRC-32C of version >= 7.
+/// `hammer_crc_test_leaf()`: whether `leaf.data_crc` is the CRC-32 (volume
+/// version <= 6) or the CRC-32C (version >= 7) of `data`
+/// ([`hammerfs::data_crc_matches`]); no data needs no CRC.
 pub fn leaf_data_crc_ok(leaf: &LeafElm, data: &[u8]) -> bool {
     if data.is_empty() {
         return leaf.data_crc == 0 || leaf.data_len == 0;
     }
-    let span = leaf_crc_span(leaf.base.rec_type, data);
-    crc32(span) == leaf.data_crc || iscsi_crc32(span) == leaf.data_crc
+    hammerfs::data_crc_matches(leaf.base.rec_type, data, leaf.data_crc)
 }
 
 /// Decodes one complete record at the front of `b` (which holds at least the
@@ -627,7 +597,7 @@ pub fn decode(b: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
         return Err(DecodeError::Short { have: b.len(), need: total });
     }
     let size = head.rec_size as usize;
-    let computed = crc32(&b[CRC_OFF..size]);
+    let computed = hammerfs::crc32(&b[CRC_OFF..size]);
     if computed != head.rec_crc {
         return Err(DecodeError::BadCrc { found: head.rec_crc, computed });
     }
@@ -667,7 +637,7 @@ fn decode_body<'a>(head: &Head, rec: &'a [u8]) -> Result<Record<'a>, DecodeError
                 return Ok(Record::Rec { rtype: t, leaf, data: &rec[REC_SIZE..] });
             }
             let dlen = leaf.data_len;
-            if dlen < 0 || dlen as usize > XBUFSIZE || REC_SIZE + dlen as usize > rec.len() {
+            if dlen < 0 || dlen as usize > HAMMER_XBUFSIZE || REC_SIZE + dlen as usize > rec.len() {
                 return Err(DecodeError::BadDataLen { data_len: dlen, size });
             }
             let data = &rec[REC_SIZE..REC_SIZE + dlen as usize];
@@ -745,6 +715,7 @@ pub fn records(buf: &[u8]) -> impl Iterator<Item = Result<Record<'_>, DecodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hammerfs::{HAMMER_RECTYPE_DATA, crc32, iscsi_crc32, leaf_data_crc};
 
     fn leaf(data: &[u8]) -> LeafElm {
         LeafElm {
@@ -753,7 +724,7 @@ mod tests {
                 key: -5,
                 create_tid: 0x100,
                 delete_tid: 0,
-                rec_type: 0x10,
+                rec_type: HAMMER_RECTYPE_DATA,
                 obj_type: 2,
                 btype: BTYPE_RECORD,
                 localization: 0x0003_0002,
@@ -762,7 +733,7 @@ mod tests {
             delete_ts: 0,
             data_offset: if data.is_empty() { 0 } else { 0x8000_0000_0000_1000 },
             data_len: data.len() as i32,
-            data_crc: leaf_data_crc(0x10, data),
+            data_crc: leaf_data_crc(HAMMER_RECTYPE_DATA, data),
         }
     }
 
@@ -773,12 +744,6 @@ mod tests {
         assert_eq!(doalign(24), 24);
         assert_eq!(doalign(85), 88);
         assert_eq!(doalign(316), 320);
-    }
-
-    #[test]
-    fn crc32_is_iso_hdlc_and_crc32c_is_castagnoli() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-        assert_eq!(iscsi_crc32(b"123456789"), 0xe306_9283);
     }
 
     #[test]
@@ -857,16 +822,6 @@ mod tests {
         v.clear();
         Record::rec(l, &data).encode_to_vec(&mut v);
         assert!(decode(&v).is_ok());
-    }
-
-    #[test]
-    fn inode_crc_skips_mtime_and_atime() {
-        let mut d = [7u8; 128];
-        let c = leaf_data_crc(RECTYPE_INODE, &d);
-        d[120] = 0;
-        assert_eq!(leaf_data_crc(RECTYPE_INODE, &d), c);
-        d[100] = 0;
-        assert_ne!(leaf_data_crc(RECTYPE_INODE, &d), c);
     }
 
     #[test]

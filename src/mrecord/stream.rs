@@ -271,8 +271,9 @@ impl<W: Write> RecordWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BaseElm, LeafElm, leaf_data_crc, rtype};
+    use super::super::{BaseElm, LeafElm, rtype};
     use super::*;
+    use crate::hammerfs::{HAMMER_RECTYPE_DATA, leaf_data_crc};
 
     /// A reader that hands out at most `step` bytes per read.
     struct Trickle<'a> {
@@ -293,10 +294,10 @@ mod tests {
         for i in 0..n {
             let data = vec![i as u8; dlen];
             let leaf = LeafElm {
-                base: BaseElm { obj_id: i as i64, rec_type: 0x10, create_tid: 5, ..Default::default() },
+                base: BaseElm { obj_id: i as i64, rec_type: HAMMER_RECTYPE_DATA, create_tid: 5, ..Default::default() },
                 data_offset: 1,
                 data_len: dlen as i32,
-                data_crc: leaf_data_crc(0x10, &data),
+                data_crc: leaf_data_crc(HAMMER_RECTYPE_DATA, &data),
                 ..Default::default()
             };
             Record::rec(leaf, &data).encode_to_vec(&mut v);

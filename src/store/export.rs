@@ -20,13 +20,12 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
 use super::Store;
-use super::hammerfs::{
+use crate::hammerfs::{
     self as hfs, DirEntryData, HAMMER_FIXKEY_SYMLINK, HAMMER_LOCALIZE_MISC, HAMMER_OBJID_ROOT,
     HAMMER_OBJTYPE_DIRECTORY, HAMMER_OBJTYPE_REGFILE, HAMMER_OBJTYPE_SOFTLINK, HAMMER_RECTYPE_DATA,
     HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_FIX, HAMMER_RECTYPE_INODE, InodeData,
 };
 use crate::ioctl::{Pfs, PfsError, Result};
-use crate::mrecord::LOCALIZE_MASK;
 
 /// What an export wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -247,7 +246,7 @@ impl Writer {
         let files = &self.files;
         store.for_each_as_of(asof, |leaf, data| {
             let b = &leaf.base;
-            if b.rec_type != HAMMER_RECTYPE_DATA || b.localization & LOCALIZE_MASK != HAMMER_LOCALIZE_MISC {
+            if b.rec_type != HAMMER_RECTYPE_DATA || b.localization & hfs::HAMMER_LOCALIZE_MASK != HAMMER_LOCALIZE_MISC {
                 return Ok(());
             }
             let Some((path, size)) = files.get(&b.obj_id) else { return Ok(()) };

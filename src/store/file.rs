@@ -258,27 +258,50 @@ pub(crate) fn check_lock_slot(path: &Path) -> Result<()> {
     }
 }
 
-/// `flock(2)` on `file`, retried every 50 ms up to `wait`; false when still taken.
-fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration) -> Result<bool> {
+/// `flock(2)` on `file`, retried every 50 ms up to `wait`; false when still
+/// taken. `waiting` says, once, that it has to wait.
+fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration, waiting: &dyn Fn()) -> Result<bool> {
     #[allow(deprecated)]
     use nix::fcntl::{FlockArg, flock};
     let deadline = Instant::now() + wait;
     let arg = if exclusive { FlockArg::LockExclusiveNonblock } else { FlockArg::LockSharedNonblock };
+    let mut said = false;
     loop {
         // nix deprecates flock() for its Flock wrapper, which takes the File by value; we keep ours.
         #[allow(deprecated)]
         match flock(file.as_fd().as_raw_fd(), arg) {
             Ok(()) => return Ok(true),
-            Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => {
+                // Never wait in silence.
+                if !said {
+                    said = true;
+                    waiting();
+                }
+                std::thread::sleep(Duration::from_millis(50))
+            }
             Err(Errno::EWOULDBLOCK) => return Ok(false),
             Err(e) => return Err(PfsError::io(path, "lock", e.into())),
         }
     }
 }
 
-/// Takes the exclusive writer lock on `file`, waiting up to `wait`.
+/// Says what the store waits for, on stderr (before any progress bar exists:
+/// stores are opened before a transfer starts).
+fn notice(text: &str) {
+    eprintln!("hammer-mirror: {text}");
+}
+
+/// Takes the exclusive writer lock on `file`, waiting up to `wait`; says at once that it waits.
 pub(crate) fn lock_writer(path: &Path, file: &File, wait: Duration) -> Result<()> {
-    if flock_wait(path, file, true, wait)? {
+    let waiting = || {
+        notice(&format!(
+            "{}: PFS is busy: another process is writing to it; waiting up to {:.0} s for it \
+             (HAMMER_MIRROR_LOCK_WAIT)",
+            path.display(),
+            wait.as_secs_f64()
+        ))
+    };
+    if flock_wait(path, file, true, wait, &waiting)? {
         return Ok(());
     }
     Err(PfsError::Busy {
@@ -293,7 +316,16 @@ pub(crate) fn lock_writer(path: &Path, file: &File, wait: Duration) -> Result<()
 /// Takes a shared lock on the data file for a reader that has no lock file
 /// it may write: without LMDB's reader table, no writer may run meanwhile.
 pub(crate) fn lock_shared(path: &Path, file: &File, wait: Duration) -> Result<()> {
-    if flock_wait(path, file, false, wait)? {
+    let waiting = || {
+        notice(&format!(
+            "{}: a writer holds the PFS and {} is not writable by you: waiting up to {:.0} s for the writer \
+             (HAMMER_MIRROR_LOCK_WAIT)",
+            path.display(),
+            lock_path(path).display(),
+            wait.as_secs_f64()
+        ))
+    };
+    if flock_wait(path, file, false, wait, &waiting)? {
         return Ok(());
     }
     Err(PfsError::Busy {
@@ -401,7 +433,7 @@ pub(crate) fn create_temp(path: &Path) -> Result<NewStore> {
             let _ = std::fs::remove_file(&tmp);
             PfsError::io(path, "create", e)
         };
-        if !flock_wait(path, &data, true, Duration::ZERO)? {
+        if !flock_wait(path, &data, true, Duration::ZERO, &|| ())? {
             return Err(fail(io::Error::from(io::ErrorKind::WouldBlock)));
         }
         let lock_tmp = lock_path(&tmp);
@@ -466,7 +498,7 @@ fn clean_stale(dir: &Path, name: &OsStr) {
             continue;
         }
         let Ok(f) = open_nofollow(&p, false) else { continue };
-        if flock_wait(&p, &f, true, Duration::ZERO).unwrap_or(false) {
+        if flock_wait(&p, &f, true, Duration::ZERO, &|| ()).unwrap_or(false) {
             let _ = std::fs::remove_file(&p);
             let _ = std::fs::remove_file(lock_path(&p));
         }

@@ -1,7 +1,7 @@
 //! `import`: turns a directory tree into HAMMER records in a master store, one TID per import, changes only.
 //!
 //! The records are laid out as the HAMMER kernel lays them out (see
-//! [`super::hammerfs`]): an INODE record per object, DIRENTRY records keyed
+//! [`crate::hammerfs`]): an INODE record per object, DIRENTRY records keyed
 //! by the directory's name hash (ALG1 for new directories) with collision
 //! iteration, DATA records of 16 KiB blocks below 1 MiB and 64 KiB above,
 //! keyed by their end offset (a file of at most 8 KiB is one record rounded
@@ -25,13 +25,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::Store;
-use super::hammerfs::{
+use super::master::MasterTxn;
+use crate::hammerfs::{
     self as hfs, DirEntryData, HAMMER_FIXKEY_SYMLINK, HAMMER_INODE_DATA_VERSION, HAMMER_LOCALIZE_INODE,
     HAMMER_LOCALIZE_MISC, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY, HAMMER_OBJTYPE_REGFILE, HAMMER_OBJTYPE_SOFTLINK,
     HAMMER_RECTYPE_DATA, HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_FIX, HAMMER_RECTYPE_INODE, InodeData,
     NEW_DIRECTORY_CAP_FLAGS,
 };
-use super::master::MasterTxn;
 use crate::ioctl::{PfsError, Result};
 
 /// What an import did.
@@ -406,8 +406,11 @@ impl Importer<'_> {
                 continue;
             }
             for lo in [HAMMER_LOCALIZE_INODE, HAMMER_LOCALIZE_MISC] {
-                for (k, leaf, data) in self.txn.live_records_of(lo, obj)? {
+                // Without their data: a removed file's blocks are only marked deleted.
+                for (k, leaf) in self.txn.live_heads_of(lo, obj)? {
                     if leaf.base.rec_type == HAMMER_RECTYPE_DIRENTRY
+                        && let Some((_, _, data)) =
+                            self.txn.live_record(lo, obj, HAMMER_RECTYPE_DIRENTRY, leaf.base.key)?
                         && let Some(e) = DirEntryData::decode(&data)
                     {
                         self.orphans.push(e.obj_id);

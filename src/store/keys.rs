@@ -9,7 +9,8 @@
 //! non-zero create_tid and delete_tid, so that a scan for changes since a TID
 //! touches only the changed records.
 
-use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm};
+use crate::hammerfs::HAMMER_LOCALIZE_MASK;
+use crate::mrecord::{BTYPE_RECORD, BaseElm, LeafElm};
 
 /// Bytes in a record key.
 pub const KEY_LEN: usize = 28;
@@ -25,7 +26,7 @@ const SIGN: u64 = 1 << 63;
 /// The sortable key of a B-tree element (create_tid 0 sorts last, as in HAMMER).
 pub fn encode_key(b: &BaseElm) -> Key {
     let mut k = [0u8; KEY_LEN];
-    k[0..2].copy_from_slice(&((b.localization & LOCALIZE_MASK) as u16).to_be_bytes());
+    k[0..2].copy_from_slice(&((b.localization & HAMMER_LOCALIZE_MASK) as u16).to_be_bytes());
     k[2..10].copy_from_slice(&((b.obj_id as u64) ^ SIGN).to_be_bytes());
     k[10..12].copy_from_slice(&b.rec_type.to_be_bytes());
     k[12..20].copy_from_slice(&((b.key as u64) ^ SIGN).to_be_bytes());

@@ -2,7 +2,7 @@
 //!
 //! `import` and the tests build on this. A slave refuses it: slaves change
 //! only through mirror-write. A large transaction is written in several LMDB
-//! commits of about 64 MiB so that memory stays bounded; readers never see
+//! commits of about 32 MiB of changes so that memory stays bounded; readers never see
 //! the partial state because every view is bounded by the PFS's last TID
 //! (`sync_end_tid`), which moves only in the final commit. What a killed
 //! import leaves above the last TID is rolled back by the next one.
@@ -13,23 +13,24 @@ use heed::RwTxn;
 
 use super::keys::{self, Key, VALUE_HEAD, ValueHead};
 use super::{Store, now_secs};
+use crate::hammerfs::{HAMMER_LOCALIZE_MASK, leaf_data_crc};
 use crate::ioctl::{Pfs, PfsError, Result};
-use crate::mrecord::{BTYPE_RECORD, BaseElm, LOCALIZE_MASK, LeafElm, doalign, leaf_data_crc};
+use crate::mrecord::{BTYPE_RECORD, BaseElm, LeafElm, doalign};
 
 /// Where synthetic data offsets start (HAMMER's large-data zone, 10).
 pub(crate) const DATA_ZONE: u64 = 0xa000_0000_0000_0000;
 
-/// An open master transaction; nothing is visible until [`MasterTxn::commit`].
-/// Bytes written before an intermediate LMDB commit.
-const CHECKPOINT: usize = 64 << 20;
+/// Bytes changed (new data, and a page per record marked deleted) before
+/// an intermediate LMDB commit: LMDB keeps a transaction's dirty pages in
+/// memory until it commits.
+const CHECKPOINT: usize = 32 << 20;
 
+/// An open master transaction; nothing is visible until [`MasterTxn::commit`].
 pub struct MasterTxn<'s> {
     store: &'s Store,
     txn: Option<RwTxn<'s>>,
     /// Bytes written since the last LMDB commit.
     pending: usize,
-    /// Leftovers of a killed import were removed (to be committed even if nothing else changes).
-    rolled_back: bool,
     tid: u64,
     now: u32,
     data_off: u64,
@@ -40,29 +41,22 @@ pub struct MasterTxn<'s> {
 impl<'s> MasterTxn<'s> {
     /// Starts a transaction on a master opened for writing.
     pub fn begin(store: &'s Store) -> Result<Self> {
-        let mut txn = store.write_txn()?;
-        let pfsd = store.stored_pfsd(&txn)?;
-        if pfsd.is_slave() {
-            return Err(PfsError::SlaveReadOnly { path: Pfs::path(store).to_path_buf() });
-        }
-        // Leftovers of an import that was killed between its commits.
-        let last = store.last_tid(&txn)?;
-        let (seen, rolled_back) = super::apply::rollback_above(store, &mut txn, last)?;
+        let last = {
+            let txn = store.read_txn()?;
+            if store.stored_pfsd(&txn)?.is_slave() {
+                return Err(PfsError::SlaveReadOnly { path: Pfs::path(store).to_path_buf() });
+            }
+            store.last_tid(&txn)?
+        };
+        // Leftovers of an import that was killed between its commits (in
+        // commits of their own: memory stays bounded whatever their size).
+        let (seen, _) = super::rollback::rollback_above(store, last)?;
+        let txn = store.write_txn()?;
         let tid = store.next_tid(&txn)?.max(seen + 1);
         let data_off = store.meta_u64(&txn, "data_off")?.unwrap_or(DATA_ZONE);
         // Object ids come from the TID space, as in HAMMER, so they are never reused.
         let next_obj = store.meta_u64(&txn, "next_obj")?.map_or(0x100, |v| v as i64);
-        Ok(MasterTxn {
-            store,
-            txn: Some(txn),
-            pending: 0,
-            rolled_back: rolled_back > 0,
-            tid,
-            now: now_secs(),
-            data_off,
-            next_obj,
-            changed: 0,
-        })
+        Ok(MasterTxn { store, txn: Some(txn), pending: 0, tid, now: now_secs(), data_off, next_obj, changed: 0 })
     }
 
     /// The TID every change of this transaction carries.
@@ -132,7 +126,7 @@ impl<'s> MasterTxn<'s> {
                 rec_type,
                 obj_type,
                 btype: BTYPE_RECORD,
-                localization: localization & LOCALIZE_MASK,
+                localization: localization & HAMMER_LOCALIZE_MASK,
             },
             create_ts: self.now,
             delete_ts: 0,
@@ -146,6 +140,9 @@ impl<'s> MasterTxn<'s> {
         store.put_record(self.wtxn(), &k[..], &leaf, data).map_err(|e| store.err("write", e))?;
         let t = keys::tid_key(tid, &k);
         store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
+        // Inserting faults in B-tree pages of the map (and the pages around
+        // them): released like a reader's, so import's resident set stays bounded.
+        store.count_resident(data.len().max(64 << 10));
         self.changed += 1;
         self.pending += data.len() + 128;
         if self.pending >= CHECKPOINT {
@@ -160,6 +157,7 @@ impl<'s> MasterTxn<'s> {
         else {
             return Ok(false);
         };
+        self.store.count_resident(v.len() + 4096);
         let mut h = ValueHead::decode(&v).ok_or_else(|| self.store.corrupt("bad record value"))?;
         if h.delete_tid != 0 {
             return Ok(false);
@@ -172,16 +170,32 @@ impl<'s> MasterTxn<'s> {
         let t = keys::tid_key(tid, key);
         store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
         self.changed += 1;
-        self.pending += 256;
+        // A deletion rewrites a record in place: count the page it dirties.
+        self.pending += 4096;
+        if self.pending >= CHECKPOINT {
+            self.checkpoint()?;
+        }
         Ok(true)
     }
 
     /// Every live record of object `obj_id` (all rec types), in key order.
     pub fn live_records_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), |k, leaf, data| {
+        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf, data.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every live record of object `obj_id` (all rec types), without their data.
+    pub fn live_heads_of(&self, localization: u32, obj_id: i64) -> Result<Vec<(Key, LeafElm)>> {
+        let mut out = Vec::new();
+        self.scan(localization, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), false, |k, leaf, _| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf));
             }
             true
         })?;
@@ -191,7 +205,7 @@ impl<'s> MasterTxn<'s> {
     /// The live records of object `obj_id` of type `rec_type`, with their data.
     pub fn live_records(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, data| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf, data.to_vec()));
             }
@@ -203,7 +217,7 @@ impl<'s> MasterTxn<'s> {
     /// The live records of object `obj_id` of type `rec_type`, without their data.
     pub fn live_heads(&self, localization: u32, obj_id: i64, rec_type: u16) -> Result<Vec<(Key, LeafElm)>> {
         let mut out = Vec::new();
-        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), |k, leaf, _| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (i64::MIN, i64::MAX), false, |k, leaf, _| {
             if leaf.base.delete_tid == 0 {
                 out.push((*k, *leaf));
             }
@@ -221,7 +235,7 @@ impl<'s> MasterTxn<'s> {
         key: i64,
     ) -> Result<Option<(Key, LeafElm, Vec<u8>)>> {
         let mut found = None;
-        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |k, leaf, data| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), true, |k, leaf, data| {
             if leaf.base.delete_tid == 0 {
                 found = Some((*k, *leaf, data.to_vec()));
                 return false;
@@ -235,7 +249,7 @@ impl<'s> MasterTxn<'s> {
     /// rec_type, key)` (HAMMER's directory-key collision test looks at history too).
     pub fn key_used(&self, localization: u32, obj_id: i64, rec_type: u16, key: i64) -> Result<bool> {
         let mut used = false;
-        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), |_, _, _| {
+        self.scan(localization, obj_id, (rec_type, rec_type), (key, key), false, |_, _, _| {
             used = true;
             false
         })?;
@@ -243,13 +257,15 @@ impl<'s> MasterTxn<'s> {
     }
 
     /// Visits the records of `obj_id` in the given type and key ranges (all
-    /// versions, in key order) until `f` returns false.
+    /// versions, in key order) until `f` returns false; `f` gets their data
+    /// when `with_data` (an empty slice otherwise).
     fn scan(
         &self,
         localization: u32,
         obj_id: i64,
         rec_types: (u16, u16),
         keys_in: (i64, i64),
+        with_data: bool,
         mut f: impl FnMut(&Key, &LeafElm, &[u8]) -> bool,
     ) -> Result<()> {
         let bound = |rec_type, key, create_tid| {
@@ -260,9 +276,11 @@ impl<'s> MasterTxn<'s> {
         let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
         for item in self.store.db.recs.range(self.rtxn(), &range).map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
+            // Map pages faulted in by the walk are counted so that they are released.
+            self.store.count_resident(v.len() + 4096);
             let (leaf, front) =
                 keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
-            let data = self.store.record_data(self.rtxn(), k, &leaf, front)?;
+            let data = if with_data { self.store.record_data(self.rtxn(), k, &leaf, front)? } else { (&[][..]).into() };
             let k: &Key = k.try_into().map_err(|_| self.store.corrupt("bad key length"))?;
             if !f(k, &leaf, &data) {
                 break;
@@ -277,11 +295,7 @@ impl<'s> MasterTxn<'s> {
         let (store, tid) = (self.store, self.tid);
         let mut txn = self.txn.take().expect("open");
         if self.changed == 0 {
-            let last = store.last_tid(&txn)?;
-            if self.rolled_back {
-                store.commit(txn, "commit")?;
-            }
-            return Ok(last);
+            return store.last_tid(&txn);
         }
         store.put_meta(&mut txn, "last_tid", &tid.to_le_bytes())?;
         store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;

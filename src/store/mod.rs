@@ -23,7 +23,6 @@
 pub mod apply;
 pub mod export;
 mod file;
-pub mod hammerfs;
 pub mod import;
 pub mod keys;
 pub mod layout;
@@ -31,7 +30,10 @@ pub mod lmdbfile;
 pub mod master;
 #[cfg(test)]
 mod open_tests;
+mod partial;
+pub mod rollback;
 pub mod scan;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use heed::types::{Bytes, Str, Unit};
 use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
+use crate::hammerfs::SnapshotData;
 use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp, mapped};
 use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
 use layout::{LAYOUT, MAGIC};
@@ -155,6 +158,8 @@ pub struct Store {
     pub(crate) scan_cache: Mutex<Option<scan::ChangeCache>>,
     /// Bytes read through the map since its pages were last released.
     touched: std::sync::atomic::AtomicUsize,
+    /// The next pass resumes the recorded partial pass ([`Pfs::resume_partial`]).
+    resuming: std::sync::atomic::AtomicBool,
 }
 
 /// Bytes a process may touch in the map before its pages are released
@@ -350,12 +355,16 @@ impl Store {
             lock,
             scan_cache: Mutex::new(None),
             touched: Default::default(),
+            resuming: Default::default(),
         };
         store.pfs_id = {
             let txn = store.read_txn()?;
             store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
         };
         store.map();
+        // A slave's pass killed before its SYNC leaves no trace, but for
+        // the partial pass the next one may resume.
+        rollback::discard_unsynced(&store, true)?;
         Ok(store)
     }
 
@@ -400,6 +409,7 @@ impl Store {
                 lock: Some(held_dup),
                 scan_cache: Mutex::new(None),
                 touched: Default::default(),
+                resuming: Default::default(),
             };
             let mut txn = store.write_txn()?;
             store.put_meta(&mut txn, layout::MAGIC_KEY, MAGIC)?;
@@ -636,6 +646,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The partial pass recorded on this slave, if any (see [`partial`]).
+    pub(crate) fn partial(&self) -> Result<Option<crate::ioctl::PartialPass>> {
+        let txn = self.read_txn()?;
+        partial::get(self, &txn)
+    }
+
+    /// Whether the next pass resumes the partial one; asking clears it.
+    pub(crate) fn take_resuming(&self) -> bool {
+        self.resuming.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Store {
+    /// A slave's pass that failed before its SYNC leaves no trace (should
+    /// this fail, the next open for writing does it).
+    fn drop(&mut self) {
+        let _ = rollback::discard_unsynced(self, true);
+    }
+}
+
 impl Pfs for Store {
     fn path(&self) -> &Path {
         &self.path
@@ -656,6 +687,10 @@ impl Pfs for Store {
         let last = self.last_tid(&txn)?;
         if pfsd.sync_end_tid > last {
             self.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.to_le_bytes())?;
+        }
+        // The SYNC of a pass ends it: nothing partial is left to resume.
+        if partial::get(self, &txn)?.is_some_and(|p| p.tid_end <= pfsd.sync_end_tid) {
+            partial::clear(self, &mut txn)?;
         }
         self.commit(txn, "set_pseudofs")
     }
@@ -688,7 +723,7 @@ impl Pfs for Store {
     }
 
     fn upgrade(&mut self) -> Result<()> {
-        apply::rollback_and_upgrade(self)
+        rollback::rollback_and_upgrade(self)
     }
 
     fn downgrade(&mut self) -> Result<()> {
@@ -713,5 +748,26 @@ impl Pfs for Store {
         p.reserved01 = -1;
         self.put_meta(&mut txn, "pfsd", &p.to_bytes())?;
         self.commit(txn, "pfs-destroy")
+    }
+
+    fn add_snapshots(&mut self, snaps: &[SnapshotData]) -> Result<()> {
+        snapshots::add(self, snaps)
+    }
+
+    fn delete_snapshots(&mut self, tids: &[u64]) -> Result<()> {
+        snapshots::delete(self, tids)
+    }
+
+    fn partial_pass(&self) -> Result<Option<crate::ioctl::PartialPass>> {
+        self.partial()
+    }
+
+    fn resume_partial(&mut self) -> Result<()> {
+        self.resuming.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotData>> {
+        snapshots::list(self)
     }
 }

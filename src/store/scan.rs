@@ -126,7 +126,7 @@ fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d>
 /// See the module documentation. Returns the bytes written into `buf`.
 pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<usize> {
     let path = || Pfs::path(store).to_path_buf();
-    if (m.key_beg.localization | m.key_end.localization) & crate::mrecord::LOCALIZE_PSEUDOFS_MASK != 0 {
+    if (m.key_beg.localization | m.key_end.localization) & crate::hammerfs::HAMMER_LOCALIZE_PSEUDOFS_MASK != 0 {
         return Err(PfsError::invalid(&path(), "mirror-read", "key range carries PFS bits"));
     }
     if buf.len() < crate::mrecord::MAX_REC_SIZE {
@@ -250,7 +250,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
 /// A key as the kernel returns it: PFS bits stripped, only the key fields.
 fn strip(b: BaseElm) -> BaseElm {
     BaseElm {
-        localization: b.localization & crate::mrecord::LOCALIZE_MASK,
+        localization: b.localization & crate::hammerfs::HAMMER_LOCALIZE_MASK,
         obj_id: b.obj_id,
         key: b.key,
         create_tid: b.create_tid,

@@ -16,7 +16,7 @@ pub(crate) fn new_pfsd(slave: bool, shared: [u8; 16]) -> PseudofsData {
     }
 }
 
-fn pair(dir: &Path) -> (Store, Store) {
+pub(super) fn pair(dir: &Path) -> (Store, Store) {
     let shared = *uuid::Uuid::new_v4().as_bytes();
     let m = Store::create(&dir.join("master"), &new_pfsd(false, shared), 3).unwrap();
     let s = Store::create(&dir.join("slave"), &new_pfsd(true, shared), 7).unwrap();
@@ -24,7 +24,7 @@ fn pair(dir: &Path) -> (Store, Store) {
 }
 
 /// Reads `(beg, end]` from `src` with a buffer of `bufsize` bytes.
-fn read_all(src: &Store, tid_beg: u64, tid_end: u64, bufsize: usize) -> Vec<u8> {
+pub(super) fn read_all(src: &Store, tid_beg: u64, tid_end: u64, bufsize: usize) -> Vec<u8> {
     let mut m = MirrorRw::for_read(tid_beg, tid_end);
     let mut buf = vec![0u8; bufsize];
     let mut out = Vec::new();
@@ -40,7 +40,7 @@ fn read_all(src: &Store, tid_beg: u64, tid_end: u64, bufsize: usize) -> Vec<u8> 
 }
 
 /// Applies `stream` to `dst` in chunks of about `chunk` bytes, then moves its sync_end_tid.
-fn apply_all(dst: &mut Store, stream: &[u8], tid_beg: u64, tid_end: u64, chunk: usize) {
+pub(super) fn apply_all(dst: &mut Store, stream: &[u8], tid_beg: u64, tid_end: u64, chunk: usize) {
     let mut w = MirrorRw::for_write(tid_beg, tid_end);
     let mut off = 0;
     while off < stream.len() {
@@ -57,7 +57,7 @@ fn apply_all(dst: &mut Store, stream: &[u8], tid_beg: u64, tid_end: u64, chunk: 
     dst.set_pseudofs(&p).unwrap();
 }
 
-fn visible(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
+pub(super) fn visible(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
     let mut v = Vec::new();
     s.for_each_as_of(asof, |l, d| {
         let b = &l.base;
@@ -68,9 +68,9 @@ fn visible(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
     v
 }
 
-type BaseElmKey = (u32, i64, u16, i64, u64, u8);
+pub(super) type BaseElmKey = (u32, i64, u16, i64, u64, u8);
 
-fn mirror(m: &Store, s: &mut Store, bufsize: usize, chunk: usize) -> u64 {
+pub(super) fn mirror(m: &Store, s: &mut Store, bufsize: usize, chunk: usize) -> u64 {
     let beg = s.get_pseudofs().unwrap().sync_end_tid + 1;
     let src = m.get_pseudofs().unwrap();
     let stream = read_all(m, beg, src.sync_end_tid, bufsize);
@@ -326,7 +326,7 @@ fn snapshot(root: &Path) -> Vec<(String, String)> {
 fn delocalized(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
     let mut v = visible(s, asof);
     for (k, d) in &mut v {
-        if k.2 == super::hammerfs::HAMMER_RECTYPE_DIRENTRY && d.len() >= 12 {
+        if k.2 == crate::hammerfs::HAMMER_RECTYPE_DIRENTRY && d.len() >= 12 {
             d[10..12].fill(0);
         }
     }
@@ -335,7 +335,7 @@ fn delocalized(s: &Store, asof: u64) -> Vec<(BaseElmKey, Vec<u8>)> {
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: std::env::var("HAMMER_MIRROR_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
         ..Default::default()
     })]
 

@@ -42,7 +42,7 @@ fn pfs_commands_create_show_update_and_destroy() {
     let e = Env::new();
     let m = e.path("m");
     let o = ok(&e.run([OsStr::new("pfs-master"), m.as_os_str(), OsStr::new("label=main")])).clone();
-    assert!(stdout(&o).contains("Creating PFS#1\tsucceeded!"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&format!("Creating PFS#1 ({})\tsucceeded!", m.display())), "{}", stdout(&o));
     assert!(stdout(&o).contains("    operating as a MASTER"));
     let st = crate::util::status_json(&e, &m);
     assert_eq!(st["label"], "main");
@@ -62,8 +62,18 @@ fn pfs_commands_create_show_update_and_destroy() {
 
     fails(&e.run([OsStr::new("pfs-destroy"), s.as_os_str()]), 3, "pass -y");
     assert!(s.exists());
-    ok(&e.run([OsStr::new("-y"), OsStr::new("pfs-destroy"), s.as_os_str()]));
+    let o = ok(&e.run([OsStr::new("-y"), OsStr::new("pfs-destroy"), s.as_os_str()])).clone();
+    assert!(stdout(&o).contains(&format!("pfs-destroy of PFS#1 ({}) succeeded!", s.display())), "{}", stdout(&o));
     assert!(!s.exists());
+    // A slave changes only through mirror-write: importing into one is a refusal.
+    std::fs::create_dir(e.path("t")).unwrap();
+    let sl = e.path("sl");
+    ok(&e.run([OsStr::new("pfs-slave"), sl.as_os_str(), OsStr::new(&format!("shared-uuid={uuid}"))]));
+    fails(
+        &e.run([OsStr::new("import"), e.path("t").as_os_str(), sl.as_os_str()]),
+        3,
+        "is a slave: only mirror-write changes it",
+    );
     fails(&e.run([OsStr::new("pfs-status"), s.as_os_str()]), 1, "no such PFS");
 }
 

@@ -84,7 +84,7 @@ fn refused(c: &Case, before: &(String, String), bytes: &[u8], want: &str) {
 
 fn re_crc(rec: &mut [u8]) {
     let size = u32::from_le_bytes(rec[8..12].try_into().unwrap()) as usize;
-    let crc = mrecord::crc32(&rec[8..size]);
+    let crc = hammer_mirror::hammerfs::crc32(&rec[8..size]);
     rec[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 

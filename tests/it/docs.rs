@@ -214,7 +214,7 @@ fn env_vars_read_by_src() -> BTreeSet<String> {
                 stack.push(p);
             } else if p.extension().is_some_and(|e| e == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
                 // `tests.rs` modules are unit tests: their knobs (such as
-                // HAMMER_MIRROR_PROPTEST_CASES) are for developers, in the README.
+                // PROPTEST_CASES) are for developers, in the README.
                 let text = std::fs::read_to_string(&p).expect("source file");
                 for pat in ["var(\"", "var_os(\"", "env = \""] {
                     for (i, _) in text.match_indices(pat) {
@@ -250,7 +250,8 @@ fn every_environment_variable_is_in_the_environment_section() {
 fn every_exit_status_is_in_the_exit_status_section() {
     let page = read(MAN);
     let entries = tags(&section(&page, "EXIT STATUS"));
-    for s in [Status::Success, Status::Failure, Status::Usage, Status::Refused, Status::Interrupted] {
+    for s in [Status::Success, Status::Failure, Status::Usage, Status::Refused, Status::Interrupted, Status::Terminated]
+    {
         let code = (s as u8).to_string();
         assert!(
             entries.iter().any(|t| t.trim() == code),

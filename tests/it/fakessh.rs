@@ -1,19 +1,11 @@
 //! copy and stream through a fake ssh (tests/fixtures/fake-ssh): exact argv, quoting, failures, restarts.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::util::{Env, fails, ok, show, stderr};
+use nix::sys::signal::Signal;
 
-fn fake_ssh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hammer-mirror")
-}
+use crate::util::{Env, bin, fails, fake_ssh, ok, show, signal, stderr, wait_for};
 
 /// `hammer-mirror` with the fake ssh and this binary as the remote command.
 fn hm(e: &Env) -> Command {
@@ -149,26 +141,19 @@ fn stream_restarts_after_the_link_is_killed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !f() {
-            assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
     let master_tid = crate::util::sync_end_tid(&e, &m);
-    wait_for("the first pass", &|| s.exists() && crate::util::sync_end_tid(&e, &s) == master_tid);
+    wait_for("the first pass", || s.exists() && crate::util::sync_end_tid(&e, &s) == master_tid);
     // Kill the link.
     let first = std::fs::read_to_string(&pids).unwrap();
-    let pid = first.lines().next().unwrap().trim().to_string();
-    Command::new("kill").args(["-9", &pid]).status().unwrap();
-    wait_for("a second ssh", &|| std::fs::read_to_string(&pids).unwrap().lines().count() >= 2);
+    let pid: u32 = first.lines().next().unwrap().trim().parse().unwrap();
+    signal(pid, Signal::SIGKILL);
+    wait_for("a second ssh", || std::fs::read_to_string(&pids).unwrap().lines().count() >= 2);
     // A new import is picked up after the restart.
     crate::util::write_tree(&e.path("m.tree"), &[("later", "2")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
     let new_tid = crate::util::sync_end_tid(&e, &m);
-    wait_for("the new TID on the slave", &|| crate::util::sync_end_tid(&e, &s) == new_tid);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    wait_for("the new TID on the slave", || crate::util::sync_end_tid(&e, &s) == new_tid);
+    signal(child.id(), Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "SIGTERM ends stream with 0:\n{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Lost Link"), "{}", show(&out));
@@ -189,24 +174,17 @@ fn a_stopped_peer_is_detected_as_a_stall_and_the_stream_restarts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !f() {
-            assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
     let t1 = crate::util::sync_end_tid(&e, &m);
-    wait_for("the first pass", &|| s.exists() && crate::util::sync_end_tid(&e, &s) == t1);
+    wait_for("the first pass", || s.exists() && crate::util::sync_end_tid(&e, &s) == t1);
     // Stop the remote writer: the link stays open but nothing moves.
-    let pid = std::fs::read_to_string(&pids).unwrap().lines().next().unwrap().trim().to_string();
-    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let pid: u32 = std::fs::read_to_string(&pids).unwrap().lines().next().unwrap().trim().parse().unwrap();
+    signal(pid, Signal::SIGSTOP);
     crate::util::write_tree(&e.path("m.tree"), &[("later", "2")]);
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
     let t2 = crate::util::sync_end_tid(&e, &m);
-    wait_for("the stall restart to sync the new TID", &|| crate::util::sync_end_tid(&e, &s) == t2);
-    let _ = Command::new("kill").args(["-KILL", &pid]).status();
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    wait_for("the stall restart to sync the new TID", || crate::util::sync_end_tid(&e, &s) == t2);
+    signal(pid, Signal::SIGKILL);
+    signal(child.id(), Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stall: no progress for 3 s"), "{}", show(&out));

@@ -2,11 +2,11 @@
 //! writers, a write and an import, two streams to one target.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::util::{Env, fails, ok, show};
+use crate::util::{Env, fails, ok, show, wait_for};
 
 /// A small tmpfs of `size`, unmounted on drop; None (with a printed reason) where mounting is not allowed.
 struct Tmpfs(PathBuf);
@@ -26,6 +26,16 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// True when `pid` holds a flock(2) lock (the store's writer lock), by /proc/locks.
+fn holds_flock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK") && f.get(4) == Some(&pid.to_string().as_str())
+    })
 }
 
 fn shared_uuid(e: &Env, pfs: &Path) -> String {
@@ -86,17 +96,29 @@ fn a_second_writer_is_told_the_pfs_is_busy() {
     let stream = e.sh("$HM read m > stream");
     ok(&stream);
     let first_pfsd = &std::fs::read(e.path("stream")).unwrap()[..320];
-    std::fs::write(e.path("head"), first_pfsd).unwrap();
-    let mut holder = Command::new("bash")
-        .args(["-c", "(cat head; sleep 4) | \"$HM\" write s"])
-        .env("HM", env!("CARGO_BIN_EXE_hammer-mirror"))
-        .current_dir(e.dir.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    if !Path::new("/proc/locks").exists() {
+        eprintln!("skipped: no /proc/locks to see the writer take its lock");
+        return;
+    }
+    let mut holder =
+        e.cmd().args(["write", "s"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut feed = holder.stdin.take().unwrap();
+    feed.write_all(first_pfsd).unwrap();
+    feed.flush().unwrap();
+    // `feed` stays open: the write waits for the rest of the stream, holding the slave.
+    wait_for("the first write to hold the slave's lock", || holds_flock(holder.id()));
     let o = e.sh("$HM write s < stream");
     fails(&o, 1, "PFS is busy");
+    // It said so at once, before it gave up, with how long it waits.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() >= 2
+            && lines[0].ends_with(
+                "s: PFS is busy: another process is writing to it; waiting up to 1 s for it (HAMMER_MIRROR_LOCK_WAIT)"
+            ),
+        "no notice before the wait:\n{err}"
+    );
     // A second stream to the same target refuses the same way.
     let o = e.run([OsStr::new("copy"), m.as_os_str(), e.path("s").as_os_str()]);
     fails(&o, 1, "PFS is busy");
@@ -105,6 +127,7 @@ fn a_second_writer_is_told_the_pfs_is_busy() {
     fails(&o, 1, "PFS is busy");
     let _ = holder.kill();
     let _ = holder.wait();
+    drop(feed);
     // Once the holder is gone the lock is free again (also after a SIGKILL).
     ok(&e.sh("$HM write s < stream"));
 }

@@ -2,23 +2,42 @@
 //! duplicates and rewritten size/type fields, fed to the decoder and to the write half on a scratch store.
 //! No panic, no unbounded allocation, no hang, and a rejected stream leaves the target at its last synced
 //! TID with the same visible records. PROPTEST_CASES (default 64 here) runs a longer session, e.g.
-//! `PROPTEST_CASES=20000 cargo test --release --test fuzz`.
+//! `PROPTEST_CASES=20000 cargo test --release --test it fuzz`.
+//!
+//! Each promise is checked: a panic fails the case; the heap this thread holds
+//! while decoding and writing is metered (`util::peak_heap`) against P7's
+//! 64 MiB; each case runs on its own thread and fails when it takes longer
+//! than a bound no sane run reaches; and after a rejected stream the slave's
+//! visible state is the one it had at its last synced TID: before the stream,
+//! or as the last completed pass left it (taken when the write half reports
+//! the pass done). The unmutated stream must be accepted and leave the slave
+//! equal to the master.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use hammer_mirror::event::Ignore;
+use hammer_mirror::event::{Event, Observer};
 use hammer_mirror::ioctl::Pfs;
 use hammer_mirror::mirror::read::{ReadOpts, read};
 use hammer_mirror::mirror::write::{Create, WriteOpts, write};
-use hammer_mirror::mrecord::{RecordReader, SERIALBUF_SIZE};
+use hammer_mirror::mrecord::RecordReader;
 use hammer_mirror::pfs::PathOpener;
 use hammer_mirror::store::master::MasterTxn;
 use hammer_mirror::store::{Access, Store};
 use proptest::prelude::*;
 
 static NO_STOP: AtomicBool = AtomicBool::new(false);
+
+/// The most heap one case may hold (P7's bound for a whole run).
+const HEAP_BOUND: usize = 64 << 20;
+
+/// Longer than any case takes on a loaded machine: reaching it means a hang.
+const HANG_BOUND: Duration = Duration::from_secs(120);
 
 /// A master with two transactions and the one-way stream of both.
 fn valid_stream(dir: &Path) -> (Vec<u8>, [u8; 16]) {
@@ -117,12 +136,13 @@ fn apply(stream: &[u8], muts: &[Mutation]) -> Vec<u8> {
     s
 }
 
-/// The slave's synced TID and its records visible then.
+/// A synced TID and the records visible then.
 type State = (u64, Vec<(u64, i64, i64, Vec<u8>)>);
 
-fn state(path: &Path) -> State {
+/// The PFS's records visible as of `tid` (its sync_end_tid when None).
+fn state(path: &Path, tid: Option<u64>) -> State {
     let s = Store::open(path, Access::Read).unwrap();
-    let tid = s.get_pseudofs().unwrap().sync_end_tid;
+    let tid = tid.unwrap_or_else(|| s.get_pseudofs().unwrap().sync_end_tid);
     let mut v = Vec::new();
     s.for_each_as_of(tid, |l, d| {
         v.push((l.base.create_tid, l.base.obj_id, l.base.key, d.to_vec()));
@@ -130,6 +150,84 @@ fn state(path: &Path) -> State {
     })
     .unwrap();
     (tid, v)
+}
+
+/// Takes the slave's visible state each time the write half reports a pass
+/// synced: what a later failure must leave it at.
+struct LastSynced {
+    slave: PathBuf,
+    state: Mutex<Option<State>>,
+}
+
+impl Observer for LastSynced {
+    fn event(&self, e: &Event) {
+        if let Event::PassDone(p) = e {
+            let now = state(&self.slave, None);
+            assert_eq!(now.0, p.tid_end, "PassDone before the slave shows the TID");
+            *self.state.lock().unwrap() = Some(now);
+        }
+    }
+}
+
+/// What one case saw: the write half's verdict and the slave's states.
+struct Outcome {
+    written: Result<(), String>,
+    before: State,
+    last_synced: Option<State>,
+    after: State,
+    peak_heap: usize,
+}
+
+/// Decodes `bad` alone, then writes it to a fresh slave of `shared`, on this thread.
+fn run_case(dir: &Path, bad: &[u8], shared: [u8; 16]) -> Result<Outcome, String> {
+    // The decoder alone: every record either decodes or is an error, and it always progresses.
+    let mut r = RecordReader::new(bad);
+    let mut guard = 0;
+    loop {
+        guard += 1;
+        if guard >= 100_000 {
+            return Err("the decoder did not progress".into());
+        }
+        match r.next_batch() {
+            Err(_) => break,
+            Ok(b) if b.records > 0 => continue,
+            Ok(_) => {}
+        }
+        match r.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if r.offset() as usize > bad.len() {
+        return Err(format!("decoder offset {} beyond the stream's {} bytes", r.offset(), bad.len()));
+    }
+
+    // The write half on a slave synced to nothing.
+    let slave = dir.join("s");
+    let mut p = hammer_mirror::pfs::init_pfsd(true);
+    p.shared_uuid = shared;
+    drop(Store::create(&slave, &p, 1).unwrap());
+    let before = state(&slave, None);
+    let seen = LastSynced { slave: slave.clone(), state: Mutex::new(None) };
+    let (result, peak_heap) = crate::util::peak_heap(|| {
+        write(
+            &PathOpener(slave.clone()),
+            &WriteOpts::default(),
+            Create::Refuse,
+            bad,
+            io::sink(),
+            &mut io::sink(),
+            &seen,
+            &NO_STOP,
+        )
+    });
+    Ok(Outcome {
+        written: result.map(|_| ()).map_err(|e| format!("{e:#}")),
+        before,
+        last_synced: seen.state.into_inner().unwrap(),
+        after: state(&slave, None),
+        peak_heap,
+    })
 }
 
 proptest! {
@@ -144,45 +242,32 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let (stream, shared) = valid_stream(dir.path());
         let bad = apply(&stream, &muts);
+        let master_tid = state(&dir.path().join("m"), None).0;
+        let master = state(&dir.path().join("m"), Some(master_tid));
 
-        // The decoder alone: every record either decodes or is an error; never a panic.
-        let mut r = RecordReader::new(&bad[..]);
-        let mut guard = 0;
-        loop {
-            guard += 1;
-            prop_assert!(guard < 100_000, "decoder did not progress");
-            match r.next_batch() {
-                Err(_) => break,
-                Ok(b) if b.records > 0 => continue,
-                Ok(_) => {}
-            }
-            match r.next_record() {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
+        let (tx, rx) = mpsc::channel();
+        let (case_dir, case_bad) = (dir.path().to_path_buf(), bad.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(run_case(&case_dir, &case_bad, shared));
+        });
+        let outcome = match rx.recv_timeout(HANG_BOUND) {
+            Ok(o) => o,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung for {HANG_BOUND:?} on {muts:?}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("panicked on {muts:?}"),
+        };
+        let o = match outcome {
+            Ok(o) => o,
+            Err(why) => panic!("{why} on {muts:?}"),
+        };
+        prop_assert!(o.peak_heap <= HEAP_BOUND, "held {} bytes of heap on {:?}", o.peak_heap, muts);
+        if let Err(why) = &o.written {
+            // Rejected: the slave is where its last synced TID left it.
+            let want = o.last_synced.as_ref().unwrap_or(&o.before);
+            prop_assert_eq!(&o.after, want, "after the refusal ({}) of {:?}", why, muts);
         }
-        prop_assert!(r.offset() as usize <= bad.len());
-
-        // The write half on a slave synced to nothing.
-        let slave = dir.path().join("s");
-        let mut p = hammer_mirror::pfs::init_pfsd(true);
-        p.shared_uuid = shared;
-        drop(Store::create(&slave, &p, 1).unwrap());
-        let before = state(&slave);
-        let result = write(&PathOpener(slave.clone()), &WriteOpts::default(), Create::Refuse, &bad[..], io::sink(), &mut io::sink(), &Ignore, &NO_STOP);
-        let after = state(&slave);
-        if result.is_err() {
-            // Passes before the bad record may have synced; the visible state is
-            // always a committed one: either the old one or a synced TID's.
-            if after.0 == before.0 {
-                prop_assert_eq!(&after, &before);
-            }
-        }
-        // Whatever was accepted is self-consistent: the slave as of its TID
-        // equals the master as of that TID whenever the stream was the valid one.
         if bad == stream {
-            prop_assert!(result.is_ok());
+            prop_assert!(o.written.is_ok(), "the valid stream was refused: {:?}", o.written);
+            prop_assert_eq!(&o.after, &master, "the valid stream did not make the slave the master's copy");
         }
-        let _ = SERIALBUF_SIZE;
     }
 }

@@ -9,22 +9,18 @@
 
 use std::path::PathBuf;
 
+use hammer_mirror::hammerfs::{
+    HAMMER_LOCALIZE_INODE, HAMMER_LOCALIZE_MISC, HAMMER_OBJTYPE_DIRECTORY, HAMMER_OBJTYPE_REGFILE, HAMMER_RECTYPE_DATA,
+    HAMMER_RECTYPE_DIRENTRY, HAMMER_RECTYPE_INODE, InodeData, crc32, leaf_data_crc,
+};
 use hammer_mirror::mrecord::{
-    self, BaseElm, LeafElm, PseudofsData, Record, RecordReader, decode, leaf_data_crc, rtype, set_c_str, uuid_to_wire,
+    self, BaseElm, LeafElm, PseudofsData, Record, RecordReader, decode, rtype, set_c_str, uuid_to_wire,
 };
 
 const PFS_ID: u32 = 5;
 const TID_BEG: u64 = 0xc0ff_ee00_0000_1000;
 const TID_END: u64 = 0xc0ff_ee00_ffff_f000;
 const SRC_SYNC_END: u64 = 0xc0ff_ee01_2345_6000;
-
-const RECTYPE_INODE: u16 = 0x0001;
-const RECTYPE_DATA: u16 = 0x0010;
-const RECTYPE_DIRENTRY: u16 = 0x0011;
-const OBJTYPE_DIRECTORY: u8 = 1;
-const OBJTYPE_REGFILE: u8 = 2;
-const LOCALIZE_INODE: u32 = 1;
-const LOCALIZE_MISC: u32 = 2;
 
 const fn lo(t: u32) -> u32 {
     (PFS_ID << 16) | t
@@ -55,27 +51,27 @@ fn leaf_vals(name: &str) -> DiskLeaf {
     #[rustfmt::skip]
     let (obj_id, key, create_tid, delete_tid, rec_type, localization, create_ts, delete_ts, data_offset, data_len,
         seed, media_bad): (i64, i64, u64, u64, u16, u32, u32, u32, u64, i32, u8, bool) = match name {
-        "rec_0" => (-0x0000_0001_0000_0001, i64::MIN, 0xc0ff_ee00_0000_1010, 0, RECTYPE_DATA, lo(LOCALIZE_MISC),
+        "rec_0" => (-0x0000_0001_0000_0001, i64::MIN, 0xc0ff_ee00_0000_1010, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC),
             0x65a1_b2c3, 0, 0, 0, 0x00, false),
-        "rec_1" => (-0x0123_4567_89ab_cdef, -0x4000, 0xc0ff_ee00_0000_1111, 0xc0ff_ee00_0000_2222, RECTYPE_DATA,
-            lo(LOCALIZE_MISC), 0x65a1_b2c4, 0x65a1_b2d5, 0xb000_0000_0001_2340, 1, 0x11, false),
-        "rec_15" => (-0x0123_4567_89ab_cdef, -0x3fff, 0xc0ff_ee00_0000_15a5, 0, RECTYPE_DATA, lo(LOCALIZE_MISC),
+        "rec_1" => (-0x0123_4567_89ab_cdef, -0x4000, 0xc0ff_ee00_0000_1111, 0xc0ff_ee00_0000_2222, HAMMER_RECTYPE_DATA,
+            lo(HAMMER_LOCALIZE_MISC), 0x65a1_b2c4, 0x65a1_b2d5, 0xb000_0000_0001_2340, 1, 0x11, false),
+        "rec_15" => (-0x0123_4567_89ab_cdef, -0x3fff, 0xc0ff_ee00_0000_15a5, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC),
             0x65a1_b2c5, 0, 0xb000_0000_0001_2380, 15, 0x15, false),
-        "rec_16" => (-0x0123_4567_89ab_cdef, -0x3ff0, 0xc0ff_ee00_0000_1616, 0xffff_ffff_ffff_fff0, RECTYPE_DATA,
-            lo(LOCALIZE_MISC), 0x65a1_b2c6, 0x7fff_ffff, 0xb000_0000_0001_23c0, 16, 0x16, false),
-        "rec_17" => (-2, i64::MAX, TID_END, 0, RECTYPE_DATA, lo(LOCALIZE_MISC), 0xffff_fffe, 0,
+        "rec_16" => (-0x0123_4567_89ab_cdef, -0x3ff0, 0xc0ff_ee00_0000_1616, 0xffff_ffff_ffff_fff0, HAMMER_RECTYPE_DATA,
+            lo(HAMMER_LOCALIZE_MISC), 0x65a1_b2c6, 0x7fff_ffff, 0xb000_0000_0001_23c0, 16, 0x16, false),
+        "rec_17" => (-2, i64::MAX, TID_END, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC), 0xffff_fffe, 0,
             0xb000_0000_0001_2400, 17, 0x17, false),
-        "rec_65536" => (-0x0123_4567_89ab_cdef, 0x10_0000, 0xc0ff_ee00_0000_6553, 0, RECTYPE_DATA, lo(LOCALIZE_MISC),
+        "rec_65536" => (-0x0123_4567_89ab_cdef, 0x10_0000, 0xc0ff_ee00_0000_6553, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC),
             0x65a1_b2c7, 0, 0xa000_0000_0040_0000, 65536, 0x65, false),
-        "rec_nodata" => (-0x55, -0x10, 0xc0ff_ee00_0000_5555, 0, RECTYPE_DATA, lo(LOCALIZE_MISC), 0x65a1_b2c8, 0,
+        "rec_nodata" => (-0x55, -0x10, 0xc0ff_ee00_0000_5555, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC), 0x65a1_b2c8, 0,
             0xb000_0000_0002_0000, 100, 0x55, false),
-        "rec_badcrc" => (-0x0123_4567_89ab_cdef, 0x8000, 0xc0ff_ee00_0000_bad0, 0, RECTYPE_DATA, lo(LOCALIZE_MISC),
+        "rec_badcrc" => (-0x0123_4567_89ab_cdef, 0x8000, 0xc0ff_ee00_0000_bad0, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC),
             0x65a1_b2c9, 0, 0xb000_0000_0003_0000, 24, 0xba, true),
-        "pass" => (-0x0123_4567_89ab_cdef, 0x4000, 0xc0ff_ee00_0000_0fff, 0xc0ff_ef00_0000_0000, RECTYPE_DATA,
-            lo(LOCALIZE_MISC), 0x65a1_b2ca, 0x65a1_b2cb, 0xa000_0000_0080_0000, 4096, 0xaa, false),
-        "inode" => (-0x0123_4567_89ab_cdef, 0, 0xc0ff_ee00_0000_1001, 0, RECTYPE_INODE, lo(LOCALIZE_INODE),
+        "pass" => (-0x0123_4567_89ab_cdef, 0x4000, 0xc0ff_ee00_0000_0fff, 0xc0ff_ef00_0000_0000, HAMMER_RECTYPE_DATA,
+            lo(HAMMER_LOCALIZE_MISC), 0x65a1_b2ca, 0x65a1_b2cb, 0xa000_0000_0080_0000, 4096, 0xaa, false),
+        "inode" => (-0x0123_4567_89ab_cdef, 0, 0xc0ff_ee00_0000_1001, 0, HAMMER_RECTYPE_INODE, lo(HAMMER_LOCALIZE_INODE),
             0x65a1_b2cc, 0, 0xb000_0000_0004_0000, 128, 0x01, false),
-        "future" => (-0x0123_4567_89ab_cdef, 0x1_0000, TID_END + 1, 0, RECTYPE_DATA, lo(LOCALIZE_MISC), 0x65a1_b2cd,
+        "future" => (-0x0123_4567_89ab_cdef, 0x1_0000, TID_END + 1, 0, HAMMER_RECTYPE_DATA, lo(HAMMER_LOCALIZE_MISC), 0x65a1_b2cd,
             0, 0xb000_0000_0005_0000, 8, 0xf0, false),
         other => panic!("no leaf {other}"),
     };
@@ -87,7 +83,7 @@ fn leaf_vals(name: &str) -> DiskLeaf {
             create_tid,
             delete_tid,
             rec_type,
-            obj_type: OBJTYPE_REGFILE,
+            obj_type: HAMMER_OBJTYPE_REGFILE,
             btype: mrecord::BTYPE_RECORD,
             localization,
         },
@@ -112,20 +108,20 @@ fn skip_vals(name: &str) -> (BaseElm, BaseElm) {
             key: 0x20_0000,
             create_tid: 0xc0ff_ee00_0000_0001,
             delete_tid: 0,
-            rec_type: RECTYPE_DATA,
+            rec_type: HAMMER_RECTYPE_DATA,
             obj_type: 0,
             btype: b'L',
-            localization: lo(LOCALIZE_MISC),
+            localization: lo(HAMMER_LOCALIZE_MISC),
         },
         BaseElm {
             obj_id: -0x100,
             key: i64::MAX,
             create_tid: 0,
             delete_tid: 0xc0ff_ee00_0000_0002,
-            rec_type: RECTYPE_DIRENTRY,
-            obj_type: OBJTYPE_DIRECTORY,
+            rec_type: HAMMER_RECTYPE_DIRENTRY,
+            obj_type: HAMMER_OBJTYPE_DIRECTORY,
             btype: b'I',
-            localization: lo(LOCALIZE_MISC),
+            localization: lo(HAMMER_LOCALIZE_MISC),
         },
     )
 }
@@ -310,8 +306,8 @@ fn stream_reads_as_one_mirror_read_batch() {
 
     // The inode's data CRC covers only its first 112 bytes.
     let Record::Rec { leaf, data, .. } = expected[2] else { panic!("inode") };
-    assert_eq!(leaf.base.rec_type, RECTYPE_INODE);
-    assert_eq!(leaf.data_crc, mrecord::crc32(&data[..112]));
+    assert_eq!(leaf.base.rec_type, HAMMER_RECTYPE_INODE);
+    assert_eq!(leaf.data_crc, crc32(&data[..InodeData::CRC_SIZE]));
 }
 
 #[test]

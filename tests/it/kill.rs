@@ -4,15 +4,13 @@
 //! 50 iterations by default; HAMMER_MIRROR_KILL_ITERATIONS=N runs more.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{Env, ok, show};
+use nix::sys::signal::Signal;
 
-fn fake_ssh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-ssh")
-}
+use crate::util::{Env, WAIT_BOUND, alive, bin, fake_ssh, ok, show, signal, wait_for, wait_until};
 
 struct Rng(u64);
 impl Rng {
@@ -24,17 +22,16 @@ impl Rng {
     }
 }
 
-/// SIGKILL to `pid`; one that has already ended is no error.
-fn sigkill(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+/// The remote sides that the fake ssh started for this copy (`copy` empties the pid file before each run).
+fn remote_pids(e: &Env) -> Vec<u32> {
+    let pids = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
+    pids.lines().filter_map(|p| p.trim().parse().ok()).collect()
 }
 
-/// SIGKILL to the remote side that the fake ssh started for this copy, if any
-/// (`copy` empties the pid file before each run).
+/// SIGKILL to the remote side of this copy, if it has started.
 fn sigkill_remote(e: &Env) {
-    let pids = std::fs::read_to_string(e.path("pids")).unwrap_or_default();
-    if let Some(pid) = pids.lines().next().and_then(|p| p.trim().parse().ok()) {
-        sigkill(pid);
+    if let Some(&pid) = remote_pids(e).first() {
+        signal(pid, Signal::SIGKILL);
     }
 }
 
@@ -44,25 +41,20 @@ fn copy(e: &Env, src: &str, dst: &str) -> Child {
         .env("HAMMER_RSH", fake_ssh())
         .env("FAKE_SSH_PIDS", e.path("pids"))
         .env("HAMMER_MIRROR_LOCK_WAIT", "10")
-        .args(["--remote-cmd", env!("CARGO_BIN_EXE_hammer-mirror"), "-q", "-y", "-S", "2m", "copy", src, dst])
+        .args(["--remote-cmd", bin(), "-q", "-y", "-S", "2m", "copy", src, dst])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
 
+/// The copy's output, once it has ended (a copy that never ends is killed and fails the test).
 fn wait(mut c: Child) -> std::process::Output {
-    let t = Instant::now();
-    loop {
-        if c.try_wait().unwrap().is_some() {
-            return c.wait_with_output().unwrap();
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = c.kill();
-            panic!("copy did not end within 60 s:\n{}", show(&c.wait_with_output().unwrap()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if !wait_until(|| c.try_wait().unwrap().is_some()) {
+        let _ = c.kill();
+        panic!("copy did not end within {WAIT_BOUND:?}:\n{}", show(&c.wait_with_output().unwrap()));
     }
+    c.wait_with_output().unwrap()
 }
 
 fn verify_at_own_tid(e: &Env, m: &Path, s: &Path, what: &str) {
@@ -103,6 +95,7 @@ fn sigkill_at_random_points_then_rerun() {
             _ => (ms.clone(), format!("backup:{ss}")),
         };
         let child = copy(&e, &src, &dst);
+        // The random point of the kill (a moment of the copy, not a wait for something).
         std::thread::sleep(Duration::from_millis(rng.next() % 150));
         let what = match variant {
             0 => {
@@ -115,14 +108,16 @@ fn sigkill_at_random_points_then_rerun() {
                 "killing the source"
             }
             _ => {
-                sigkill(child.id() as i32);
+                signal(child.id(), Signal::SIGKILL);
                 "killing the orchestrator"
             }
         };
         kills[variant as usize] += 1;
         let _ = wait(child);
-        // Orphaned remote halves end when their socket closes; give them a moment.
-        std::thread::sleep(Duration::from_millis(50));
+        // An orphaned remote half ends when its socket closes; it must, before the target is checked.
+        for pid in remote_pids(&e) {
+            wait_for("the remote half of the killed copy to end", || !alive(pid));
+        }
         verify_at_own_tid(&e, &m, &s, what);
         // The rerun completes and the target catches up.
         let o = wait(copy(&e, &ms, &ss));

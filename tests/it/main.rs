@@ -4,16 +4,24 @@
 //! own temporary directory; see `util` for the scrubbed environment.
 
 mod cli;
+mod completions;
 mod corruption;
 mod defects;
 mod docs;
+mod endpoints;
 mod fakessh;
 mod faults;
 mod fuzz;
 mod golden;
+mod history;
 mod importexport;
 mod kill;
 mod messages;
+mod operator;
+mod prompts;
+mod quoting;
+mod resume;
+mod snapshots;
 mod sshd;
 mod storefiles;
 mod terminal;

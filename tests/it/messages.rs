@@ -89,6 +89,22 @@ fn local_refusals_and_failures() {
     says(&e, &["pfs-upgrade", "m"], None, 1, "hammer-mirror: pfs-upgrade m: It is already a master");
     says(&e, &["pfs-master", "m"], None, 1, "hammer-mirror: Cannot create m, file exists!");
     says(&e, &["copy", "m", "m"], None, 2, "hammer-mirror: source and target are the same PFS (m)");
+    says(
+        &e,
+        &["read", "t"],
+        None,
+        1,
+        "hammer-mirror: mirror-read: t: not a PFS: a plain directory; record it with `hammer-mirror import <dir> <pfs>` first (a store PFS is a file)",
+    );
+    // A failed export leaves no directory behind that it made.
+    ok(&e.run([
+        "pfs-slave",
+        "fresh",
+        &format!("shared-uuid={}", crate::util::status_json(&e, &e.path("m"))["shared_uuid"].as_str().unwrap()),
+    ]));
+    let o = e.run(["export", "fresh", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(!e.path("out").exists(), "the failed export left its directory:\n{}", show(&o));
 }
 
 #[test]

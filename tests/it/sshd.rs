@@ -4,18 +4,19 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::util::{Env, ok, show};
+use nix::sys::signal::Signal;
+
+use crate::util::{Env, bin, ok, show, signal, wait_for};
 
 struct Sshd {
-    pid: String,
+    pid: u32,
     ssh: String,
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(&self.pid).status();
+        signal(self.pid, Signal::SIGTERM);
     }
 }
 
@@ -34,25 +35,17 @@ fn start_sshd(e: &Env) -> Option<Sshd> {
         field("PORT="),
         field("KEY=")
     );
-    Some(Sshd { pid: field("PID="), ssh })
+    Some(Sshd { pid: field("PID=").parse().expect("start-sshd.sh prints PID=<number>"), ssh })
 }
 
 fn hm(e: &Env, d: &Sshd) -> Command {
     let mut c = e.cmd();
-    c.args(["--ssh", &d.ssh, "--remote-cmd", env!("CARGO_BIN_EXE_hammer-mirror")]);
+    c.args(["--ssh", &d.ssh, "--remote-cmd", bin()]);
     c
 }
 
 fn remote(p: &Path) -> String {
     format!("127.0.0.1:{}", p.display())
-}
-
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(90), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn import(e: &Env, m: &Path, files: &[(&str, &str)]) -> String {
@@ -110,11 +103,11 @@ fn stream_over_ssh_picks_up_imports_and_survives_a_killed_ssh() {
     let pids =
         String::from_utf8(Command::new("pgrep").args(["-P", &child.id().to_string(), "ssh"]).output().unwrap().stdout)
             .unwrap();
-    let pid = pids.lines().next().expect("an ssh child").to_string();
-    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    let pid: u32 = pids.lines().next().expect("an ssh child").trim().parse().unwrap();
+    signal(pid, Signal::SIGKILL);
     let t4 = import(&e, &m, &[("d.txt", "four")]);
     wait_for("the import after the reconnect", || crate::util::sync_end_tid(&e, &s) == t4);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    signal(child.id(), Signal::SIGTERM);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Lost Link"), "{}", show(&out));
@@ -130,11 +123,7 @@ fn a_forced_ssh_remote_key_mirrors_under_its_prefix_and_refuses_the_rest() {
     std::fs::create_dir(&prefix).unwrap();
     // Lock the key down: sshd now runs only `ssh-remote write <prefix>`.
     let key = std::fs::read_to_string(e.path("sshd/user_key.pub")).unwrap();
-    let line = format!(
-        "command=\"{} ssh-remote write {}\",restrict {key}",
-        env!("CARGO_BIN_EXE_hammer-mirror"),
-        prefix.display()
-    );
+    let line = format!("command=\"{} ssh-remote write {}\",restrict {key}", bin(), prefix.display());
     std::fs::write(e.path("sshd/authorized_keys"), line).unwrap();
     let m = e.master_with("m", &[("a.txt", "one")]);
     let s = prefix.join("s");

@@ -1,20 +1,26 @@
-//! HAMMER on-disk formats as pure functions: directory namekeys, inode/direntry data, record constants, block sizes.
+//! HAMMER's on-disk format, as pure functions: record and object types, localization, CRCs, block sizes, inode/direntry/snapshot data, directory name keys.
 //!
-//! Everything here mirrors DragonFly BSD's `sys/vfs/hammer` sources (see
-//! `/work/notes/dragonfly-facts.md` for the citations):
+//! The crate's one copy of this knowledge; [`crate::mrecord`] (the mirror
+//! stream, and the B-tree elements and PFS data it carries), the kernel ABI
+//! and the userspace store all take it from here. Everything mirrors DragonFly
+//! BSD's `sys/vfs/hammer` sources:
 //!
 //! * `hammer_disk.h` — record/object types, `struct hammer_inode_data`
-//!   (128 bytes), `struct hammer_direntry_data`, capability flags, buffer
-//!   sizes.
+//!   (128 bytes), `struct hammer_direntry_data`, `struct
+//!   hammer_snapshot_data`, capability flags, buffer sizes.
 //! * `hammer_btree.h` / `hammer_disk.h` — `HAMMER_LOCALIZE_*`.
+//! * `hammer_crc.h`, `sys/libkern/crc32.c`, `icrc32.c` — the two CRCs and
+//!   what a leaf's `data_crc` covers.
 //! * `hammer_subs.c` — `hammer_directory_namekey()` (ALG0 and ALG1),
 //!   `hammer_guid_to_uuid()` / `hammer_to_unix_xid()`, `hammer_blocksize()`,
 //!   `hammer_get_obj_type()`.
 //! * `hammer_vnops.c` — symlink storage (inline vs FIX record), data record
 //!   sizing in `hammer_vop_strategy_write()`, `va_bytes` in getattr.
+//! * `hammer_ioctl.c` — where snapshot records live (`hammer_ioc_add_snapshot`).
 //!
 //! All multi-byte fields are little-endian (HAMMER uses host order and only
-//! runs on little-endian machines). There is no I/O and no `unsafe` here.
+//! runs on little-endian machines). There is no I/O and no `unsafe` here, and
+//! no dependency on the rest of the crate.
 
 // ---------------------------------------------------------------------------
 // Buffer sizes (hammer_disk.h)
@@ -140,6 +146,43 @@ pub const fn new_directory_cap_flags(fs_version: u32) -> u8 {
 }
 
 // ---------------------------------------------------------------------------
+// CRCs (sys/libkern/crc32.c, icrc32.c; hammer_crc.h)
+// ---------------------------------------------------------------------------
+
+/// HAMMER's `crc32()` (sys/libkern/crc32.c, Gary Brown table, poly
+/// 0xEDB88320, init/xorout ~0): CRC-32/ISO-HDLC. Mirror records' `rec_crc`
+/// and directory keys always use this one, even on version 7 filesystems
+/// (only on-media CRCs switched to iSCSI CRC32C in version 7).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// HAMMER's `iscsi_crc32()` (CRC-32C), used for data CRCs from volume version 7 on.
+pub fn iscsi_crc32(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+/// The bytes of a record's data that its leaf `data_crc` covers
+/// (`hammer_crc_get_leaf()`): all of it, except for an inode, whose mtime and
+/// atime are updated in place ([`InodeData::CRC_SIZE`]).
+pub fn data_crc_span(rec_type: u16, data: &[u8]) -> &[u8] {
+    if rec_type == HAMMER_RECTYPE_INODE && data.len() == InodeData::SIZE { &data[..InodeData::CRC_SIZE] } else { data }
+}
+
+/// The leaf `data_crc` HAMMER (volume version 6 and below) stores for `data`
+/// (0 for no data). The store writes this form; version 7 targets accept it too.
+pub fn leaf_data_crc(rec_type: u16, data: &[u8]) -> u32 {
+    if data.is_empty() { 0 } else { crc32(data_crc_span(rec_type, data)) }
+}
+
+/// `hammer_crc_test_leaf()` for non-empty `data`: `crc` is the CRC-32 of
+/// version <= 6 or the CRC-32C of version >= 7.
+pub fn data_crc_matches(rec_type: u16, data: &[u8], crc: u32) -> bool {
+    let span = data_crc_span(rec_type, data);
+    crc32(span) == crc || iscsi_crc32(span) == crc
+}
+
+// ---------------------------------------------------------------------------
 // Directory name keys (hammer_subs.c: hammer_directory_namekey)
 // ---------------------------------------------------------------------------
 
@@ -154,14 +197,6 @@ pub const DIRHASH_ALG0_MAX_ITERATIONS: u32 = 0xFFFF_FFFF;
 pub const DIRHASH_ALG1_MAX_ITERATIONS: u32 = 0x00FF_FFFF;
 /// Iteration space of the default (ALG1) algorithm.
 pub const NAMEKEY_MAX_ITERATIONS: u32 = DIRHASH_ALG1_MAX_ITERATIONS;
-
-/// HAMMER's `crc32()` (sys/libkern/crc32.c, Gary Brown table, poly
-/// 0xEDB88320, init/xorout ~0): CRC-32/ISO-HDLC. Directory keys always use
-/// this one, even on version 7 filesystems (only on-media CRCs switched to
-/// iSCSI CRC32C in version 7).
-fn crc32(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
-}
 
 /// ALG0 (original) namekey:
 /// `key = (crc32(name) & 0x7FFFFFFF) << 32; if key == 0 { key = 1 << 32 }`.
@@ -556,6 +591,85 @@ impl DirEntryData {
 }
 
 // ---------------------------------------------------------------------------
+// struct hammer_snapshot_data (hammer_disk.h; records: hammer_ioctl.c)
+// ---------------------------------------------------------------------------
+
+/// `struct hammer_snapshot_data`: "Snapshot meta-data { Objid =
+/// HAMMER_OBJID_ROOT, Key = tid, rectype = SNAPSHOT }. [...] Snapshot records
+/// are mirrored but may be independently managed once they are laid down on
+/// a slave." The record sits at [`snapshot_record_key`]; its data is this
+/// (128 bytes, the reserved fields zero).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotData {
+    /// "the snapshot TID itself (== key)"
+    pub tid: u64,
+    /// "real-time when snapshot was made": microseconds since the epoch, as
+    /// `hammer snap` sets it (`time(NULL) * 1000000`).
+    pub ts: u64,
+    /// "user-supplied description", NUL-terminated unless 64 bytes long.
+    pub label: [u8; 64],
+}
+
+impl std::fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotData")
+            .field("tid", &format_args!("{:#018x}", self.tid))
+            .field("ts", &self.ts)
+            .field("label", &self.label_str())
+            .finish()
+    }
+}
+
+impl SnapshotData {
+    /// `sizeof(struct hammer_snapshot_data)`.
+    pub const SIZE: usize = 128;
+    /// Offset of `label` (after tid, ts, reserved01, reserved02).
+    const LABEL_OFF: usize = 32;
+
+    /// A snapshot of `tid` made at `ts` (µs) with the note `label`,
+    /// truncated to 63 bytes as `snprintf` into the 64-byte array does.
+    pub fn new(tid: u64, ts: u64, label: &[u8]) -> Self {
+        let mut l = [0u8; 64];
+        let n = label.len().min(63);
+        l[..n].copy_from_slice(&label[..n]);
+        SnapshotData { tid, ts, label: l }
+    }
+
+    /// The note up to its NUL (lossy UTF-8).
+    pub fn label_str(&self) -> String {
+        let end = self.label.iter().position(|&c| c == 0).unwrap_or(self.label.len());
+        String::from_utf8_lossy(&self.label[..end]).into_owned()
+    }
+
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..8].copy_from_slice(&self.tid.to_le_bytes());
+        b[8..16].copy_from_slice(&self.ts.to_le_bytes());
+        b[Self::LABEL_OFF..Self::LABEL_OFF + 64].copy_from_slice(&self.label);
+        b
+    }
+
+    /// Decodes a record's data; None unless it is exactly 128 bytes. The
+    /// reserved fields are ignored.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::SIZE {
+            return None;
+        }
+        let mut label = [0u8; 64];
+        label.copy_from_slice(&bytes[Self::LABEL_OFF..Self::LABEL_OFF + 64]);
+        Some(SnapshotData { tid: le_u64(bytes, 0), ts: le_u64(bytes, 8), label })
+    }
+}
+
+/// Where HAMMER keeps the snapshot of `tid` (`hammer_ioc_add_snapshot()`):
+/// `(localization type, obj_id, rec_type, key)` = (INODE, the PFS root,
+/// SNAPSHOT, the TID as the signed B-tree key). The localization type is
+/// added to the PFS's base ([`pfs_to_localization`]).
+pub const fn snapshot_record_key(tid: u64) -> (u32, i64, u16, i64) {
+    (HAMMER_LOCALIZE_INODE, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_SNAPSHOT, tid as i64)
+}
+
+// ---------------------------------------------------------------------------
 // Data records (hammer_subs.c: hammer_blocksize; hammer_vnops.c)
 // ---------------------------------------------------------------------------
 
@@ -634,10 +748,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crc32_is_iso_hdlc() {
-        // Standard check value of CRC-32/ISO-HDLC, as in sys/libkern/crc32.c.
+    fn crc32_is_iso_hdlc_and_crc32c_is_castagnoli() {
+        // Standard check values, as in sys/libkern/crc32.c and icrc32.c.
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b"a"), 0xE8B7_BE43);
+        assert_eq!(iscsi_crc32(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn inode_crc_skips_mtime_and_atime() {
+        let mut d = [7u8; 128];
+        let c = leaf_data_crc(HAMMER_RECTYPE_INODE, &d);
+        d[inode_off::ATIME] = 0;
+        d[inode_off::MTIME] = 0;
+        assert_eq!(leaf_data_crc(HAMMER_RECTYPE_INODE, &d), c);
+        assert!(data_crc_matches(HAMMER_RECTYPE_INODE, &d, c));
+        d[inode_off::EXT] = 0;
+        assert_ne!(leaf_data_crc(HAMMER_RECTYPE_INODE, &d), c);
+        // Any other record type, or an inode of another size, is covered whole.
+        assert_ne!(leaf_data_crc(HAMMER_RECTYPE_DATA, &d), leaf_data_crc(HAMMER_RECTYPE_DATA, &[7u8; 128]));
+        assert_eq!(leaf_data_crc(HAMMER_RECTYPE_INODE, &d[..100]), crc32(&d[..100]));
+        assert_eq!(leaf_data_crc(HAMMER_RECTYPE_DATA, &[]), 0);
+        assert!(data_crc_matches(HAMMER_RECTYPE_DATA, b"abc", iscsi_crc32(b"abc")));
+        assert!(!data_crc_matches(HAMMER_RECTYPE_DATA, b"abc", 0));
     }
 
     #[test]
@@ -808,6 +941,23 @@ mod tests {
         assert_eq!(DirEntryData::decode(&b[..15]), None);
         assert_eq!(DirEntryData::decode(&b[..16]).unwrap().name, Vec::<u8>::new());
         assert_eq!(localization_to_pfs(0x0003_0001), 3);
+    }
+
+    #[test]
+    fn snapshot_data_round_trips_in_the_c_layout() {
+        let s = SnapshotData::new(0x0000_0001_0203_0405, 1_700_000_000_000_000, b"before upgrade");
+        let b = s.encode();
+        assert_eq!(b.len(), SnapshotData::SIZE);
+        assert_eq!(&b[0..8], &0x0000_0001_0203_0405u64.to_le_bytes());
+        assert_eq!(&b[8..16], &1_700_000_000_000_000u64.to_le_bytes());
+        assert_eq!(&b[16..32], &[0; 16], "reserved01/02");
+        assert_eq!(&b[32..46], b"before upgrade");
+        assert_eq!(&b[46..128], &[0; 82][..], "rest of the label and reserved03");
+        assert_eq!(SnapshotData::decode(&b), Some(s));
+        assert_eq!(SnapshotData::decode(&b[..127]), None);
+        assert_eq!(s.label_str(), "before upgrade");
+        assert_eq!(SnapshotData::new(1, 0, &[b'x'; 80]).label_str(), "x".repeat(63));
+        assert_eq!(snapshot_record_key(u64::MAX), (1, 1, 0x16, -1), "the key is the TID, signed");
     }
 
     #[test]
