@@ -1,9 +1,11 @@
 //! Opening a PFS by path: the DragonFly kernel implementation for HAMMER mounts, the userspace store otherwise.
 //!
-//! A regular file is a store PFS. Anything else (a directory, or hammer's
-//! `@@PFS%05d` softlink) goes to the kernel implementation, which reports
-//! "not a HAMMER filesystem" where HAMMER is not there. Kept apart from
-//! `ioctl` so that `ioctl` never depends on the store.
+//! A regular file is a store PFS. A directory, or hammer's `@@PFS%05d`
+//! softlink to one, goes to the kernel implementation, which reports "not a
+//! HAMMER filesystem" where HAMMER is not there. A symlink to anything else
+//! is refused by name: store files are never opened through a symlink (their
+//! lock file would be made beside the link). Kept apart from `ioctl` so that
+//! `ioctl` never depends on the store.
 
 use std::path::Path;
 
@@ -14,34 +16,57 @@ use crate::store::{Access, Store};
 /// The PFS id given to store PFSs (the first id `hammer pfs-master` hands out).
 pub const STORE_PFS_ID: u32 = 1;
 
-/// Opens the PFS at `path`.
-pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
+/// What is at a PFS path.
+enum Kind {
+    Store,
+    /// A directory or a symlink to one: the kernel's.
+    Kernel,
+    /// A symlink to something other than a directory.
+    Symlink,
+}
+
+fn kind(path: &Path) -> Result<Kind, PfsError> {
     match path.symlink_metadata() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(PfsError::NotFound { path: path.to_path_buf() }),
         Err(e) => Err(PfsError::io(path, "stat", e)),
-        Ok(m) if m.is_file() => Ok(Box::new(Store::open(path, access)?)),
-        Ok(m) => match KernelPfs::open(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            Ok(if path.metadata().is_ok_and(|t| t.is_dir()) { Kind::Kernel } else { Kind::Symlink })
+        }
+        Ok(m) if m.is_dir() => Ok(Kind::Kernel),
+        Ok(_) => Ok(Kind::Store),
+    }
+}
+
+/// Opens the PFS at `path`.
+pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
+    match kind(path)? {
+        Kind::Store => Ok(Box::new(Store::open(path, access)?)),
+        Kind::Kernel => match KernelPfs::open(path) {
             // Not HAMMER: a plain directory is a tree to record, not a PFS.
-            Err(PfsError::NotHammer { .. }) if m.is_dir() => Err(PfsError::NotPfs {
-                path: path.to_path_buf(),
-                detail: "a plain directory; record it with `hammer-mirror import <dir> <pfs>` \
-                         first (a store PFS is a file)"
-                    .into(),
-            }),
+            Err(PfsError::NotHammer { .. }) if path.symlink_metadata().is_ok_and(|m| m.is_dir()) => {
+                Err(PfsError::NotPfs {
+                    path: path.to_path_buf(),
+                    detail: "a plain directory; record it with `hammer-mirror import <dir> <pfs>` \
+                             first (a store PFS is a file)"
+                        .into(),
+                })
+            }
             r => Ok(Box::new(r?)),
         },
+        Kind::Symlink => Err(crate::store::symlink_refusal(path)),
     }
 }
 
 /// Opens a store PFS (for commands that only work on the store, like import).
 pub fn open_store(path: &Path, access: Access) -> Result<Store, PfsError> {
-    match path.symlink_metadata() {
-        Ok(m) if !m.is_file() => {
+    match kind(path)? {
+        Kind::Kernel => {
             // Give the kernel's answer ("not a HAMMER filesystem") for directories.
             KernelPfs::open(path)?;
             Err(PfsError::NotPfs { path: path.to_path_buf(), detail: "not a PFS store file".into() })
         }
-        _ => Store::open(path, access),
+        Kind::Symlink => Err(crate::store::symlink_refusal(path)),
+        Kind::Store => Store::open(path, access),
     }
 }
 
@@ -62,15 +87,17 @@ pub fn init_pfsd(slave: bool) -> PseudofsData {
     }
 }
 
-/// Creates a store PFS at `path` (pfs-master / pfs-slave) and returns it
-/// open for writing. A master gets its root directory, as HAMMER's
-/// SET_PSEUDOFS does for a new master.
+/// Creates a store PFS at `path` (pfs-master / pfs-slave, a new slave of
+/// mirror-write) and returns it open for writing. A master gets its root
+/// directory, as HAMMER's SET_PSEUDOFS does for a new master, before the
+/// store gets its name: a kill never leaves a partial PFS at `path`.
 pub fn create_store(path: &Path, pfsd: &PseudofsData) -> Result<Store, PfsError> {
-    let store = Store::create(path, pfsd, STORE_PFS_ID)?;
-    if !pfsd.is_slave() {
-        crate::store::import::make_root(&store)?;
-    }
-    Ok(store)
+    Store::create_with(path, pfsd, STORE_PFS_ID, |store| {
+        if !pfsd.is_slave() {
+            crate::store::import::make_root(store)?;
+        }
+        Ok(())
+    })
 }
 
 /// The write half's [`Opener`] for a path: the PFS there, or a new store

@@ -113,6 +113,10 @@ pub enum PfsError {
     Busy { path: PathBuf, detail: String },
     #[error("{}: PFS store is corrupt: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    /// The store file itself is not sound (short, foreign, bad LMDB pages):
+    /// found before it is mapped, or when it changes while open.
+    #[error("PFS file damaged: {}: {detail}", path.display())]
+    Damaged { path: PathBuf, detail: String },
     #[error("{}: PFS is a slave; only mirror-write may change it (use pfs-upgrade to make it a master)", path.display())]
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
@@ -124,13 +128,10 @@ pub enum PfsError {
     /// A safety check refused the request; retrying cannot fix it (exit status 3).
     #[error("{}: {op} refused: {detail}", path.display())]
     Refused { path: PathBuf, op: &'static str, detail: String },
-    #[error("{}: {op} failed{}", path.display(), disk_full_hint(path, source))]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    /// The errno text is part of the message (not a `source`, so that a
+    /// chain printed with `{:#}` names it once).
+    #[error("{}: {op} failed: {error}{}", path.display(), disk_full_hint(path, error))]
+    Io { path: PathBuf, op: &'static str, error: io::Error },
 }
 
 /// " (no space left on ...)" when an I/O error happened on a full filesystem:
@@ -151,6 +152,7 @@ impl PfsError {
             | PfsError::NotPfs { path, .. }
             | PfsError::Busy { path, .. }
             | PfsError::Corrupt { path, .. }
+            | PfsError::Damaged { path, .. }
             | PfsError::SlaveReadOnly { path }
             | PfsError::Invalid { path, .. }
             | PfsError::Refused { path, .. }
@@ -161,7 +163,7 @@ impl PfsError {
     }
 
     pub fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
-        PfsError::Io { path: path.to_path_buf(), op, source }
+        PfsError::Io { path: path.to_path_buf(), op, error: source }
     }
 
     pub fn invalid(path: &Path, op: &'static str, detail: impl Into<String>) -> Self {

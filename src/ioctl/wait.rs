@@ -197,7 +197,7 @@ mod tests {
         let mut f = Fake::new(&[]);
         f.fail_at = Some(Duration::from_millis(200));
         let err = wait_past(&f, &at(100), Some(Duration::from_secs(1))).unwrap_err();
-        assert_eq!(err.to_string(), "/pfs: HAMMERIOC_GET_PSEUDOFS failed");
+        assert_eq!(err.to_string(), "/pfs: HAMMERIOC_GET_PSEUDOFS failed: Input/output error (os error 5)");
         assert_eq!(f.ms(), 200);
     }
 }

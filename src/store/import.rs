@@ -18,10 +18,10 @@
 //! leaves the PFS at its previous TID.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::{BufReader, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::Store;
@@ -88,7 +88,7 @@ pub fn import(store: &Store, dir: &Path) -> Result<ImportStats> {
     }
     let mut skip = HashSet::new();
     let store_path = crate::ioctl::Pfs::path(store);
-    for p in [store_path.to_path_buf(), lock_file_of(store_path)] {
+    for p in [store_path.to_path_buf(), super::layout::lock_path(store_path)] {
         if let Ok(m) = std::fs::metadata(&p) {
             skip.insert((m.dev(), m.ino()));
         }
@@ -113,13 +113,6 @@ pub fn import(store: &Store, dir: &Path) -> Result<ImportStats> {
     let mut stats = imp.stats;
     stats.tid = imp.txn.commit()?;
     Ok(stats)
-}
-
-/// LMDB's lock file beside a store opened without a sub-directory.
-fn lock_file_of(path: &Path) -> std::path::PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push("-lock");
-    s.into()
 }
 
 struct Importer<'s> {
@@ -344,7 +337,12 @@ impl Importer<'_> {
     /// Reads the file at `path` and replaces the DATA records of `obj` that
     /// differ; returns the size read.
     fn file_data(&mut self, path: &Path, obj: i64, had_inode: bool) -> Result<u64> {
-        let file = File::open(path).map_err(|e| self.io(path, "open", e))?;
+        // Not through a symlink swapped in since the walk saw a file, nor blocking on a FIFO.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| self.io(path, "open", e))?;
         let mut r = BufReader::with_capacity(crate::mrecord::SERIALBUF_SIZE, file);
         // The blocks stored now, by key; whatever is not matched is deleted.
         let mut old: HashMap<i64, (super::keys::Key, i32)> = HashMap::new();

@@ -1,21 +1,35 @@
 //! The userspace PFS store: one PFS in one LMDB file, behaving through `Pfs` like the HAMMER kernel.
 //!
-//! Layout (see [`keys`]): a `meta` table (magic, the `hammer_pseudofs_data`,
-//! PFS id, last TID, object id and data offset allocators), a `recs` table of
-//! B-tree leaf records in `hammer_btree_cmp` order, and a `tids` index of
-//! every create/delete TID. LMDB gives MVCC: readers in any process never
-//! block the one writer. Writers are serialized by an exclusive `flock` on the
+//! Layout (see [`keys`] and [`layout`]): a `meta` table (magic, the
+//! `hammer_pseudofs_data`, PFS id, last TID, object id and data offset
+//! allocators), a `recs` table of B-tree leaf records in `hammer_btree_cmp`
+//! order, a `blobs` table of what record values do not hold, and a `tids`
+//! index of every create/delete TID.
+//!
+//! Files (see [`file`]): the data file and `<path>-lock` are opened without
+//! following symlinks, the data file is vetted before LMDB maps it
+//! ([`lmdbfile`]), and a new store is created 0600 under a temporary name and
+//! published complete. LMDB gives MVCC: readers never take the writer lock
+//! and never begin a write transaction, so a writer (even a stopped one)
+//! never blocks them. Writers are serialized by an exclusive `flock` on the
 //! data file, taken when the store is opened for writing and held until it is
 //! dropped; a second writer waits `HAMMER_MIRROR_LOCK_WAIT` seconds (default
 //! 10) and then fails with "PFS is busy". Every commit is durable (LMDB's
 //! default fsync), so `sync_end_tid` only moves after the data it covers is
-//! on disk.
+//! on disk. Every transaction begins with a check that the file still holds
+//! every page the newest meta page uses; a file cut short during a
+//! transaction is caught by the SIGBUS guard of [`crate::ioctl::mapped`].
 
 pub mod apply;
 pub mod export;
+mod file;
 pub mod import;
 pub mod keys;
+pub mod layout;
+pub mod lmdbfile;
 pub mod master;
+#[cfg(test)]
+mod open_tests;
 mod partial;
 pub mod rollback;
 pub mod scan;
@@ -25,26 +39,24 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heed::types::{Bytes, Str, Unit};
 use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
 use crate::hammerfs::SnapshotData;
-use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp};
+use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp, mapped};
 use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
+use layout::{LAYOUT, MAGIC};
 
-/// The `meta` value that marks a file as a hammer-mirror PFS store.
-const MAGIC: &[u8] = b"hammer-mirror PFS store v1";
-/// The record layout: 2 since data beyond a record value's first bytes went
-/// to the blob table.
-const LAYOUT: u64 = 2;
-/// Address space reserved for the map; the file only grows as data arrives.
-const MAP_SIZE: usize = 1 << 40;
+#[cfg(test)]
+use file::lock_writer;
+pub(crate) use file::symlink_refusal;
+
 /// How often `wait_pseudofs` looks for a new TID.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
@@ -57,7 +69,11 @@ pub enum Access {
 }
 
 /// One open environment, shared by every `Store` of the same file in this
-/// process (LMDB forbids opening a file twice in one process).
+/// process (LMDB forbids opening a file twice in one process: closing any
+/// descriptor of its lock file drops the process's locks on it).
+///
+/// Fields drop in order: the environment first, then the files it was
+/// opened on, and last the signal that the file may be opened again.
 pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) meta: Database<Str, Bytes>,
@@ -68,10 +84,69 @@ pub(crate) struct Shared {
     /// The data file's inode, and where it is mapped in this process once
     /// looked up.
     ino: u64,
-    map: std::sync::OnceLock<Option<(usize, usize)>>,
+    map: OnceLock<Option<(usize, usize)>>,
+    /// Write transactions are possible (the data file is open for writing
+    /// and LMDB has its lock file).
+    writable: bool,
+    psize: u64,
+    /// The newest meta page's transaction and the file length it needs, as
+    /// last found by reading the free list (when the file ends early).
+    checked: Mutex<(u64, u64)>,
+    files: Files,
+    closed: Closed,
 }
 
-static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
+/// The descriptors LMDB's files were opened through (kept open while the
+/// environment is: see [`file`]).
+struct Files {
+    /// First, so that the handler forgets the descriptor before it closes.
+    guard: mapped::Guard,
+    data: File,
+    _lock: Option<File>,
+}
+
+/// Set once a [`Shared`] is entirely gone.
+#[derive(Default)]
+struct CloseState {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl CloseState {
+    fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The signal of a [`Shared`] of the file with inode `.1`.
+struct Closed(Arc<CloseState>, #[cfg_attr(not(test), allow(dead_code))] u64);
+
+/// Test instrumentation: the inodes with an environment open in this
+/// process (LMDB must never have two of one file).
+#[cfg(test)]
+pub(crate) static LIVE: LazyLock<Mutex<std::collections::HashSet<u64>>> = LazyLock::new(Default::default);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        #[cfg(test)]
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+        *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.cv.notify_all();
+    }
+}
+
+/// The open environments of this process by (device, inode), with the
+/// signal that each is closed. An entry whose `Weak` is dead but whose close
+/// is not done is being closed on another thread: an opener waits for it.
+type Registry = HashMap<(u64, u64), (Weak<Shared>, Arc<CloseState>)>;
+static OPEN: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 
 /// A PFS kept in a single file. See the module documentation.
 pub struct Store {
@@ -91,7 +166,7 @@ pub struct Store {
 /// (copy runs a reader and a writer; P7 allows 64 MiB for both).
 const RESIDENT_BUDGET: usize = 8 << 20;
 
-fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsError {
+pub(crate) fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsError {
     match e {
         heed::Error::Io(source) => PfsError::io(path, op, source),
         heed::Error::Mdb(heed::MdbError::Invalid) | heed::Error::Mdb(heed::MdbError::VersionMismatch) => {
@@ -118,110 +193,161 @@ fn lock_wait() -> Duration {
     Duration::from_secs_f64(secs.max(0.0))
 }
 
-/// Says what the store waits for, on stderr (before any progress bar exists:
-/// stores are opened before a transfer starts).
-fn notice(text: &str) {
-    eprintln!("hammer-mirror: {text}");
-}
-
-/// Takes the exclusive writer lock on `file`, waiting up to `wait`; says at once that it waits.
-fn lock_writer(path: &Path, file: &File, wait: Duration) -> Result<()> {
-    use nix::errno::Errno;
-    #[allow(deprecated)]
-    use nix::fcntl::{FlockArg, flock};
-    use std::os::fd::AsRawFd;
-    let deadline = Instant::now() + wait;
-    let mut said = false;
-    loop {
-        // nix deprecates flock() for its Flock wrapper, which takes the File by value; we keep ours.
-        #[allow(deprecated)]
-        match flock(file.as_fd().as_raw_fd(), FlockArg::LockExclusiveNonblock) {
-            Ok(()) => return Ok(()),
-            Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => {
-                // Never wait in silence.
-                if !said {
-                    said = true;
-                    notice(&format!(
-                        "{}: PFS is busy: another process is writing to it; waiting up to {:.0} s for it \
-                         (HAMMER_MIRROR_LOCK_WAIT)",
-                        path.display(),
-                        wait.as_secs_f64()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(Errno::EWOULDBLOCK) => {
-                return Err(PfsError::Busy {
-                    path: path.to_path_buf(),
-                    detail: format!(
-                        "waited {:.0} s for the writer lock; set HAMMER_MIRROR_LOCK_WAIT to wait longer",
-                        wait.as_secs_f64()
-                    ),
-                });
-            }
-            Err(e) => return Err(PfsError::io(path, "lock", e.into())),
+impl Shared {
+    /// Opens the environment on `data` (the inode `ino`) and `lock`; with
+    /// `create`, makes the store's tables in a new file.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        path: &Path,
+        data: File,
+        ino: u64,
+        writable: bool,
+        need: u64,
+        lock: Option<File>,
+        create: bool,
+    ) -> Result<Shared> {
+        if lock.is_none() {
+            file::lock_shared(path, &data, lock_wait())?;
         }
+        #[cfg(test)]
+        assert!(LIVE.lock().unwrap_or_else(|e| e.into_inner()).insert(ino), "a second environment of {path:?}");
+        let closed = Closed(Arc::default(), ino);
+        let env = file::open_env(path, &data, lock.as_ref(), writable)?;
+        // Reader slots of processes that were killed would pin old pages forever.
+        let _ = env.clear_stale_readers();
+        let err = |e| lmdb_err(path, "open", e);
+        let [meta, recs, tids, blobs] = layout::TABLES;
+        let (meta, recs, tids, blobs) = if create {
+            let mut txn = env.write_txn().map_err(err)?;
+            let t = (
+                env.create_database(&mut txn, Some(meta)).map_err(err)?,
+                env.create_database(&mut txn, Some(recs)).map_err(err)?,
+                env.create_database(&mut txn, Some(tids)).map_err(err)?,
+                env.create_database(&mut txn, Some(blobs)).map_err(err)?,
+            );
+            txn.commit().map_err(err)?;
+            t
+        } else {
+            // Opened in a read transaction: a reader never waits for a writer.
+            let txn = env.read_txn().map_err(err)?;
+            let missing = |name: &str| PfsError::Damaged {
+                path: path.to_path_buf(),
+                detail: format!("the store's table {name:?} is missing"),
+            };
+            let t = (
+                env.open_database(&txn, Some(meta)).map_err(err)?.ok_or_else(|| missing(meta))?,
+                env.open_database(&txn, Some(recs)).map_err(err)?.ok_or_else(|| missing(recs))?,
+                env.open_database(&txn, Some(tids)).map_err(err)?.ok_or_else(|| missing(tids))?,
+                env.open_database(&txn, Some(blobs)).map_err(err)?.ok_or_else(|| missing(blobs))?,
+            );
+            // Committing a read transaction keeps the handles it opened.
+            txn.commit().map_err(err)?;
+            t
+        };
+        let (m, _) = lmdbfile::read_meta(&data).map_err(|p| file::problem(path, p))?;
+        let guard = mapped::guard(data.as_raw_fd(), &format!("hammer-mirror: PFS file damaged: {}: ", path.display()));
+        guard.set_need(need);
+        Ok(Shared {
+            env,
+            meta,
+            recs,
+            tids,
+            blobs,
+            ino,
+            map: OnceLock::new(),
+            writable: writable && lock.is_some(),
+            psize: u64::from(m.psize),
+            checked: Mutex::new((0, 0)),
+            files: Files { guard, data, _lock: lock },
+            closed,
+        })
+    }
+
+    /// Checks that the file still has what LMDB will read: its two meta
+    /// pages always, and, once a transaction began (`begun`), every page
+    /// the newest meta page uses (pages at the end that the free list names
+    /// may be missing: see [`lmdbfile`]).
+    fn check(&self, path: &Path, begun: bool) -> Result<()> {
+        let damaged = |detail: String| PfsError::Damaged { path: path.to_path_buf(), detail };
+        let len = self.files.data.metadata().map_err(|e| PfsError::io(path, "stat", e))?.len();
+        if len < 2 * self.psize {
+            return Err(damaged(format!(
+                "the file is {len} bytes now, shorter than LMDB's two meta pages: it was cut short while open"
+            )));
+        }
+        if !begun {
+            return Ok(());
+        }
+        let info = self.env.info();
+        let full = (info.last_page_number as u64 + 1).saturating_mul(self.psize);
+        let need = if len >= full {
+            full
+        } else {
+            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            if checked.0 != info.last_txn_id as u64 {
+                let (m, flen) = lmdbfile::read_meta(&self.files.data).map_err(|p| file::problem(path, p))?;
+                let need = match lmdbfile::Pages::new(&self.files.data, m, flen).needed_len() {
+                    Ok(need) => need,
+                    Err(lmdbfile::Problem::Bad(_)) => full,
+                    Err(p) => return Err(file::problem(path, p)),
+                };
+                *checked = (m.txnid, need);
+            }
+            checked.1
+        };
+        if len < need {
+            return Err(damaged(format!(
+                "the file is {len} bytes now, but its pages need {need}: it was cut short while open"
+            )));
+        }
+        self.files.guard.set_need(need);
+        Ok(())
     }
 }
 
 impl Store {
     /// Opens an existing store.
     pub fn open(path: &Path, access: Access) -> Result<Store> {
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => PfsError::NotFound { path: path.to_path_buf() },
-            _ => PfsError::io(path, "stat", e),
-        })?;
-        if !meta.is_file() {
-            return Err(PfsError::NotPfs { path: path.to_path_buf(), detail: "not a PFS store file".into() });
-        }
-        Self::open_file(path, access, false)
+        Self::open_with(path, access, None)
     }
 
-    /// Creates a new store holding `pfsd` (fails if `path` exists) and returns
-    /// it open for writing.
-    pub fn create(path: &Path, pfsd: &PseudofsData, pfs_id: u32) -> Result<Store> {
-        if path.symlink_metadata().is_ok() {
-            return Err(PfsError::invalid(path, "create", "cannot create PFS, file exists"));
+    /// Opens an existing store; for writing with `held`, a descriptor of the
+    /// same file that already holds the writer lock.
+    fn open_with(path: &Path, access: Access, held: Option<File>) -> Result<Store> {
+        let data = file::open_data(path, access)?;
+        if data.vetted.layout != LAYOUT {
+            let layout = data.vetted.layout;
+            return Err(PfsError::NotPfs {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "store record layout {layout}, this hammer-mirror reads layout {LAYOUT}: \
+                     export the PFS with the version that wrote it and import it again"
+                ),
+            });
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-            && !parent.is_dir()
-        {
-            return Err(PfsError::invalid(path, "create", format!("directory {} does not exist", parent.display())));
-        }
-        let store = Self::open_file(path, Access::Write, true)?;
-        let mut txn = store.write_txn()?;
-        store.put_meta(&mut txn, "magic", MAGIC)?;
-        store.put_meta(&mut txn, "layout", &LAYOUT.to_le_bytes())?;
-        store.put_meta(&mut txn, "pfs_id", &pfs_id.to_le_bytes())?;
-        store.put_meta(&mut txn, "pfsd", &pfsd.to_bytes())?;
-        store.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.max(1).to_le_bytes())?;
-        store.commit(txn, "create")?;
-        let mut store = store;
-        store.pfs_id = pfs_id;
-        Ok(store)
-    }
-
-    fn open_file(path: &Path, access: Access, creating: bool) -> Result<Store> {
-        let key = if creating {
-            std::path::absolute(path).map_err(|e| PfsError::io(path, "open", e))?
-        } else {
-            path.canonicalize().map_err(|e| PfsError::io(path, "open", e))?
-        };
-        let lock = match access {
-            Access::Read => None,
-            Access::Write => {
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(creating)
-                    .truncate(false)
-                    .open(path)
-                    .map_err(|e| PfsError::io(path, "open for writing", e))?;
-                lock_writer(path, &f, lock_wait())?;
+        let key = (data.dev, data.ino);
+        let (db, spare) = Self::shared(path, data, access)?;
+        let lock = match (access, held) {
+            (Access::Read, _) => None,
+            (Access::Write, Some(held)) => {
+                let m = held.metadata().map_err(|e| PfsError::io(path, "stat", e))?;
+                if (m.dev(), m.ino()) != key {
+                    return Err(PfsError::invalid(path, "open", "the file was replaced while it was created"));
+                }
+                Some(held)
+            }
+            (Access::Write, None) => {
+                let f = match spare {
+                    Some(f) => f,
+                    None => file::reopen(path, key)?,
+                };
+                file::lock_writer(path, &f, lock_wait())?;
                 Some(f)
             }
         };
-        let db = Self::shared(path, &key)?;
+        if access == Access::Write && !db.writable {
+            return Err(PfsError::invalid(path, "open for writing", "the store is open read-only in this process"));
+        }
         let mut store = Store {
             path: path.to_path_buf(),
             db,
@@ -231,58 +357,110 @@ impl Store {
             touched: Default::default(),
             resuming: Default::default(),
         };
-        if !creating {
-            let pfs_id = {
-                let txn = store.read_txn()?;
-                match store.db.meta.get(&txn, "magic").map_err(|e| lmdb_err(path, "open", e))? {
-                    Some(m) if m == MAGIC => {}
-                    _ => {
-                        return Err(PfsError::NotPfs {
-                            path: path.to_path_buf(),
-                            detail: "not a hammer-mirror PFS store file".into(),
-                        });
-                    }
-                }
-                let layout = store.meta_u64(&txn, "layout")?.unwrap_or(1);
-                if layout != LAYOUT {
-                    return Err(PfsError::NotPfs {
-                        path: path.to_path_buf(),
-                        detail: format!(
-                            "store record layout {layout}, this hammer-mirror reads layout {LAYOUT}: \
-                             export the PFS with the version that wrote it and import it again"
-                        ),
-                    });
-                }
-                store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
-            };
-            store.pfs_id = pfs_id;
-            // A slave's pass killed before its SYNC leaves no trace, but for
-            // the partial pass the next one may resume.
-            rollback::discard_unsynced(&store, true)?;
-        }
+        store.pfs_id = {
+            let txn = store.read_txn()?;
+            store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
+        };
+        store.map();
+        // A slave's pass killed before its SYNC leaves no trace, but for
+        // the partial pass the next one may resume.
+        rollback::discard_unsynced(&store, true)?;
         Ok(store)
     }
 
-    /// The process-wide environment for `key` (a canonical path).
-    fn shared(path: &Path, key: &Path) -> Result<Arc<Shared>> {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = open.get(key).and_then(Weak::upgrade) {
-            return Ok(s);
+    /// Creates a new store holding `pfsd` (fails if `path` exists) and returns
+    /// it open for writing.
+    pub fn create(path: &Path, pfsd: &PseudofsData, pfs_id: u32) -> Result<Store> {
+        Self::create_with(path, pfsd, pfs_id, |_| Ok(()))
+    }
+
+    /// [`Store::create`], with `init` run on the new store before it gets its
+    /// name: a kill at any moment leaves either nothing at `path` or a store
+    /// on which `init` completed (see [`file`]).
+    pub fn create_with(
+        path: &Path,
+        pfsd: &PseudofsData,
+        pfs_id: u32,
+        init: impl FnOnce(&Store) -> Result<()>,
+    ) -> Result<Store> {
+        if path.symlink_metadata().is_ok() {
+            return Err(PfsError::invalid(path, "create", "cannot create PFS, file exists"));
         }
-        let env = crate::ioctl::mapped::open_env(path, MAP_SIZE, 8).map_err(|e| lmdb_err(path, "open", e))?;
-        // Reader slots of processes that were killed would pin old pages forever.
-        let _ = env.clear_stale_readers();
-        let mut txn = env.write_txn().map_err(|e| lmdb_err(path, "open", e))?;
-        let meta = env.create_database(&mut txn, Some("meta")).map_err(|e| lmdb_err(path, "open", e))?;
-        let recs = env.create_database(&mut txn, Some("recs")).map_err(|e| lmdb_err(path, "open", e))?;
-        let tids = env.create_database(&mut txn, Some("tids")).map_err(|e| lmdb_err(path, "open", e))?;
-        let blobs = env.create_database(&mut txn, Some("blobs")).map_err(|e| lmdb_err(path, "open", e))?;
-        txn.commit().map_err(|e| lmdb_err(path, "open", e))?;
-        let ino = std::fs::metadata(path).map_err(|e| PfsError::io(path, "stat", e))?.ino();
-        let shared = Arc::new(Shared { env, meta, recs, tids, blobs, ino, map: Default::default() });
-        open.retain(|_, w| w.strong_count() > 0);
-        open.insert(key.to_path_buf(), Arc::downgrade(&shared));
-        Ok(shared)
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(PfsError::invalid(path, "create", format!("directory {} does not exist", parent.display())));
+        }
+        file::check_lock_slot(path)?;
+        let file::NewStore { tmp, data: held, lock } = file::create_temp(path)?;
+        let discard = |tmp: &Path| {
+            let _ = std::fs::remove_file(tmp);
+            let _ = std::fs::remove_file(layout::lock_path(tmp));
+        };
+        let made = (|| {
+            let m = held.metadata().map_err(|e| PfsError::io(path, "stat", e))?;
+            let data = file::reopen(&tmp, (m.dev(), m.ino()))?;
+            let shared = Shared::new(path, data, m.ino(), true, 0, Some(lock), true)?;
+            let held_dup = held.try_clone().map_err(|e| PfsError::io(path, "create", e))?;
+            let store = Store {
+                path: path.to_path_buf(),
+                db: Arc::new(shared),
+                pfs_id,
+                lock: Some(held_dup),
+                scan_cache: Mutex::new(None),
+                touched: Default::default(),
+                resuming: Default::default(),
+            };
+            let mut txn = store.write_txn()?;
+            store.put_meta(&mut txn, layout::MAGIC_KEY, MAGIC)?;
+            store.put_meta(&mut txn, layout::LAYOUT_KEY, &LAYOUT.to_le_bytes())?;
+            store.put_meta(&mut txn, "pfs_id", &pfs_id.to_le_bytes())?;
+            store.put_meta(&mut txn, "pfsd", &pfsd.to_bytes())?;
+            store.put_meta(&mut txn, "last_tid", &pfsd.sync_end_tid.max(1).to_le_bytes())?;
+            store.commit(txn, "create")?;
+            init(&store)
+        })();
+        // The temporary lock file goes with the temporary name; the store's
+        // own is made beside it by its first open.
+        let _ = std::fs::remove_file(layout::lock_path(&tmp));
+        if let Err(e) = made.and_then(|()| file::publish(&tmp, path)) {
+            discard(&tmp);
+            return Err(e);
+        }
+        Self::open_with(path, Access::Write, Some(held))
+    }
+
+    /// The process-wide environment of the vetted `data` file, and `data`'s
+    /// descriptor back when an open environment is used.
+    fn shared(path: &Path, data: file::DataFile, access: Access) -> Result<(Arc<Shared>, Option<File>)> {
+        let key = (data.dev, data.ino);
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((weak, closing)) = open.get(&key) {
+            if let Some(s) = weak.upgrade() {
+                return Ok((s, Some(data.file)));
+            }
+            // Its last user is closing it on another thread; the closing
+            // side never takes this lock, so wait holding it.
+            closing.clone().wait();
+        }
+        let lock = file::open_lock(path, data.uid, access)?;
+        let shared = Arc::new(Shared::new(path, data.file, data.ino, data.writable, data.vetted.need, lock, false)?);
+        open.retain(|_, (w, closing)| w.strong_count() > 0 || !closing.is_done());
+        open.insert(key, (Arc::downgrade(&shared), shared.closed.0.clone()));
+        Ok((shared, None))
+    }
+
+    /// Where the store file is mapped in this process (looked up once; the
+    /// SIGBUS guard gets it too).
+    fn map(&self) -> Option<(usize, usize)> {
+        *self.db.map.get_or_init(|| {
+            // Any value a read-only transaction returns lies in the map.
+            let txn = self.read_txn().ok()?;
+            let (_, v) = self.db.meta.iter(&txn).ok()?.next()?.ok()?;
+            let map = mapped::find_map(v.as_ptr() as usize, self.db.ino)?;
+            self.db.files.guard.set_map(map);
+            Some(map)
+        })
     }
 
     /// Counts a value `v` read through the map; see
@@ -303,14 +481,8 @@ impl Store {
             return;
         }
         self.touched.store(0, Relaxed);
-        let map = self.db.map.get_or_init(|| {
-            // Any value a read-only transaction returns lies in the map.
-            let txn = self.read_txn().ok()?;
-            let (_, v) = self.db.meta.iter(&txn).ok()?.next()?.ok()?;
-            crate::ioctl::mapped::find_map(v.as_ptr() as usize, self.db.ino)
-        });
-        if let Some(map) = *map {
-            crate::ioctl::mapped::release_resident(&self.db.env, map);
+        if let Some(map) = self.map() {
+            mapped::release_resident(&self.db.env, map);
         }
     }
 
@@ -318,15 +490,24 @@ impl Store {
         self.lock.is_some()
     }
 
+    /// A read-only transaction, once the file is checked (see [`Shared::check`]).
     pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
-        self.db.env.read_txn().map_err(|e| lmdb_err(&self.path, "read", e))
+        self.db.check(&self.path, false)?;
+        let txn = self.db.env.read_txn().map_err(|e| lmdb_err(&self.path, "read", e))?;
+        self.db.check(&self.path, true)?;
+        Ok(txn)
     }
 
+    /// A write transaction (the store must be open for writing), once the
+    /// file is checked.
     pub(crate) fn write_txn(&self) -> Result<RwTxn<'_>> {
         if self.lock.is_none() {
             return Err(PfsError::invalid(&self.path, "write", "store opened read-only"));
         }
-        self.db.env.write_txn().map_err(|e| lmdb_err(&self.path, "write", e))
+        self.db.check(&self.path, false)?;
+        let txn = self.db.env.write_txn().map_err(|e| lmdb_err(&self.path, "write", e))?;
+        self.db.check(&self.path, true)?;
+        Ok(txn)
     }
 
     pub(crate) fn commit(&self, txn: RwTxn<'_>, op: &'static str) -> Result<()> {

@@ -24,5 +24,6 @@ mod quoting;
 mod resume;
 mod snapshots;
 mod sshd;
+mod storefiles;
 mod terminal;
 mod util;

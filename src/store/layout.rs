@@ -1,0 +1,74 @@
+//! The store's file layout constants: its magic, record layout version, map size, table names and the names of the files beside it.
+//!
+//! One place for what identifies a store file on disk. `LAYOUT` is the one
+//! version number of the record layout: bump it (and only it) when what the
+//! tables hold changes incompatibly; a store of another layout is refused by
+//! name.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The `meta` value (key [`MAGIC_KEY`]) that marks a file as a hammer-mirror PFS store.
+pub const MAGIC: &[u8] = b"hammer-mirror PFS store v1";
+/// The key of [`MAGIC`] in the `meta` table.
+pub const MAGIC_KEY: &str = "magic";
+/// The key of the record layout (a little-endian u64) in the `meta` table.
+pub const LAYOUT_KEY: &str = "layout";
+/// The record layout: 2 since data beyond a record value's first bytes went
+/// to the blob table.
+pub const LAYOUT: u64 = 2;
+/// Address space reserved for the map; the file only grows as data arrives.
+pub const MAP_SIZE: usize = 1 << 40;
+/// Named LMDB databases of a store.
+pub const MAX_DBS: u32 = 8;
+/// LMDB reader slots (processes and threads reading at once).
+pub const MAX_READERS: u32 = 126;
+/// The tables of a store, in the order they are created.
+pub const TABLES: [&str; 4] = [META_TABLE, "recs", "tids", "blobs"];
+/// The table holding the magic, the layout and the PFS description.
+pub const META_TABLE: &str = "meta";
+/// Mode of every file the store creates (before the umask).
+pub const FILE_MODE: u32 = 0o600;
+/// What follows a store's file name in its LMDB lock file's name.
+pub const LOCK_SUFFIX: &str = "-lock";
+/// What follows `.<name>` in the name of a store being created.
+const NEW_MARK: &str = ".hm-new.";
+/// The longest part of a store's file name kept in its temporary name (so
+/// that the temporary name and its lock stay within NAME_MAX).
+const NEW_NAME_KEEP: usize = 200;
+
+/// The LMDB lock file of the store at `path`: `<path>-lock`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(LOCK_SUFFIX);
+    s.into()
+}
+
+/// The prefix of the temporary names under which a store named `name` is
+/// created in its directory: `.<name>.hm-new.` (the name cut to 200 bytes).
+pub fn new_prefix(name: &std::ffi::OsStr) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let b = name.as_bytes();
+    let mut v = Vec::with_capacity(b.len().min(NEW_NAME_KEEP) + 10);
+    v.push(b'.');
+    v.extend_from_slice(&b[..b.len().min(NEW_NAME_KEEP)]);
+    v.extend_from_slice(NEW_MARK.as_bytes());
+    OsString::from_vec(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn names_beside_a_store() {
+        assert_eq!(lock_path(Path::new("/a/b")), Path::new("/a/b-lock"));
+        assert_eq!(new_prefix(OsStr::new("slave")), OsStr::new(".slave.hm-new."));
+        let long = "x".repeat(255);
+        let p = new_prefix(OsStr::new(&long));
+        // Room for 8 random characters and "-lock" within NAME_MAX.
+        assert!(p.as_bytes().len() + 8 + LOCK_SUFFIX.len() <= 255, "{}", p.len());
+    }
+}
