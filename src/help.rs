@@ -40,7 +40,7 @@ mod tests {
     #[test]
     fn help_of_a_command_is_its_long_help() {
         let t = text(Some("mirror-copy")).unwrap();
-        assert!(t.starts_with("Mirror a PFS to a slave once"), "{t}");
+        assert!(t.starts_with("Mirror a PFS to one or more slaves once"), "{t}");
         assert!(t.contains("Usage: hammer-mirror copy [OPTIONS] <SOURCE> <TARGET>"), "{t}");
         assert!(text(None).unwrap().contains("Commands:"));
         assert_eq!(

@@ -180,7 +180,7 @@ fn every_help_says_what_its_pfs_operands_are() {
     for sub in cli.get_subcommands() {
         for arg in sub.get_positionals() {
             let id = arg.get_id().as_str();
-            if !["pfs", "source", "target", "a", "b"].contains(&id) {
+            if !["pfs", "source", "target", "targets", "a", "b"].contains(&id) {
                 continue;
             }
             seen += 1;
