@@ -18,7 +18,9 @@
 #   $PREFIX/share/zsh/site-functions/_hammer-mirror
 #   $PREFIX/share/fish/vendor_completions.d/hammer-mirror.fish
 #   $PREFIX/share/doc/hammer-mirror/hammer-mirror-stream.conf.example
+#   $PREFIX/share/doc/hammer-mirror/hammer-mirror.toml.example
 #   $PREFIX/lib/systemd/system/hammer-mirror-stream@.service   (with systemd)
+#   $PREFIX/lib/systemd/system/hammer-mirror.service           (with systemd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +33,7 @@ for a in "$@"; do
         --no-build) build=0 ;;
         --systemd) systemd=yes ;;
         --no-systemd) systemd=no ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -71,6 +73,7 @@ put 0644 "$tmp/bash" "$root/share/bash-completion/completions/hammer-mirror"
 put 0644 "$tmp/zsh" "$root/share/zsh/site-functions/_hammer-mirror"
 put 0644 "$tmp/fish" "$root/share/fish/vendor_completions.d/hammer-mirror.fish"
 put 0644 scripts/hammer-mirror-stream.conf.example "$root/share/doc/hammer-mirror/hammer-mirror-stream.conf.example"
+put 0644 scripts/hammer-mirror.toml.example "$root/share/doc/hammer-mirror/hammer-mirror.toml.example"
 
 if [ $systemd = auto ]; then
     # systemd runs here only if it booted the machine: a systemctl binary alone proves nothing.
@@ -87,6 +90,8 @@ if [ $systemd = yes ]; then
     # The unit names the binary by its installed path.
     sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" scripts/hammer-mirror-stream@.service >"$tmp/unit"
     put 0644 "$tmp/unit" "$root/lib/systemd/system/hammer-mirror-stream@.service"
+    sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" scripts/hammer-mirror.service >"$tmp/run-unit"
+    put 0644 "$tmp/run-unit" "$root/lib/systemd/system/hammer-mirror.service"
 fi
 
 echo "install.sh: installed"
@@ -95,6 +100,9 @@ if [ $systemd = yes ]; then
     echo "install.sh: for a stream, write /etc/hammer-mirror/NAME.conf like"
     echo "  $PREFIX/share/doc/hammer-mirror/hammer-mirror-stream.conf.example, then run"
     echo "  systemctl daemon-reload && systemctl enable --now hammer-mirror-stream@NAME"
+    echo "install.sh: for all of a host's jobs in one process, write /etc/hammer-mirror/hammer-mirror.toml like"
+    echo "  $PREFIX/share/doc/hammer-mirror/hammer-mirror.toml.example, then run"
+    echo "  systemctl daemon-reload && systemctl enable --now hammer-mirror"
 fi
 case ":${PATH:-}:" in
     *":$PREFIX/bin:"*) ;;

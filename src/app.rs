@@ -59,6 +59,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             Ok(Status::Success)
         }
         Command::Help { command } => crate::help::print(command.as_deref(), &mut Stdout).map(|()| Status::Success),
+        Command::Run => {
+            crate::fleet::run::run(&crate::fleet::run::config_path(g.config.as_ref()), g, Terminal::probe())?;
+            Ok(Status::Success)
+        }
+        Command::Config { action: crate::cli::ConfigAction::Check } => {
+            let path = crate::fleet::run::config_path(g.config.as_ref());
+            let fleet = crate::fleet::config::load(&path, g, Terminal::probe())?;
+            for w in &fleet.warnings {
+                eprintln!("hammer-mirror: warning: {w}");
+            }
+            crate::fleet::check(&fleet, &path, &mut Stdout)?;
+            Ok(Status::Success)
+        }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
     }

@@ -172,6 +172,10 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "SECONDS", default_value_t = defaults::STALL_TIMEOUT, global = true)]
     pub stall_timeout: u64,
 
+    /// run, config check: the configuration file (default /etc/hammer-mirror/hammer-mirror.toml)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
     /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,
@@ -209,6 +213,8 @@ pub const HELP_TOPICS: &[&str] = &[
     "completions",
     "stream",
     "mirror-stream",
+    "run",
+    "config",
     "help",
 ];
 
@@ -467,6 +473,22 @@ pub enum Command {
         targets: Vec<OsString>,
     },
 
+    /// Stream every job of the configuration file, each target on its own, until stopped
+    ///
+    /// One process for a host's whole replication (see --config and the man
+    /// page for the file): every target of every job is a stream of its own
+    /// (its own conversation, acknowledgements, retries and stall watchdog),
+    /// sharing one ssh connection per host, at most max_concurrent passes at
+    /// once and a total bandwidth. SIGHUP reloads the file (new jobs start,
+    /// removed ones stop, changed ones restart); SIGTERM stops all, exit 0.
+    Run,
+
+    /// Work with the configuration file of `run`
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+
     /// Print this message or the help of the given command
     Help {
         /// The command to describe (all of them when left out)
@@ -523,4 +545,11 @@ mod tests {
         assert!(c.global.compress);
         assert!(Cli::try_parse_from(["hammer-mirror", "-S", "4q", "dump"]).is_err());
     }
+}
+
+/// What `config` does.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the file and print the expanded list of streams (exit 2 naming file, line and key on an error)
+    Check,
 }

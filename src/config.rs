@@ -136,9 +136,10 @@ impl Config {
                 bulk: g.bulk,
                 begin_tid: None,
                 heartbeat: heartbeat(g.stall_timeout),
+                gate: None,
             },
             write: WriteOpts { verbose: g.verbose, two_way: g.two_way },
-            link: LinkOpts { bandwidth: g.bandwidth.as_ref().map(|b| b.bytes), read_ahead: None },
+            link: LinkOpts { bandwidth: g.bandwidth.as_ref().map(|b| b.bytes), read_ahead: None, budget: None },
             ssh,
             create: if g.yes {
                 CreatePolicy::Yes

@@ -25,6 +25,8 @@ pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod fleet;
+pub mod gate;
 pub mod hammerfs;
 pub mod help;
 pub mod history;

@@ -142,6 +142,22 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
     v
 }
 
+/// The argument vector that closes `remote`'s ControlMaster (`ssh -O exit`),
+/// with the same program, port and options as its connections.
+pub fn control_argv(o: &SshOpts, remote: &Remote) -> Vec<OsString> {
+    let mut v: Vec<OsString> = o.program.clone();
+    if let Some(p) = remote.port.or(o.port) {
+        v.push("-p".into());
+        v.push(p.to_string().into());
+    }
+    for opt in &o.options {
+        v.push("-o".into());
+        v.push(opt.clone());
+    }
+    v.extend(["-O".into(), "exit".into(), remote.destination().into()]);
+    v
+}
+
 /// Splits `--ssh` / `HAMMER_RSH` like a shell line (quotes honoured, nothing expanded).
 pub fn split_command(s: &str) -> Result<Vec<OsString>, String> {
     let words = shell_words::split(s).map_err(|e| format!("cannot parse ssh command '{s}': {e}"))?;

@@ -60,6 +60,9 @@ pub struct ReadOpts {
     pub bulk: bool,
     /// The optional `begin-tid` argument.
     pub begin_tid: Option<u64>,
+    /// Passes with work hold a permit of this gate from their first record
+    /// to the target's acknowledgement (`run`'s `max_concurrent`).
+    pub gate: Option<std::sync::Arc<crate::gate::Gate>>,
     /// Streaming: after this long without new TIDs, send an empty pass
     /// (PFSD, PFSD, IDLE, answered by UPDATE) so that the other side can tell
     /// an idle link from a dead one. Any hammer target accepts it.
@@ -79,6 +82,7 @@ impl Default for ReadOpts {
             bulk: false,
             begin_tid: None,
             heartbeat: None,
+            gate: None,
         }
     }
 }
@@ -272,12 +276,18 @@ fn read_inner(
             tid_end: m.tid_end,
             estimate: if hist.is_some() { Some(estbytes) } else { None },
         });
+        // Held until the target acknowledges the pass.
+        let mut permit = None;
         if !didwork {
             if streaming == 0 || v >= 2 {
                 obs.info("Mirror-read: No work to do");
             }
             hist = None;
         } else {
+            if let Some(g) = &opts.gate {
+                // Queued behind other passes: not a stall.
+                permit = g.acquire(|| obs.event(&Event::Progress { bytes: 0 }), || stop.load(Ordering::Relaxed));
+            }
             if let Some(t) = resume_at {
                 // The target holds everything before the key: say so with a
                 // SKIP (it checks that this is exactly where it stopped).
@@ -364,6 +374,7 @@ fn read_inner(
             next_beg = Some(m.tid_end + 1);
         }
         summary.interrupted = interrupted;
+        drop(permit);
 
         // A resumed pass ends below the source's TID: a copy goes on with the rest.
         if resume_at.is_some_and(|t| own.sync_end_tid > t.tid_end)

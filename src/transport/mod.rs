@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 /// Which half the streams belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +40,14 @@ pub const STDIN_READ_AHEAD: ReadAheadSize = ReadAheadSize { chunk: 1 << 20, dept
 pub const SOCKET_READ_AHEAD: ReadAheadSize = ReadAheadSize { chunk: 1 << 20, depth: 4 };
 
 /// What wraps a half's streams.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct LinkOpts {
     /// `-b`: bytes per second the source may send.
     pub bandwidth: Option<u64>,
     /// The target's read-ahead; None reads the stream directly.
     pub read_ahead: Option<ReadAheadSize>,
+    /// A bandwidth budget shared with other links (`run`).
+    pub budget: Option<Arc<bwlimit::Budget>>,
 }
 
 /// A half's two streams, wrapped.
@@ -62,8 +65,9 @@ pub fn stack(
     role: Role,
     o: &LinkOpts,
 ) -> io::Result<Link> {
-    let tx: Box<dyn Write + Send> = match (role, o.bandwidth) {
-        (Role::Source, Some(rate)) => Box::new(bwlimit::BwLimit::new(tx, rate)),
+    let tx: Box<dyn Write + Send> = match (role, o.bandwidth, &o.budget) {
+        (Role::Source, rate, Some(b)) => Box::new(bwlimit::BwLimit::shared(tx, rate, Arc::clone(b))),
+        (Role::Source, Some(rate), None) => Box::new(bwlimit::BwLimit::new(tx, rate)),
         _ => Box::new(tx),
     };
     let rx: Box<dyn Read + Send> = match (role, o.read_ahead) {
@@ -115,7 +119,11 @@ mod tests {
 
     #[test]
     fn the_stack_wraps_only_what_the_role_needs() {
-        let o = LinkOpts { bandwidth: Some(1 << 30), read_ahead: Some(ReadAheadSize { chunk: 16, depth: 2 }) };
+        let o = LinkOpts {
+            bandwidth: Some(1 << 30),
+            read_ahead: Some(ReadAheadSize { chunk: 16, depth: 2 }),
+            budget: Some(bwlimit::Budget::new(1 << 30)),
+        };
         for role in [Role::Source, Role::Target] {
             let mut l = stack(&b"from the peer"[..], Vec::new(), role, &o).unwrap();
             let mut got = String::new();

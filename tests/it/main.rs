@@ -12,6 +12,7 @@ mod endpoints;
 mod fakessh;
 mod fanout;
 mod faults;
+mod fleet;
 mod fuzz;
 mod golden;
 mod history;

@@ -1,0 +1,40 @@
+//! A host's whole replication from one configuration file: `config check` and the `run` supervisor.
+
+pub mod config;
+pub mod run;
+
+use std::io::Write;
+
+/// `config check`: the expanded pair list, one line each (exit 2 on an error, through `load`).
+pub fn check(fleet: &config::Fleet, path: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let limits = [
+        fleet.max_concurrent.map(|m| format!("max_concurrent {m}")),
+        fleet.bandwidth.map(|b| format!("bandwidth {b} bytes/s in all")),
+    ];
+    let limits: Vec<String> = limits.into_iter().flatten().collect();
+    writeln!(
+        out,
+        "{}: {} jobs, {} streams{}",
+        path.display(),
+        fleet.jobs,
+        fleet.pairs.len(),
+        if limits.is_empty() { String::new() } else { format!(" ({})", limits.join(", ")) }
+    )?;
+    for p in &fleet.pairs {
+        let c = &p.config;
+        let mut opts = vec![format!("interval {} s", c.read.delay.as_secs())];
+        if let Some(b) = c.link.bandwidth {
+            opts.push(format!("bandwidth {b} bytes/s"));
+        }
+        opts.push(match c.stall_timeout {
+            Some(d) => format!("stall timeout {} s", d.as_secs()),
+            None => "no stall timeout".into(),
+        });
+        opts.push(format!("retry {}..{} s", c.retry.first.as_secs(), c.retry.max.as_secs()));
+        if c.create == crate::config::CreatePolicy::Yes {
+            opts.push("creates a missing slave".into());
+        }
+        writeln!(out, "{}: {} -> {} ({})", p.job, p.source, p.target, opts.join(", "))?;
+    }
+    Ok(())
+}
