@@ -66,7 +66,10 @@ fn bash_completes_options_after_a_command_and_command_names() {
     assert!(got.contains("-y") && got.contains("-o") && got.contains("--yes"), "copy -<TAB>: {got:?}");
     let got = bash_complete(&e, &["hammer-mirror", "export", "--"]);
     assert!(got.contains("--as-of"), "export --<TAB>: {got:?}");
-    assert_eq!(bash_complete(&e, &["hammer-mirror", "co"]), BTreeSet::from(["completions".into(), "copy".into()]));
+    assert_eq!(
+        bash_complete(&e, &["hammer-mirror", "co"]),
+        BTreeSet::from(["completions".into(), "config".into(), "copy".into()])
+    );
     let got = bash_complete(&e, &["hammer-mirror", "pfs-"]);
     let want: BTreeSet<String> =
         ["pfs-destroy", "pfs-downgrade", "pfs-master", "pfs-slave", "pfs-status", "pfs-update", "pfs-upgrade"]
