@@ -22,6 +22,7 @@ use crate::transport::{self, Role, STDIN_READ_AHEAD};
 
 /// Runs the command; the caller prints the error and maps it to an exit status.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    crate::ioctl::mapped::fix_malloc_threshold();
     let cfg = Config::from_cli(&cli.global, Terminal::probe())?;
     let g = &cli.global;
     match &cli.command {

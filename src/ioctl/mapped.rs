@@ -286,3 +286,21 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         }
     }
 }
+
+/// Keeps glibc's malloc from serving large blocks out of its heaps.
+///
+/// LMDB allocates a few MiB of bookkeeping per environment opened for
+/// writing (its dirty-page and free-page lists) with calloc. glibc raises
+/// its mmap threshold after large frees, and a calloc from the heap then
+/// clears, and so makes resident, memory that a fresh mmap would leave
+/// untouched: `run` with 100 idle streams held about 200 MiB that way,
+/// 40 MiB with the threshold fixed at glibc's default of 128 KiB.
+pub fn fix_malloc_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before
+    // any thread of ours starts, and M_MMAP_THRESHOLD with 128 KiB is a
+    // value glibc documents as valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}

@@ -138,7 +138,8 @@ fn read_inner(
     let mut w = RecordWriter::new(out);
     let mut r = RecordReader::new(back);
     let mut summary = ReadSummary::default();
-    let mut buf = vec![0u8; SERIALBUF_SIZE];
+    // The scan buffer: taken for a pass with work, given back after it.
+    let mut buf: Vec<u8> = Vec::new();
     // hammer's `streaming`: 1 = read-stream, 0 = one-shot, -1 = one-shot
     // running prescan chunks.
     let mut streaming: i32 = i32::from(opts.streaming);
@@ -298,6 +299,7 @@ fn read_inner(
                 send(&mut w, &Record::Skip { beg: BaseElm::key_beg_init(), end: t.key })?;
                 m.key_beg = t.key;
             }
+            buf.resize(SERIALBUF_SIZE, 0);
             loop {
                 let n = pfs.mirror_read(&mut m, &mut buf)?;
                 if m.flags & HEAD_ERROR != 0 {
@@ -375,6 +377,8 @@ fn read_inner(
         }
         summary.interrupted = interrupted;
         drop(permit);
+        buf = Vec::new();
+        r.release_idle();
 
         // A resumed pass ends below the source's TID: a copy goes on with the rest.
         if resume_at.is_some_and(|t| own.sync_end_tid > t.tid_end)

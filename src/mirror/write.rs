@@ -239,6 +239,8 @@ fn write_inner(
             seconds: started.elapsed().as_secs_f64(),
             idle,
         }));
+        // Between passes (a stream may idle for hours) the batch buffer goes back.
+        r.release_idle();
         if opts.two_way {
             answer(&mut w, &Record::Update { tid: tid_end })?;
         } else {

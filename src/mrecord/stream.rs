@@ -67,6 +67,9 @@ pub struct RecordReader<R> {
     eof: bool,
     /// The largest batch [`Self::next_batch`] returns.
     batch_limit: usize,
+    /// The buffer's size while in use (it is allocated on the first read,
+    /// and given back by [`Self::release_idle`]).
+    cap: usize,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -81,7 +84,7 @@ impl<R: Read> RecordReader<R> {
         let batch_limit = limit.max(doalign(MAX_REC_SIZE));
         // A full batch, one maximal record behind it, and read-ahead room.
         let cap = batch_limit + doalign(MAX_REC_SIZE) + SERIALBUF_SIZE;
-        RecordReader { inner, buf: vec![0; cap], start: 0, end: 0, offset: 0, eof: false, batch_limit }
+        RecordReader { inner, buf: Vec::new(), cap, start: 0, end: 0, offset: 0, eof: false, batch_limit }
     }
 
     /// Stream offset of the next unread record.
@@ -118,8 +121,26 @@ impl<R: Read> RecordReader<R> {
         Ok(true)
     }
 
+    /// Gives the buffer's memory back when nothing is buffered (between the
+    /// passes of a stream, which may be hours apart); the next read takes
+    /// it again. A stream's idle target then holds no batch buffer.
+    pub fn release_idle(&mut self) {
+        if self.start == self.end {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Compacts the buffer when fewer than `room` bytes are left after `start`.
     fn make_room(&mut self, room: usize) {
+        if self.buf.len() < self.cap {
+            // Allocated on first use, or again after release_idle (nothing is buffered then).
+            debug_assert_eq!(self.start, self.end);
+            self.buf = vec![0; self.cap];
+            self.start = 0;
+            self.end = 0;
+        }
         if self.buf.len() - self.start < room {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

@@ -58,7 +58,7 @@ use file::lock_writer;
 pub(crate) use file::symlink_refusal;
 
 /// How often `wait_pseudofs` looks for a new TID.
-const WAIT_POLL: Duration = Duration::from_millis(50);
+const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// Whether a store is opened for reading only or also for writing (which
 /// takes the writer lock).

@@ -4,13 +4,17 @@
 //! the stream on a pipe from ssh, nobody reads during that wait, so ssh
 //! stalls, and its encryption, which could have overlapped the fsync,
 //! happens afterwards instead. [`ReadAhead`] reads on its own thread into a
-//! few fixed buffers (`depth` × `chunk` bytes at most, recycled, never grown)
+//! few buffers (`depth` × `chunk` bytes at most, recycled; small while the
+//! link carries little)
 //! and hands them over in order; each `read` of the input is handed on as it
 //! came, so a short message (a SYNC at the end of a pass) is not held back
 //! waiting for more. Errors and end of file arrive after the data before them.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// The size of a buffer while reads are small.
+const SMALL: usize = 64 << 10;
 
 /// What the thread hands over: a buffer and how much of it is data, or the end.
 enum Piece {
@@ -33,15 +37,27 @@ impl ReadAhead {
         let (full_tx, full) = sync_channel(depth);
         let (empty, empty_rx) = sync_channel::<Vec<u8>>(depth);
         for _ in 0..depth {
-            empty.send(vec![0u8; chunk]).expect("room for every buffer");
+            empty.send(Vec::new()).expect("room for every buffer");
         }
         std::thread::Builder::new().name("read-ahead".into()).spawn(move || {
+            // A buffer shrinks to SMALL while reads are small (an idle stream
+            // between passes, for hours) and grows back when data flows, so
+            // an idle link holds little memory.
+            let small = chunk.min(SMALL);
+            let mut want = small;
             // Ends when the input ends or when the consumer is gone.
             while let Ok(mut buf) = empty_rx.recv() {
+                if buf.len() != want {
+                    buf.resize(want, 0);
+                    buf.shrink_to(want);
+                }
                 let piece = loop {
                     match input.read(&mut buf) {
                         Ok(0) => break Piece::End(Ok(())),
-                        Ok(n) => break Piece::Data(buf, n),
+                        Ok(n) => {
+                            want = if n * 2 >= buf.len() { chunk } else { small };
+                            break Piece::Data(buf, n);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => break Piece::End(Err(e)),
                     }
