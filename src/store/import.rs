@@ -173,6 +173,8 @@ pub trait Visitor {
     }
     /// The name at `rel` was examined: its `lstat`, or None when it is gone.
     fn examined(&mut self, _rel: &Path, _m: Option<&Metadata>) {}
+    /// The file at `rel` is about to be read (again, after it changed while read).
+    fn reading(&mut self, _rel: &Path) {}
     /// What was recorded at `rel` (and below it) is gone from the PFS.
     fn removed(&mut self, _rel: &Path) {}
     /// The name at `rel` keeps its recorded version: it changed while it
@@ -527,7 +529,15 @@ impl Importer<'_, '_> {
         let mut undo = EntryUndo::default();
         let kept = found.map(|(_, old, _)| old);
         let (obj, fresh) = match found {
-            Some((_, old, t)) if t == obj_type && linked.is_none_or(|l| l == old) => (old, false),
+            // Kept unless another name already took the object in this import
+            // without being a link of this file (a hard link replaced by a file of its own).
+            Some((_, old, t))
+                if t == obj_type
+                    && linked.is_none_or(|l| l == old)
+                    && (linked == Some(old) || !self.visited.contains(&old)) =>
+            {
+                (old, false)
+            }
             found => {
                 if let Some((k, old, _)) = found {
                     self.txn.delete(&k)?;
@@ -733,6 +743,7 @@ impl Importer<'_, '_> {
     /// records of `obj` that differ; returns the size read, or None when the
     /// file is not the one `m` describes once read (changed meanwhile, or gone).
     fn file_data(&mut self, path: &Path, m: &Metadata, obj: i64, had_inode: bool) -> Result<Option<u64>> {
+        self.visitor.reading(rel(&self.root, path));
         let file = match open_for_reading(path) {
             Ok(f) => f,
             Err(e) if vanished(&e) => return Ok(None),
@@ -848,6 +859,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+#[path = "import_tests.rs"]
+mod incremental;
 
 #[cfg(test)]
 mod tests {
