@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Help { command } => crate::help::print(command.as_deref(), &mut Stdout).map(|()| Status::Success),
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
+        Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
     }
 }
 

@@ -44,3 +44,4 @@ pub mod ssh;
 pub mod store;
 pub mod transport;
 pub mod verify;
+pub mod watch;

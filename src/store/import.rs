@@ -76,6 +76,8 @@ pub struct ImportStats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     all: bool,
+    /// The name itself was marked (not only a name below it).
+    marked: bool,
     /// Sorted by bytes, the order in which an import visits a directory.
     names: BTreeMap<Vec<u8>, Changes>,
 }
@@ -83,7 +85,7 @@ pub struct Changes {
 impl Changes {
     /// Everything: a full import.
     pub fn all() -> Changes {
-        Changes { all: true, names: BTreeMap::new() }
+        Changes { all: true, marked: true, names: BTreeMap::new() }
     }
 
     /// True when the whole tree is to be read.
@@ -119,14 +121,32 @@ impl Changes {
     /// The name at `rel` is examined (its object compared with the record;
     /// a directory's entries are not listed unless a name below is marked).
     pub fn mark(&mut self, rel: &Path) {
-        self.node(rel);
+        if let Some(n) = self.node(rel) {
+            n.marked = true;
+        }
     }
 
     /// Everything at and below `rel` is read, as a full import reads it.
     pub fn mark_all(&mut self, rel: &Path) {
         if let Some(n) = self.node(rel) {
             n.all = true;
+            n.marked = true;
             n.names.clear();
+        }
+    }
+
+    /// Adds what `other` lists.
+    pub fn merge(&mut self, other: Changes) {
+        if self.all {
+            return;
+        }
+        if other.all {
+            *self = other;
+            return;
+        }
+        self.marked |= other.marked;
+        for (name, below) in other.names {
+            self.names.entry(name).or_default().merge(below);
         }
     }
 
@@ -150,12 +170,24 @@ impl Changes {
     /// Every listed name, as paths relative to the imported directory, with
     /// whether it is read whole.
     pub fn paths(&self) -> Vec<(PathBuf, bool)> {
+        self.walk(false)
+    }
+
+    /// The names marked themselves (not only on the way to a marked name),
+    /// with whether they are read whole.
+    pub fn marked_paths(&self) -> Vec<(PathBuf, bool)> {
+        self.walk(true)
+    }
+
+    fn walk(&self, marked_only: bool) -> Vec<(PathBuf, bool)> {
         let mut out = Vec::new();
         let mut stack = vec![(PathBuf::new(), self)];
         while let Some((p, c)) = stack.pop() {
             for (name, below) in &c.names {
                 let q = p.join(OsStr::from_bytes(name));
-                out.push((q.clone(), below.all));
+                if below.marked || !marked_only {
+                    out.push((q.clone(), below.all));
+                }
                 stack.push((q, below));
             }
         }
@@ -897,6 +929,18 @@ mod tests {
             p,
             vec![(PathBuf::from("a"), false), (PathBuf::from("a/b"), true), (PathBuf::from("a/g"), false)]
         );
+        let mut m = c.marked_paths();
+        m.sort();
+        assert_eq!(m, vec![(PathBuf::from("a/b"), true), (PathBuf::from("a/g"), false)], "a is only on the way");
+        let mut d = Changes::default();
+        d.mark(Path::new("a/b/y"));
+        d.mark(Path::new("q"));
+        c.merge(d);
+        assert!(c.covers(Path::new("q")) && c.covers(Path::new("a/b/z")));
+        assert_eq!(c.len(), 4);
+        let mut e = Changes::default();
+        e.merge(Changes::all());
+        assert!(e.is_all());
         c.mark_all(Path::new(""));
         assert!(c.is_all() && c.covers(Path::new("z")));
     }
