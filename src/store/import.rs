@@ -403,8 +403,15 @@ fn same_inode(stored: &InodeData, new: &InodeData) -> bool {
 /// `before` (its `lstat`) described, unchanged: the same inode, size, mtime
 /// and ctime to the nanosecond.
 fn same_version(before: &Metadata, after: &Metadata) -> bool {
-    (before.dev(), before.ino(), before.size(), before.mtime(), before.mtime_nsec(), before.ctime(), before.ctime_nsec())
-        == (after.dev(), after.ino(), after.size(), after.mtime(), after.mtime_nsec(), after.ctime(), after.ctime_nsec())
+    (
+        before.dev(),
+        before.ino(),
+        before.size(),
+        before.mtime(),
+        before.mtime_nsec(),
+        before.ctime(),
+        before.ctime_nsec(),
+    ) == (after.dev(), after.ino(), after.size(), after.mtime(), after.mtime_nsec(), after.ctime(), after.ctime_nsec())
 }
 
 /// Opens a file for reading without changing its access time when the
@@ -925,10 +932,7 @@ mod tests {
         assert_eq!(c.len(), 3, "a name below a whole subtree adds nothing");
         let mut p = c.paths();
         p.sort();
-        assert_eq!(
-            p,
-            vec![(PathBuf::from("a"), false), (PathBuf::from("a/b"), true), (PathBuf::from("a/g"), false)]
-        );
+        assert_eq!(p, vec![(PathBuf::from("a"), false), (PathBuf::from("a/b"), true), (PathBuf::from("a/g"), false)]);
         let mut m = c.marked_paths();
         m.sort();
         assert_eq!(m, vec![(PathBuf::from("a/b"), true), (PathBuf::from("a/g"), false)], "a is only on the way");

@@ -52,7 +52,8 @@ fn apply(root: &Path, op: &Op, changes: &mut Changes) {
     let rel = |i: usize| PathBuf::from(PATHS[i]);
     let ok = match op {
         Op::Write { path, len, seed } => {
-            let data: Vec<u8> = (0..*len).map(|i| if i % 20000 < 17000 { 0 } else { seed.wrapping_add(i as u8) }).collect();
+            let data: Vec<u8> =
+                (0..*len).map(|i| if i % 20000 < 17000 { 0 } else { seed.wrapping_add(i as u8) }).collect();
             std::fs::write(at(*path), data).is_ok()
         }
         Op::Sparse { path, at: off } => std::fs::OpenOptions::new()
@@ -146,7 +147,11 @@ fn linked_names(root: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
 
 /// What a watcher adds for hard links: every name, before or after, of a
 /// file one of whose names is at or below a marked name.
-fn mark_other_names(changes: &mut Changes, before: &BTreeMap<PathBuf, (u64, u64)>, after: &BTreeMap<PathBuf, (u64, u64)>) {
+fn mark_other_names(
+    changes: &mut Changes,
+    before: &BTreeMap<PathBuf, (u64, u64)>,
+    after: &BTreeMap<PathBuf, (u64, u64)>,
+) {
     let marked: Vec<PathBuf> = changes.paths().into_iter().map(|(p, _)| p).collect();
     let mut inodes = BTreeSet::new();
     for (p, i) in before.iter().chain(after) {

@@ -250,8 +250,7 @@ impl<'s> MasterTxn<'s> {
     /// something was undone.
     pub fn revert(&mut self, key: &Key) -> Result<bool> {
         let (store, tid) = (self.store, self.tid);
-        let Some(mut v) = store.db.recs.get(self.rtxn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec)
-        else {
+        let Some(mut v) = store.db.recs.get(self.rtxn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec) else {
             return Ok(false);
         };
         let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;

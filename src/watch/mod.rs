@@ -54,7 +54,9 @@ const MAX_PENDING_NAMES: usize = 100_000;
 
 /// What one recording did.
 enum Recorded {
-    Done { unstable: Vec<PathBuf> },
+    Done {
+        unstable: Vec<PathBuf>,
+    },
     /// Another process holds the PFS's writer lock: the changes are given back.
     Busy(Changes),
 }
@@ -345,7 +347,12 @@ impl<'o> Recorder<'o> {
     fn poll(&mut self, every: Duration, stop: &AtomicBool) -> anyhow::Result<()> {
         self.say(
             crate::log::Level::Info,
-            &format!("{}: started (pid {}, a full scan every {} s)", self.prefix(), std::process::id(), every.as_secs()),
+            &format!(
+                "{}: started (pid {}, a full scan every {} s)",
+                self.prefix(),
+                std::process::id(),
+                every.as_secs()
+            ),
         );
         let mut why = "start";
         loop {
@@ -402,6 +409,11 @@ impl<'o> Recorder<'o> {
         let mut events_since = 0usize;
         loop {
             if stop.load(Ordering::Relaxed) {
+                // What happened before the signal is in the queue.
+                let w = self.watches.as_mut().expect("watching");
+                if w.read(&mut pending).context("watch: reading events")?.events > 0 {
+                    settle.note(Instant::now());
+                }
                 if settle.pending() {
                     match self.record(std::mem::take(&mut pending), "")? {
                         Recorded::Done { .. } => {}

@@ -39,9 +39,9 @@ fn mask() -> AddWatchFlags {
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error(
-        "cannot watch {dir}: this user's inotify watches are used up (fs.inotify.max_user_watches = {limit}, \
-         {watched} of them watching this tree, one per directory); raise the limit, e.g. \
-         `sysctl fs.inotify.max_user_watches=1048576` (and a file in /etc/sysctl.d to keep it), or use --poll SECONDS"
+        "cannot watch {dir}: this user's inotify watches are used up ({limit}, {watched} of them watching \
+         this tree, one per directory); raise the limit, e.g. `sysctl fs.inotify.max_user_watches=1048576` \
+         (and a file in /etc/sysctl.d to keep it), or use --poll SECONDS"
     )]
     Limit { dir: PathBuf, limit: String, watched: usize },
     #[error(
@@ -57,6 +57,17 @@ pub enum WatchError {
 fn sysctl(name: &str) -> String {
     std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
         .map_or_else(|_| "?".to_string(), |s| s.trim().to_string())
+}
+
+/// The watch limit in force, named: the system's, or a lower one of this
+/// user namespace (user.max_inotify_watches).
+fn watch_limit() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    match (read("/proc/sys/fs/inotify/max_user_watches"), read("/proc/sys/user/max_inotify_watches")) {
+        (Some(fs), Some(ns)) if ns < fs => format!("user.max_inotify_watches = {ns} in this user namespace"),
+        (Some(fs), _) => format!("fs.inotify.max_user_watches = {fs}"),
+        (None, _) => "fs.inotify.max_user_watches".to_string(),
+    }
 }
 
 /// What reading the events found besides the names.
@@ -112,7 +123,7 @@ impl Watches {
             Err(Errno::ENOSPC) => {
                 return Err(WatchError::Limit {
                     dir: path.to_path_buf(),
-                    limit: sysctl("max_user_watches"),
+                    limit: watch_limit(),
                     watched: self.by_wd.len(),
                 });
             }

@@ -74,9 +74,9 @@ impl<'a> Walk<'a> {
             e.1 = *nlink;
         }
         seen.iter().all(|(inode, &(names, nlink))| match self.links.names(*inode) {
-            Some(known) => known
-                .iter()
-                .all(|q| self.examined_known.contains(q) || self.removed.iter().any(|r| q.starts_with(r))),
+            Some(known) => {
+                known.iter().all(|q| self.examined_known.contains(q) || self.removed.iter().any(|r| q.starts_with(r)))
+            }
             // Not known to have several names: all of them must be in this walk.
             None => names as u64 == nlink,
         })
@@ -134,9 +134,8 @@ pub fn mount_warning(path: &Path) -> Option<String> {
              they are recorded at the next full scan (a restart, or --poll)",
             path.display()
         )),
-        Notifies::Local(kind) => Some(format!(
-            "{} is a {kind} mount: only changes made through this machine are notified",
-            path.display()
-        )),
+        Notifies::Local(kind) => {
+            Some(format!("{} is a {kind} mount: only changes made through this machine are notified", path.display()))
+        }
     }
 }

@@ -25,3 +25,4 @@ mod snapshots;
 mod sshd;
 mod terminal;
 mod util;
+mod watch;
