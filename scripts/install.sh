@@ -19,6 +19,7 @@
 #   $PREFIX/share/fish/vendor_completions.d/hammer-mirror.fish
 #   $PREFIX/share/doc/hammer-mirror/hammer-mirror-stream.conf.example
 #   $PREFIX/lib/systemd/system/hammer-mirror-stream@.service   (with systemd)
+#   $PREFIX/lib/systemd/system/hammer-mirror-watch@.service    (with systemd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ for a in "$@"; do
         --no-build) build=0 ;;
         --systemd) systemd=yes ;;
         --no-systemd) systemd=no ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -80,13 +81,16 @@ if [ $systemd = auto ]; then
         systemd=no
         echo "install.sh: systemd is not running here (no /run/systemd/system): no unit installed." >&2
         echo "  Run a stream under nohup instead: nohup $PREFIX/bin/hammer-mirror stream SRC DST >>stream.log 2>&1 &" >&2
+        echo "  (and a watch: nohup $PREFIX/bin/hammer-mirror watch DIR SRC >>watch.log 2>&1 &)" >&2
         echo "  or pass --systemd to install the unit anyway (for a machine image that boots systemd)." >&2
     fi
 fi
 if [ $systemd = yes ]; then
     # The unit names the binary by its installed path.
-    sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" scripts/hammer-mirror-stream@.service >"$tmp/unit"
-    put 0644 "$tmp/unit" "$root/lib/systemd/system/hammer-mirror-stream@.service"
+    for unit in hammer-mirror-stream@.service hammer-mirror-watch@.service; do
+        sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" "scripts/$unit" >"$tmp/$unit"
+        put 0644 "$tmp/$unit" "$root/lib/systemd/system/$unit"
+    done
 fi
 
 echo "install.sh: installed"
@@ -95,6 +99,7 @@ if [ $systemd = yes ]; then
     echo "install.sh: for a stream, write /etc/hammer-mirror/NAME.conf like"
     echo "  $PREFIX/share/doc/hammer-mirror/hammer-mirror-stream.conf.example, then run"
     echo "  systemctl daemon-reload && systemctl enable --now hammer-mirror-stream@NAME"
+    echo "  (with DIR= in the same file, hammer-mirror-watch@NAME records that directory into SOURCE)"
 fi
 case ":${PATH:-}:" in
     *":$PREFIX/bin:"*) ;;

@@ -899,12 +899,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Incremental against full imports (in import/tests.rs).
 #[cfg(test)]
-#[path = "import_tests.rs"]
-mod incremental;
+mod tests;
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
 
     #[test]
