@@ -619,3 +619,56 @@ proptest::proptest! {
         proptest::prop_assert!(alive(w.child.id()), "{}", w.log());
     }
 }
+
+#[test]
+fn constant_churn_is_recorded_every_max_delay() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    crate::util::write_tree(&tree, &[("log", "")]);
+    let pfs = master(&env, "pfs");
+    // The tree is never quiet for 10 minutes: only --max-delay records it.
+    let w = Watch::start(&env, &tree, &pfs, &["--settle", "600000", "--max-delay", "300"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), tree.join("log"));
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writeln!(f, "line {i}").unwrap();
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    wait_for("two recordings while the file keeps growing", || {
+        w.json().iter().filter(|j| j["scan"] == "changes" && j["recorded"] == true).count() >= 2
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let (st, log) = w.stop(Signal::SIGTERM);
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert_pfs_is_tree(&env, &tree, &pfs);
+}
+
+#[test]
+fn a_pfs_inside_the_watched_tree_is_left_out_and_does_not_feed_itself() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    crate::util::write_tree(&tree, &[("f", "x")]);
+    let pfs = tree.join("self.pfs");
+    ok(&env.run([OsStr::new("pfs-master"), pfs.as_os_str()]));
+    let w = Watch::start(&env, &tree, &pfs, &[]);
+    std::fs::write(tree.join("g"), "y").unwrap();
+    fence(&env, &tree, &pfs, 1);
+    let out = exported(&env, &pfs);
+    assert!(!out.join("self.pfs").exists() && !out.join("self.pfs-lock").exists());
+    assert_eq!(std::fs::read_to_string(out.join("g")).unwrap(), "y");
+    // Its own commits raise events it ignores: no recording follows the fence's.
+    let n = w.json().len();
+    std::fs::write(tree.join(".fence"), "again").unwrap();
+    wait_for("the next recording", || w.json().len() > n);
+    let last = w.json().pop().unwrap();
+    assert_eq!(last["names"], 1, "only the fence changed: {last}");
+}
