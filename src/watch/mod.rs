@@ -411,7 +411,7 @@ impl<'o> Recorder<'o> {
             if stop.load(Ordering::Relaxed) {
                 // What happened before the signal is in the queue.
                 let w = self.watches.as_mut().expect("watching");
-                if w.read(&mut pending).context("watch: reading events")?.events > 0 {
+                if w.read(&mut pending).context("watch: reading events")?.marked > 0 {
                     settle.note(Instant::now());
                 }
                 if settle.pending() {
@@ -441,9 +441,9 @@ impl<'o> Recorder<'o> {
                 }
             }
             let r = w.read(&mut pending).context("watch: reading events")?;
-            if r.events > 0 {
+            if r.marked > 0 || r.overflow {
                 settle.note(Instant::now());
-                events_since += r.events;
+                events_since += r.marked;
             }
             if r.root_gone {
                 return Err(anyhow::anyhow!(

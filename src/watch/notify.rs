@@ -75,6 +75,8 @@ fn watch_limit() -> String {
 pub struct Read {
     /// Events read.
     pub events: usize,
+    /// Events that marked a name (not about the PFS's own files, nor watch bookkeeping).
+    pub marked: usize,
     /// The kernel's queue overflowed: events were lost.
     pub overflow: bool,
     /// The watched directory itself was removed or moved away.
@@ -204,6 +206,7 @@ impl Watches {
                         if self.ignored.contains(&rel) {
                             continue;
                         }
+                        r.marked += 1;
                         let appeared = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO;
                         if ev.mask.intersects(appeared) && ev.mask.contains(AddWatchFlags::IN_ISDIR) {
                             // What it holds may predate its watch: all of it is read.
@@ -218,6 +221,7 @@ impl Watches {
                             // Its parent reports it; only the root has no parent here.
                             r.root_gone |= dir.as_os_str().is_empty();
                         } else {
+                            r.marked += 1;
                             changes.mark(&dir);
                         }
                     }
