@@ -20,6 +20,7 @@
 #   $PREFIX/share/doc/hammer-mirror/hammer-mirror-stream.conf.example
 #   $PREFIX/share/doc/hammer-mirror/hammer-mirror.toml.example
 #   $PREFIX/lib/systemd/system/hammer-mirror-stream@.service   (with systemd)
+#   $PREFIX/lib/systemd/system/hammer-mirror-watch@.service    (with systemd)
 #   $PREFIX/lib/systemd/system/hammer-mirror.service           (with systemd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ for a in "$@"; do
         --no-build) build=0 ;;
         --systemd) systemd=yes ;;
         --no-systemd) systemd=no ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $a (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -83,15 +84,16 @@ if [ $systemd = auto ]; then
         systemd=no
         echo "install.sh: systemd is not running here (no /run/systemd/system): no unit installed." >&2
         echo "  Run a stream under nohup instead: nohup $PREFIX/bin/hammer-mirror stream SRC DST >>stream.log 2>&1 &" >&2
+        echo "  (and a watch: nohup $PREFIX/bin/hammer-mirror watch DIR SRC >>watch.log 2>&1 &)" >&2
         echo "  or pass --systemd to install the unit anyway (for a machine image that boots systemd)." >&2
     fi
 fi
 if [ $systemd = yes ]; then
     # The unit names the binary by its installed path.
-    sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" scripts/hammer-mirror-stream@.service >"$tmp/unit"
-    put 0644 "$tmp/unit" "$root/lib/systemd/system/hammer-mirror-stream@.service"
-    sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" scripts/hammer-mirror.service >"$tmp/run-unit"
-    put 0644 "$tmp/run-unit" "$root/lib/systemd/system/hammer-mirror.service"
+    for unit in hammer-mirror-stream@.service hammer-mirror-watch@.service hammer-mirror.service; do
+        sed "s|/usr/local/bin/hammer-mirror|$PREFIX/bin/hammer-mirror|" "scripts/$unit" >"$tmp/$unit"
+        put 0644 "$tmp/$unit" "$root/lib/systemd/system/$unit"
+    done
 fi
 
 echo "install.sh: installed"
@@ -103,6 +105,7 @@ if [ $systemd = yes ]; then
     echo "install.sh: for all of a host's jobs in one process, write /etc/hammer-mirror/hammer-mirror.toml like"
     echo "  $PREFIX/share/doc/hammer-mirror/hammer-mirror.toml.example, then run"
     echo "  systemctl daemon-reload && systemctl enable --now hammer-mirror"
+    echo "  (with DIR= in the same file, hammer-mirror-watch@NAME records that directory into SOURCE)"
 fi
 case ":${PATH:-}:" in
     *":$PREFIX/bin:"*) ;;

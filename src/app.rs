@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
+        Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
     }
 }
 

@@ -179,6 +179,18 @@ pub struct GlobalOpts {
     /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// watch: record a change once the tree has been quiet this many milliseconds
+    #[arg(long, value_name = "MS", default_value_t = defaults::SETTLE_MS, global = true)]
+    pub settle: u64,
+
+    /// watch: record at least this often (milliseconds) while changes keep coming
+    #[arg(long, value_name = "MS", default_value_t = defaults::MAX_DELAY_MS, global = true)]
+    pub max_delay: u64,
+
+    /// watch: no notifications; rescan the whole tree every SECONDS (NFS and the like)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub poll: Option<u64>,
 }
 
 /// A TID as hammer takes it (strtoull base 0: 0x hex, 0 octal, or decimal).
@@ -215,6 +227,7 @@ pub const HELP_TOPICS: &[&str] = &[
     "mirror-stream",
     "run",
     "config",
+    "watch",
     "help",
 ];
 
@@ -487,6 +500,27 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+
+    /// Record a directory into a master PFS continuously: one new TID per quiet period
+    ///
+    /// Imports the whole tree first (as import does; again after every
+    /// restart), then watches it with inotify and records only the names that
+    /// changed, once the tree has been quiet for --settle milliseconds (at
+    /// least every --max-delay under constant churn). Runs until SIGTERM or
+    /// SIGINT, which record what is pending first. Pair it with
+    /// `stream <pfs> host:pfs` to keep another machine's copy up to date.
+    /// --poll SECONDS rescans periodically instead, for filesystems without
+    /// notifications (NFS, SMB, ...).
+    Watch {
+        /// The directory to record
+        dir: PathBuf,
+        /// The master PFS: a store file (made by pfs-master)
+        ///
+        /// A PFS path here names a hammer-mirror store file (made by
+        /// pfs-master); a HAMMER PFS on DragonFly is written to directly
+        /// instead, by the programs that use it.
+        pfs: PathBuf,
     },
 
     /// Print this message or the help of the given command

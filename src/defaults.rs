@@ -14,3 +14,7 @@ pub const SPLITUP: u64 = 4 << 30;
 pub const REMOTE_CMD: &str = "hammer-mirror";
 /// The ssh program when neither `--ssh` nor `HAMMER_RSH` is given.
 pub const SSH: &str = "ssh";
+/// `--settle`: quiet milliseconds before `watch` records a change.
+pub const SETTLE_MS: u64 = 200;
+/// `--max-delay`: the longest, in milliseconds, a change waits under constant churn.
+pub const MAX_DELAY_MS: u64 = 2000;

@@ -5,6 +5,8 @@
 //!   → `side`, `child`, `ssh`, `endpoint`, `transport`, `progress`
 //!   → `mirror` (the halves) → {`mrecord`, `ioctl`} → `hammerfs` (HAMMER's
 //!   on-disk format);
+//! * `watch` (a live directory into a master PFS: inotify, settle, hard
+//!   links) → `store::import`;
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
 //! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`,
@@ -46,3 +48,4 @@ pub mod ssh;
 pub mod store;
 pub mod transport;
 pub mod verify;
+pub mod watch;

@@ -226,6 +226,70 @@ impl<'s> MasterTxn<'s> {
         Ok(out)
     }
 
+    /// The live records of object `obj_id` of type `rec_type` with keys in
+    /// `keys_in` (inclusive), with their data.
+    pub fn live_records_in(
+        &self,
+        localization: u32,
+        obj_id: i64,
+        rec_type: u16,
+        keys_in: (i64, i64),
+    ) -> Result<Vec<(Key, LeafElm, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan(localization, obj_id, (rec_type, rec_type), keys_in, true, |k, leaf, data| {
+            if leaf.base.delete_tid == 0 {
+                out.push((*k, *leaf, data.to_vec()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Undoes what this transaction did to the record at `key`: a record it
+    /// created is erased, a deletion it marked is cleared. Returns true when
+    /// something was undone.
+    pub fn revert(&mut self, key: &Key) -> Result<bool> {
+        let (store, tid) = (self.store, self.tid);
+        let Some(mut v) = store.db.recs.get(self.rtxn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec) else {
+            return Ok(false);
+        };
+        let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;
+        let create_tid = keys::decode_key(key, 0).create_tid;
+        let t = keys::tid_key(tid, key);
+        if create_tid == tid {
+            store.erase_record(self.wtxn(), &key[..]).map_err(|e| store.err("write", e))?;
+        } else if h.delete_tid == tid {
+            h.delete_tid = 0;
+            h.delete_ts = 0;
+            h.encode(&mut v[..VALUE_HEAD]);
+            store.db.recs.put(self.wtxn(), &key[..], &v).map_err(|e| store.err("write", e))?;
+        } else {
+            return Ok(false);
+        }
+        store.db.tids.delete(self.wtxn(), &t[..]).map_err(|e| store.err("write", e))?;
+        self.changed = self.changed.saturating_sub(1);
+        Ok(true)
+    }
+
+    /// Undoes everything this transaction did to object `obj_id` in the
+    /// given localizations (its inode, data and FIX records).
+    pub fn revert_object(&mut self, localizations: &[u32], obj_id: i64) -> Result<()> {
+        let tid = self.tid;
+        for &lo in localizations {
+            let mut mine = Vec::new();
+            self.scan(lo, obj_id, (0, u16::MAX), (i64::MIN, i64::MAX), false, |k, leaf, _| {
+                if leaf.base.create_tid == tid || leaf.base.delete_tid == tid {
+                    mine.push(*k);
+                }
+                true
+            })?;
+            for k in mine {
+                self.revert(&k)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The live record at `(localization, obj_id, rec_type, key)`, with its data.
     pub fn live_record(
         &self,

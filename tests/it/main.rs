@@ -28,3 +28,4 @@ mod sshd;
 mod storefiles;
 mod terminal;
 mod util;
+mod watch;
