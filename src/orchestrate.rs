@@ -324,7 +324,7 @@ fn supervise(
             obs.event(&Event::Stalled { secs: limit.as_secs() });
             return Ok(true);
         }
-        let woke = done_rx.recv_timeout(Duration::from_millis(250));
+        let woke = done_rx.recv_timeout(Duration::from_secs(1));
         for s in slots.iter_mut() {
             s.poll()?;
         }

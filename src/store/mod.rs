@@ -21,6 +21,7 @@
 //! transaction is caught by the SIGBUS guard of [`crate::ioctl::mapped`].
 
 pub mod apply;
+mod change;
 pub mod export;
 mod file;
 pub mod import;
@@ -57,8 +58,8 @@ use layout::{LAYOUT, MAGIC};
 use file::lock_writer;
 pub(crate) use file::symlink_refusal;
 
-/// How often `wait_pseudofs` looks for a new TID.
-const WAIT_POLL: Duration = Duration::from_millis(100);
+/// How often `wait_pseudofs` looks for a new TID at least (a change of the store file wakes it sooner).
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 /// Whether a store is opened for reading only or also for writing (which
 /// takes the writer lock).
@@ -160,6 +161,8 @@ pub struct Store {
     touched: std::sync::atomic::AtomicUsize,
     /// The next pass resumes the recorded partial pass ([`Pfs::resume_partial`]).
     resuming: std::sync::atomic::AtomicBool,
+    /// What `wait_pseudofs` sleeps on (made on first use).
+    change: std::sync::OnceLock<change::Change>,
 }
 
 /// Bytes a process may touch in the map before its pages are released
@@ -356,6 +359,7 @@ impl Store {
             scan_cache: Mutex::new(None),
             touched: Default::default(),
             resuming: Default::default(),
+            change: Default::default(),
         };
         store.pfs_id = {
             let txn = store.read_txn()?;
@@ -410,6 +414,7 @@ impl Store {
                 scan_cache: Mutex::new(None),
                 touched: Default::default(),
                 resuming: Default::default(),
+                change: Default::default(),
             };
             let mut txn = store.write_txn()?;
             store.put_meta(&mut txn, layout::MAGIC_KEY, MAGIC)?;
@@ -697,14 +702,19 @@ impl Pfs for Store {
 
     fn wait_pseudofs(&self, pfsd: &PseudofsData, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let change = self.change.get_or_init(|| change::Change::new(&self.path));
         loop {
-            if self.get_pseudofs()?.sync_end_tid > pfsd.sync_end_tid {
+            // The TID is read when the file changed (or a second passed): an
+            // idle stream opens no transaction twice a second.
+            if change.worth_a_look() && self.get_pseudofs()?.sync_end_tid > pfsd.sync_end_tid {
                 return Ok(true);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
                 return Ok(false);
             }
-            std::thread::sleep(WAIT_POLL);
+            // A change of the file wakes us; the TID is checked at least every WAIT_POLL anyway.
+            change.wait(left.map_or(WAIT_POLL, |l| l.min(WAIT_POLL)));
         }
     }
 
