@@ -106,7 +106,7 @@ pub fn release_resident(env: &Env<WithoutTls>, map: (usize, usize)) {
 }
 
 /// Store files registered for the SIGBUS handler at once, at most.
-const SLOTS: usize = 64;
+const SLOTS: usize = 256;
 /// Bytes of a registered message.
 const MSG: usize = 512;
 

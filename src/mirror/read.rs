@@ -456,8 +456,8 @@ fn wait_for_new_tid(
         if heartbeat.is_some_and(|h| start.elapsed() >= h) {
             return Ok(true);
         }
-        // Half-second slices: few wakeups for an idle stream, and `stop` is seen soon.
-        if pfs.wait_pseudofs(pfsd, Some(Duration::from_millis(500)))? {
+        // One-second slices: few wakeups for an idle stream, and `stop` is seen soon.
+        if pfs.wait_pseudofs(pfsd, Some(Duration::from_secs(1)))? {
             return Ok(true);
         }
     }

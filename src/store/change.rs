@@ -13,14 +13,18 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Look at the TID at least this often, changes seen or not.
-const RECHECK: Duration = Duration::from_secs(1);
+const RECHECK: Duration = Duration::from_secs(5);
+/// After a change, look again this often for this long: the event comes
+/// when the writer's meta page reaches the page cache, but LMDB publishes
+/// the transaction to readers only after that write's fdatasync returns.
+const SETTLE: (Duration, Duration) = (Duration::from_millis(20), Duration::from_millis(500));
 
 /// A watch on one store file.
 pub(crate) struct Change {
     #[cfg(target_os = "linux")]
     fd: Option<nix::sys::inotify::Inotify>,
-    /// When the TID was last looked at, and whether the file changed since.
-    state: Mutex<(Option<Instant>, bool)>,
+    /// When the TID was last looked at, and when the file last changed.
+    state: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
 impl Change {
@@ -32,37 +36,39 @@ impl Change {
                 i.add_watch(path, AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_ATTRIB | AddWatchFlags::IN_DELETE_SELF)
                     .is_ok()
             });
-            Change { fd, state: Mutex::new((None, true)) }
+            Change { fd, state: Mutex::new((None, None)) }
         }
         #[cfg(not(target_os = "linux"))]
         {
             let _ = path;
-            Change { state: Mutex::new((None, true)) }
+            Change { state: Mutex::new((None, None)) }
         }
     }
 
-    /// Whether the TID is worth reading now: the file changed since the
-    /// last look, or there is no watch, or a second passed (a watch is only
-    /// a hint). Saying yes starts a new interval.
+    /// Whether the TID is worth reading now: the file changed lately, or
+    /// there is no watch, or [`RECHECK`] passed (a watch is only a hint).
     pub(crate) fn worth_a_look(&self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         #[cfg(target_os = "linux")]
         let watched = self.fd.is_some();
         #[cfg(not(target_os = "linux"))]
         let watched = false;
-        let due = !watched || st.1 || st.0.is_none_or(|t| t.elapsed() >= RECHECK);
+        let due = !watched || settling(st.1) || st.0.is_none_or(|t| t.elapsed() >= RECHECK);
         if due {
-            *st = (Some(Instant::now()), false);
+            st.0 = Some(Instant::now());
         }
         due
     }
 
     /// Sleeps until the file changes or `most` passes (whichever is first;
-    /// may return early), then forgets the events seen.
+    /// may return early; no more than [`SETTLE`]'s step soon after a
+    /// change), then forgets the events seen.
     pub(crate) fn wait(&self, most: Duration) {
         #[cfg(target_os = "linux")]
         if let Some(i) = &self.fd {
             use std::os::fd::AsFd;
+            let last = self.state.lock().unwrap_or_else(|e| e.into_inner()).1;
+            let most = if settling(last) { most.min(SETTLE.0) } else { most };
             let mut fds = [nix::poll::PollFd::new(i.as_fd(), nix::poll::PollFlags::POLLIN)];
             // Rounded up: a timeout of 0 would return at once, and the caller spin.
             let ms = u16::try_from(most.as_micros().div_ceil(1000).max(1)).unwrap_or(u16::MAX);
@@ -72,10 +78,15 @@ impl Change {
                 seen = true;
             }
             if seen {
-                self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+                self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(Instant::now());
             }
             return;
         }
         std::thread::sleep(most.min(Duration::from_millis(100)));
     }
+}
+
+/// Whether a change at `last` is recent enough to look again.
+fn settling(last: Option<Instant>) -> bool {
+    last.is_some_and(|t| t.elapsed() < SETTLE.1)
 }

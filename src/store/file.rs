@@ -376,14 +376,21 @@ pub(crate) fn open_env(path: &Path, data: &File, lock: Option<&File>, writable: 
     if let Some(l) = lock {
         link(fd_link(l, &lock_path(path)), "lock.mdb")?;
     }
+    let fs = nix::sys::statvfs::fstatvfs(data).map_or(u64::MAX, |v| v.blocks() * v.fragment_size());
+    let len = data.metadata().map_or(0, |m| m.len());
     let opts = EnvOptions {
-        map_size: layout::MAP_SIZE,
+        map_size: layout::map_size(fs, len),
         max_dbs: layout::MAX_DBS,
         max_readers: layout::MAX_READERS,
         read_only: !writable || lock.is_none(),
         no_lock: lock.is_none(),
     };
-    mapped::open_env(dir.path(), opts).map_err(|e| super::lmdb_err(path, "open", e))
+    mapped::open_env(dir.path(), opts).map_err(|e| match e {
+        heed::Error::Io(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+            PfsError::io(path, "map it (this process's address space is full: too many stores open at once)", e)
+        }
+        e => super::lmdb_err(path, "open", e),
+    })
 }
 
 /// A store being created: its data file (write-locked) and lock file under

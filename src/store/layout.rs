@@ -17,8 +17,20 @@ pub const LAYOUT_KEY: &str = "layout";
 /// The record layout: 2 since data beyond a record value's first bytes went
 /// to the blob table.
 pub const LAYOUT: u64 = 2;
-/// Address space reserved for the map; the file only grows as data arrives.
+/// Address space reserved for a map at most; the file only grows as data arrives.
 pub const MAP_SIZE: usize = 1 << 40;
+/// Address space reserved for a map at least.
+const MIN_MAP: u64 = 1 << 30;
+
+/// The map to reserve for a store on a filesystem of `fs_bytes`: no more
+/// than the filesystem can hold (a file cannot outgrow it), rounded up to a
+/// power of two, between 1 GiB and [`MAP_SIZE`], and never below the file's
+/// `file_bytes`. A process has 128 TiB of address space: at 1 TiB a map,
+/// `run` could not open more than ~120 stores (mmap fails with ENOMEM).
+pub fn map_size(fs_bytes: u64, file_bytes: u64) -> usize {
+    let want = fs_bytes.max(file_bytes).max(MIN_MAP).checked_next_power_of_two().unwrap_or(u64::MAX);
+    usize::try_from(want).unwrap_or(usize::MAX).min(MAP_SIZE).max(usize::try_from(file_bytes).unwrap_or(usize::MAX))
+}
 /// Named LMDB databases of a store.
 pub const MAX_DBS: u32 = 8;
 /// LMDB reader slots (processes and threads reading at once).
@@ -61,6 +73,16 @@ mod tests {
     use super::*;
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn maps_fit_the_filesystem() {
+        assert_eq!(map_size(0, 0), 1 << 30);
+        assert_eq!(map_size(252_000_000_000, 4096), 256 << 30);
+        assert_eq!(map_size(12 << 30, 0), 16 << 30);
+        assert_eq!(map_size(100 << 40, 0), MAP_SIZE);
+        // A file larger than its filesystem says (grown online, say) is mapped whole.
+        assert_eq!(map_size(1 << 30, (3 << 30) + 5), 4 << 30);
+    }
 
     #[test]
     fn names_beside_a_store() {
