@@ -116,3 +116,47 @@ fn run_streams_every_job_and_reloads_on_sighup() {
     assert_ne!(sync_end_tid(&e, &e.path("m-remote")), tm, "the removed pair did not get the later TID");
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), e.path("m-local").as_os_str()]));
 }
+
+/// 45 jobs × 2 targets: 135 stores open in one `run` (with 1 TiB maps each,
+/// the address space ran out at about 120 and slaves failed with ENOMEM).
+#[test]
+fn run_holds_many_stores_at_once() {
+    let e = Env::new();
+    const JOBS: usize = 45;
+    std::fs::create_dir(e.path("src")).unwrap();
+    std::fs::create_dir(e.path("a")).unwrap();
+    std::fs::create_dir(e.path("b")).unwrap();
+    let tree = e.path("tree");
+    crate::util::write_tree(&tree, &[("f", "1")]);
+    for j in 0..JOBS {
+        let pfs = e.path(&format!("src/j{j:02}"));
+        ok(&e.run([OsStr::new("pfs-master"), pfs.as_os_str()]));
+        ok(&e.run([OsStr::new("import"), tree.as_os_str(), pfs.as_os_str()]));
+    }
+    let conf = e.path("fleet.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nmax_concurrent = 4\n[defaults]\ninterval = 0\ncreate = true\n[[job]]\nname = \"many\"\nsource = \"{}/*\"\ntargets = [\"{}/\", \"{}/\"]\n",
+            e.path("src").display(),
+            e.path("a").display(),
+            e.path("b").display()
+        ),
+    )
+    .unwrap();
+    let child =
+        e.cmd().arg("--config").arg(&conf).arg("run").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let synced = |j: usize| {
+        let t = sync_end_tid(&e, &e.path(&format!("src/j{j:02}")));
+        ["a", "b"].iter().all(|d| {
+            let p = e.path(&format!("{d}/j{j:02}"));
+            p.exists() && sync_end_tid(&e, &p) == t
+        })
+    };
+    wait_for("every target of every job", &|| (0..JOBS).all(synced));
+    signal(child.id(), Signal::SIGTERM);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("Lost Link") && !err.contains("os error"), "{err}");
+}
