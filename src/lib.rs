@@ -44,6 +44,7 @@ pub mod prompt;
 pub mod remote;
 pub mod shellword;
 pub mod side;
+pub mod state;
 pub mod ssh;
 pub mod store;
 pub mod transport;

@@ -1,0 +1,362 @@
+//! The state observer: turns each pair's events into its state file, the process's metrics and the user's hooks.
+//!
+//! One [`Monitor`] serves a process (a `copy` or `stream` with one or more
+//! targets, or `run` with every pair of its configuration); each pair gets
+//! a [`PairObserver`], teed with the pair's reporter. Only
+//! [`Event::PassDone`] (the target's acknowledgement) moves the
+//! acknowledged TID, and the target counts as in sync only when it
+//! acknowledged the master's TID of the pass (the last chunk of a prescan).
+//! Writing never fails the run: an unwritable state directory or metrics
+//! file is said once, as a warning.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::hooks::{HookEvent, Hooks, Runner};
+use super::{Current, LastError, LastPass, PairState, Phase, file, now};
+use crate::event::{Event, Observer, Pass};
+use crate::log::Level;
+
+/// How the process monitors its pairs (from the global options).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The state directory; None: no state files.
+    pub dir: Option<PathBuf>,
+    /// `--metrics-file`.
+    pub metrics_file: Option<PathBuf>,
+    pub hooks: Hooks,
+}
+
+/// State files during a pass are rewritten at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// A pair as its observer keeps it.
+struct Track {
+    s: PairState,
+    /// Prescan chunks whose pass has not started yet.
+    chunks_left: usize,
+    /// When the pass under way started (the master was at its end TID then).
+    pass_started_at: f64,
+    last_write: Option<Instant>,
+}
+
+/// One pair's cell, shared by its observer and the monitor's metrics.
+pub struct Cell {
+    path: Option<PathBuf>,
+    track: Mutex<Track>,
+}
+
+impl Cell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Track> {
+        self.track.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pair's state as of now.
+    pub fn snapshot(&self) -> PairState {
+        let mut s = self.lock().s.clone();
+        s.lag_seconds = s.lag_at(now(), true);
+        s
+    }
+}
+
+/// See the module documentation.
+pub struct Monitor {
+    opts: Options,
+    command: &'static str,
+    cells: Mutex<Vec<Arc<Cell>>>,
+    hooks: Option<Runner>,
+    /// Serialises metrics-file writes, so the last one written is the newest.
+    metrics_lock: Mutex<()>,
+    warned_state: AtomicBool,
+    warned_metrics: AtomicBool,
+}
+
+impl Monitor {
+    pub fn new(opts: Options, command: &'static str) -> Arc<Monitor> {
+        if let Some(d) = &opts.dir
+            && let Err(e) = file::ensure_dir(d)
+        {
+            eprintln!("{} hammer-mirror: warning: {e:#}; status will not show this process's pairs", crate::log::timestamp());
+        }
+        let hooks = opts.hooks.any().then(|| Runner::start(opts.hooks.clone()));
+        Arc::new(Monitor {
+            opts,
+            command,
+            cells: Mutex::new(Vec::new()),
+            hooks,
+            metrics_lock: Mutex::new(()),
+            warned_state: AtomicBool::new(false),
+            warned_metrics: AtomicBool::new(false),
+        })
+    }
+
+    fn cells(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Cell>>> {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes on a pair; `log` hears the monitor's warnings (the pair's reporter).
+    pub fn pair(
+        self: &Arc<Self>,
+        job: Option<&str>,
+        source: String,
+        target: String,
+        log: Arc<dyn Observer>,
+    ) -> Arc<PairObserver> {
+        let path = self.opts.dir.as_ref().map(|d| file::pair_path(d, job, &source, &target));
+        let mut s = PairState::new(job.map(str::to_string), source, target, self.command);
+        if let Some(p) = &path
+            && let Ok(Some(old)) = file::read(p)
+        {
+            s.carry_over(old);
+        }
+        let cell = Arc::new(Cell {
+            path,
+            track: Mutex::new(Track { s, chunks_left: 0, pass_started_at: now(), last_write: None }),
+        });
+        self.cells().push(Arc::clone(&cell));
+        let o = Arc::new(PairObserver { monitor: Arc::clone(self), cell, log });
+        o.write(&mut o.cell.lock(), true);
+        o
+    }
+
+    /// Forgets a pair that `run` no longer runs, and with `delete` its
+    /// files (removed from the configuration; a changed pair keeps them).
+    pub fn remove(&self, o: &PairObserver, delete: bool) {
+        self.cells().retain(|c| !Arc::ptr_eq(c, &o.cell));
+        if delete && let Some(p) = &o.cell.path {
+            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_file(file::verify_path(p));
+        }
+        self.write_metrics();
+    }
+
+    /// Every pair's state, as of now.
+    pub fn snapshots(&self) -> Vec<PairState> {
+        self.cells().iter().map(|c| c.snapshot()).collect()
+    }
+
+    /// The metrics of every pair of this process, in Prometheus's text format.
+    pub fn metrics_text(&self) -> String {
+        let states: Vec<(PairState, bool)> = self.snapshots().into_iter().map(|s| (s, true)).collect();
+        super::metrics::encode(&states)
+    }
+
+    fn write_metrics(&self) {
+        let Some(path) = &self.opts.metrics_file else { return };
+        let _g = self.metrics_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file::write_atomic(path, self.metrics_text().as_bytes())
+            && !self.warned_metrics.swap(true, Ordering::Relaxed)
+        {
+            eprintln!("{} hammer-mirror: warning: --metrics-file: {e:#}", crate::log::timestamp());
+        }
+    }
+}
+
+/// A pair's observer (see the module documentation).
+pub struct PairObserver {
+    monitor: Arc<Monitor>,
+    cell: Arc<Cell>,
+    log: Arc<dyn Observer>,
+}
+
+impl PairObserver {
+    /// Writes the state file, and with `changed` the metrics file.
+    fn write(&self, t: &mut Track, changed: bool) {
+        let now = now();
+        t.s.updated = now;
+        t.s.lag_seconds = t.s.lag_at(now, true);
+        t.last_write = Some(Instant::now());
+        if let Some(p) = &self.cell.path
+            && let Err(e) = file::write(p, &t.s)
+            && !self.monitor.warned_state.swap(true, Ordering::Relaxed)
+        {
+            self.log.event(&Event::message(
+                Level::Warn,
+                format!("hammer-mirror: warning: {e:#} (status will not show this pair; see --state-dir)"),
+            ));
+        }
+        if changed {
+            self.monitor.write_metrics();
+        }
+    }
+
+    fn hook(&self, t: &Track, event: HookEvent) {
+        if let Some(r) = &self.monitor.hooks {
+            r.fire(event, &t.s, &self.log);
+        }
+    }
+
+    /// The process ends its work on the pair in `phase` (a copy that
+    /// succeeded: done; a signal: stopped), unless an event said more.
+    pub fn finish(&self, phase: Phase) {
+        let mut t = self.cell.lock();
+        if t.s.phase.running() || phase == Phase::Done && t.s.phase == Phase::Idle {
+            t.s.phase = phase;
+            t.s.current = None;
+            t.s.retry_at = None;
+            self.write(&mut t, true);
+        }
+    }
+
+    /// Waits for the hooks fired so far (a copy ends after them).
+    pub fn flush_hooks(&self) {
+        if let Some(r) = &self.monitor.hooks {
+            r.flush();
+        }
+    }
+
+    fn failed(&self, t: &mut Track, message: &str, refused: bool, phase: Phase) {
+        let was_failing = t.s.failing();
+        let in_phase = t.s.phase.name().to_string();
+        *t.s.failures.entry(in_phase.clone()).or_insert(0) += 1;
+        t.s.retries_since_success += 1;
+        t.s.last_error = Some(LastError { at: now(), phase: in_phase, message: message.to_string(), refused });
+        t.s.phase = phase;
+        t.s.current = None;
+        if !was_failing {
+            self.hook(t, HookEvent::Failure);
+        }
+    }
+
+    fn pass_done(&self, t: &mut Track, p: &Pass) {
+        let at = now();
+        let was_failing = t.s.failing();
+        t.s.acked_tid = Some(p.tid_end);
+        t.s.acked_at = Some(at);
+        t.s.master_tid = Some(t.s.master_tid.map_or(p.tid_end, |m| m.max(p.tid_end)));
+        if !p.idle {
+            t.s.passes += 1;
+            t.s.pass_bytes += p.bytes;
+            t.s.last_pass = Some(LastPass {
+                at,
+                tid_beg: Some(p.tid_beg.min(p.tid_end)),
+                tid_end: Some(p.tid_end),
+                records: p.records,
+                bytes: p.bytes,
+                seconds: (p.seconds * 1000.0).round() / 1000.0,
+                bytes_per_second: if p.seconds > 0.0 { (p.bytes as f64 / p.seconds) as u64 } else { 0 },
+            });
+        }
+        if t.chunks_left == 0 && t.s.in_sync() {
+            t.s.synced_at = Some(t.pass_started_at);
+            t.s.behind_since = None;
+            t.s.lag_bytes = Some(0);
+        } else {
+            t.s.lag_bytes = t.s.lag_bytes.map(|b| b.saturating_sub(p.bytes));
+        }
+        t.s.retries_since_success = 0;
+        t.s.phase = Phase::Idle;
+        t.s.current = None;
+        t.s.retry_at = None;
+        if was_failing {
+            t.s.phase = Phase::Idle;
+            self.hook(t, HookEvent::Recover);
+        }
+        if !p.idle {
+            self.hook(t, HookEvent::Pass);
+        }
+    }
+}
+
+impl Observer for PairObserver {
+    fn event(&self, e: &Event) {
+        let mut t = self.cell.lock();
+        let changed = match e {
+            Event::RunStarted { .. } => {
+                t.s.phase = Phase::Connecting;
+                t.s.retry_at = None;
+                t.s.current = None;
+                t.chunks_left = 0;
+                true
+            }
+            Event::Prescan { total, chunks } => {
+                t.chunks_left = *chunks;
+                t.s.lag_bytes = Some(*total);
+                false
+            }
+            Event::PassStarted { tid_beg, tid_end, estimate } => {
+                let at = now();
+                t.pass_started_at = at;
+                t.chunks_left = t.chunks_left.saturating_sub(1);
+                t.s.master_tid = Some(t.s.master_tid.map_or(*tid_end, |m| m.max(*tid_end)));
+                if tid_beg >= tid_end {
+                    // A heartbeat, or nothing to do.
+                    if t.s.phase == Phase::Connecting {
+                        t.s.phase = Phase::Idle;
+                        true
+                    } else {
+                        return;
+                    }
+                } else {
+                    if t.s.acked_tid.is_none() {
+                        // Where the target told us it is (its PFSD).
+                        t.s.acked_tid = Some(tid_beg - 1);
+                    }
+                    if t.s.behind_since.is_none() {
+                        // The master moved ahead at the latest when it made
+                        // this TID, and at the latest now.
+                        let made = super::tid_time(*tid_end, at).unwrap_or(at).min(at);
+                        t.s.behind_since = Some(t.s.synced_at.map_or(made, |s| made.max(s)));
+                    }
+                    t.s.phase = Phase::Sending;
+                    t.s.current = Some(Current {
+                        started: at,
+                        tid_beg: Some(*tid_beg),
+                        tid_end: Some(*tid_end),
+                        bytes: 0,
+                        estimate: *estimate,
+                    });
+                    true
+                }
+            }
+            Event::Progress { bytes } => {
+                let Some(c) = t.s.current.as_mut() else { return };
+                c.bytes = *bytes;
+                if t.last_write.is_some_and(|w| w.elapsed() < PROGRESS_EVERY) {
+                    return;
+                }
+                self.write(&mut t, false);
+                return;
+            }
+            Event::PassDone(p) => {
+                self.pass_done(&mut t, p);
+                true
+            }
+            Event::Message { .. } => return,
+            Event::LostLink { reason, retry_in, .. } => {
+                if let Some(d) = retry_in {
+                    t.s.retries += 1;
+                    t.s.retry_at = Some(now() + d.as_secs_f64());
+                }
+                self.failed(&mut t, reason, false, Phase::WaitingForRetry);
+                true
+            }
+            Event::Stalled { .. } => {
+                t.s.stalls += 1;
+                true
+            }
+            Event::Stopped { .. } => {
+                t.s.phase = Phase::Stopped;
+                t.s.current = None;
+                t.s.retry_at = None;
+                true
+            }
+            Event::Failed { reason, refused } => {
+                let phase = if *refused { Phase::Refused } else { Phase::Failed };
+                self.failed(&mut t, reason, *refused, phase);
+                true
+            }
+        };
+        self.write(&mut t, changed);
+    }
+}
+
+/// Hands every event to the pair's reporter, then to its state observer.
+pub fn tee(reporter: Arc<dyn Observer>, state: Option<Arc<PairObserver>>) -> Arc<dyn Observer> {
+    match state {
+        None => reporter,
+        Some(s) => Arc::new(crate::event::Fanout(vec![reporter, s])),
+    }
+}
