@@ -116,7 +116,7 @@ fn cmd_verify(
     let obs: Arc<dyn Observer> = reporter.clone();
     let report = match crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs) {
         Ok(r) => {
-            crate::state::record_verify(g, &ea.to_string(), &eb.to_string(), &r);
+            crate::state::record_verify(g, &ea, &eb, &r);
             r
         }
         Err(e) => {
@@ -307,7 +307,7 @@ fn run_pair(
 ) -> anyhow::Result<Status> {
     let (s, d) = (src.to_string(), dst.to_string());
     let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
-    let state = monitor.pair(None, src.to_string(), dst.to_string(), reporter.clone());
+    let state = monitor.pair(None, crate::state::name(src), crate::state::name(dst), reporter.clone());
     let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     let r = run_pair_with(cfg, src, dst, streaming, sig, &reporter, &obs, &state);
     state.flush_hooks();

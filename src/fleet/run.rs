@@ -88,7 +88,7 @@ fn start(p: Pair, shared: &Shared) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let (thread_stop, src, dst, job) = (Arc::clone(&stop), p.source.clone(), p.target.clone(), p.job.clone());
     let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
-    let state = shared.monitor.pair(Some(&job), src.to_string(), dst.to_string(), reporter.clone());
+    let state = shared.monitor.pair(Some(&job), crate::state::name(&src), crate::state::name(&dst), reporter.clone());
     let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     let thread = std::thread::Builder::new()
         .name(format!("{job} {dst}"))

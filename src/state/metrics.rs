@@ -62,6 +62,13 @@ pub fn encode(states: &[(PairState, bool)]) -> String {
         passes.get_or_create(&l).inc_by(s.passes);
         retries.get_or_create(&l).inc_by(s.retries);
         stalls.get_or_create(&l).inc_by(s.stalls);
+        // The usual phases are there from the start, at 0: a failure counter
+        // that never appeared cannot be told from one nobody scrapes.
+        for phase in ["connecting", "sending", "idle"] {
+            let mut lp = l.clone();
+            lp.push(("phase".into(), phase.into()));
+            let _ = failures.get_or_create(&lp);
+        }
         for (phase, n) in &s.failures {
             let mut lp = l.clone();
             lp.push(("phase".into(), phase.clone()));

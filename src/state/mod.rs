@@ -275,6 +275,16 @@ pub fn monitor(g: &crate::cli::GlobalOpts, command: &'static str) -> anyhow::Res
     Ok(m)
 }
 
+/// How a state file names an endpoint: a local path made absolute (the
+/// same pair whatever directory it is run from, and readable again by
+/// `status` from anywhere), a remote one as given.
+pub fn name(e: &crate::endpoint::Endpoint) -> String {
+    match e {
+        crate::endpoint::Endpoint::Local(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string(),
+        r => r.to_string(),
+    }
+}
+
 /// The options that only an orchestrating command (copy, stream, run) takes, given elsewhere: refused.
 pub fn refuse_outside_orchestration(g: &crate::cli::GlobalOpts, command: &str) -> anyhow::Result<()> {
     let given = [
@@ -294,7 +304,13 @@ pub fn refuse_outside_orchestration(g: &crate::cli::GlobalOpts, command: &str) -
 
 /// Records `verify`'s result beside the state of the pair it compared
 /// (either way round), when that pair has a state file.
-pub fn record_verify(g: &crate::cli::GlobalOpts, a: &str, b: &str, r: &crate::verify::Report) {
+pub fn record_verify(
+    g: &crate::cli::GlobalOpts,
+    a: &crate::endpoint::Endpoint,
+    b: &crate::endpoint::Endpoint,
+    r: &crate::verify::Report,
+) {
+    let (a, b) = (name(a), name(b));
     let Some(dir) = (if g.no_state { None } else { file::dir(g.state_dir.as_deref()) }) else { return };
     let Ok((states, _)) = file::read_all(&dir) else { return };
     let v = VerifyResult {

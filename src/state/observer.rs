@@ -117,7 +117,8 @@ impl Monitor {
         });
         self.cells().push(Arc::clone(&cell));
         let o = Arc::new(PairObserver { monitor: Arc::clone(self), cell, log });
-        o.write(&mut o.cell.lock(), true);
+        o.write(&mut o.cell.lock());
+        self.write_metrics();
         o
     }
 
@@ -162,8 +163,9 @@ pub struct PairObserver {
 }
 
 impl PairObserver {
-    /// Writes the state file, and with `changed` the metrics file.
-    fn write(&self, t: &mut Track, changed: bool) {
+    /// Writes the state file (the metrics file is written by the caller,
+    /// once the pair's lock is released: it reads every pair).
+    fn write(&self, t: &mut Track) {
         let now = now();
         t.s.updated = now;
         t.s.lag_seconds = t.s.lag_at(now, true);
@@ -177,9 +179,6 @@ impl PairObserver {
                 format!("hammer-mirror: warning: {e:#} (status will not show this pair; see --state-dir)"),
             ));
         }
-        if changed {
-            self.monitor.write_metrics();
-        }
     }
 
     fn hook(&self, t: &Track, event: HookEvent) {
@@ -192,11 +191,13 @@ impl PairObserver {
     /// succeeded: done; a signal: stopped), unless an event said more.
     pub fn finish(&self, phase: Phase) {
         let mut t = self.cell.lock();
-        if t.s.phase.running() || phase == Phase::Done && t.s.phase == Phase::Idle {
+        if t.s.phase.running() {
             t.s.phase = phase;
             t.s.current = None;
             t.s.retry_at = None;
-            self.write(&mut t, true);
+            self.write(&mut t);
+            drop(t);
+            self.monitor.write_metrics();
         }
     }
 
@@ -251,7 +252,6 @@ impl PairObserver {
         t.s.current = None;
         t.s.retry_at = None;
         if was_failing {
-            t.s.phase = Phase::Idle;
             self.hook(t, HookEvent::Recover);
         }
         if !p.idle {
@@ -317,7 +317,7 @@ impl Observer for PairObserver {
                 if t.last_write.is_some_and(|w| w.elapsed() < PROGRESS_EVERY) {
                     return;
                 }
-                self.write(&mut t, false);
+                self.write(&mut t);
                 return;
             }
             Event::PassDone(p) => {
@@ -349,7 +349,11 @@ impl Observer for PairObserver {
                 true
             }
         };
-        self.write(&mut t, changed);
+        self.write(&mut t);
+        drop(t);
+        if changed {
+            self.monitor.write_metrics();
+        }
     }
 }
 

@@ -48,7 +48,10 @@ pub struct Row {
 }
 
 fn matches(s: &PairState, pat: &str) -> bool {
+    // A local path may be given relative to here.
+    let abs = std::path::absolute(pat).map(|p| p.display().to_string()).unwrap_or_default();
     s.target == pat
+        || (!pat.contains(':') && (s.target == abs || s.source == abs))
         || s.source == pat
         || s.job.as_deref() == Some(pat)
         || s.job.as_ref().is_some_and(|j| format!("{j}/{}", s.target) == pat)
@@ -105,7 +108,11 @@ pub fn config_pairs(g: &crate::cli::GlobalOpts) -> Option<(PathBuf, Vec<(String,
     };
     match crate::fleet::config::load(&path, g, crate::config::Terminal::default()) {
         Ok(f) => {
-            let pairs = f.pairs.iter().map(|p| (p.job.clone(), p.source.to_string(), p.target.to_string())).collect();
+            let pairs = f
+                .pairs
+                .iter()
+                .map(|p| (p.job.clone(), super::name(&p.source), super::name(&p.target)))
+                .collect();
             Some((path, pairs))
         }
         Err(e) => {
