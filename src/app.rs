@@ -110,7 +110,10 @@ fn endpoint(arg: &std::ffi::OsStr) -> anyhow::Result<Endpoint> {
 fn cmd_verify(
     cfg: &Config,
     g: &crate::cli::GlobalOpts,
-    a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Option<u64>) -> anyhow::Result<Status> {
+    a: &std::ffi::OsStr,
+    b: &std::ffi::OsStr,
+    as_of: Option<u64>,
+) -> anyhow::Result<Status> {
     let (ea, eb) = (endpoint(a)?, endpoint(b)?);
     let reporter = Reporter::new(crate::config::Output { bars: false, ..cfg.output }, ea.to_string(), eb.to_string());
     let obs: Arc<dyn Observer> = reporter.clone();
@@ -278,7 +281,8 @@ fn cmd_copy(
         each.create = CreatePolicy::Refuse;
     }
     let results: Vec<anyhow::Result<Status>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = dsts.iter().map(|dst| scope.spawn(|| run_pair(&each, &src, dst, streaming, &sig, &monitor))).collect();
+        let runs: Vec<_> =
+            dsts.iter().map(|dst| scope.spawn(|| run_pair(&each, &src, dst, streaming, &sig, &monitor))).collect();
         runs.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy thread panicked")))).collect()
     });
     // The worst of the targets: a refusal, then a failure, then an interrupt.

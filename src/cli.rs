@@ -679,7 +679,8 @@ mod tests {
     fn status_check_needs_both_thresholds() {
         assert!(Cli::try_parse_from(["hammer-mirror", "status", "--check", "--warn", "1h"]).is_err());
         assert!(Cli::try_parse_from(["hammer-mirror", "status", "--warn", "1h"]).is_err());
-        let c = Cli::try_parse_from(["hammer-mirror", "status", "--check", "--warn", "1h", "--crit", "2h", "/s"]).unwrap();
+        let c =
+            Cli::try_parse_from(["hammer-mirror", "status", "--check", "--warn", "1h", "--crit", "2h", "/s"]).unwrap();
         assert!(matches!(c.command, Command::Status { check: true, warn: Some(3600), crit: Some(7200), .. }));
         assert!(Cli::try_parse_from(["hammer-mirror", "--on-failure", "mail $USER", "stream", "a", "b"]).is_err());
     }

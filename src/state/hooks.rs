@@ -127,7 +127,8 @@ impl Runner {
         *self.pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         if let Err(e) = self.tx.try_send(job) {
             self.done_one();
-            let why = if matches!(e, TrySendError::Full(_)) { "too many hooks waiting" } else { "the hook thread ended" };
+            let why =
+                if matches!(e, TrySendError::Full(_)) { "too many hooks waiting" } else { "the hook thread ended" };
             log.event(&crate::event::Event::message(
                 Level::Warn,
                 format!("{} hammer-mirror: {} hook not run: {why}", timestamp(), event.option()),
@@ -175,12 +176,9 @@ fn serve(rx: Receiver<Job>, timeout: Duration, pending: Arc<(Mutex<usize>, Condv
 /// Runs one hook to its end or its timeout.
 fn run(job: &Job, timeout: Duration) -> Result<(), String> {
     let (prog, args) = job.argv.split_first().ok_or("an empty command")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { "command not found".to_string() } else { e.to_string() })?;
+    let mut child = Command::new(prog).args(args).stdin(Stdio::piped()).process_group(0).spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound { "command not found".to_string() } else { e.to_string() }
+    })?;
     if let Some(mut stdin) = child.stdin.take() {
         let data = job.stdin.clone();
         // A hook that does not read its stdin must not hold us up.

@@ -280,7 +280,9 @@ pub fn monitor(g: &crate::cli::GlobalOpts, command: &'static str) -> anyhow::Res
 /// `status` from anywhere), a remote one as given.
 pub fn name(e: &crate::endpoint::Endpoint) -> String {
     match e {
-        crate::endpoint::Endpoint::Local(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string(),
+        crate::endpoint::Endpoint::Local(p) => {
+            std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()
+        }
         r => r.to_string(),
     }
 }

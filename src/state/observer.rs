@@ -78,7 +78,10 @@ impl Monitor {
         if let Some(d) = &opts.dir
             && let Err(e) = file::ensure_dir(d)
         {
-            eprintln!("{} hammer-mirror: warning: {e:#}; status will not show this process's pairs", crate::log::timestamp());
+            eprintln!(
+                "{} hammer-mirror: warning: {e:#}; status will not show this process's pairs",
+                crate::log::timestamp()
+            );
         }
         let hooks = opts.hooks.any().then(|| Runner::start(opts.hooks.clone()));
         Arc::new(Monitor {

@@ -108,15 +108,15 @@ pub fn config_pairs(g: &crate::cli::GlobalOpts) -> Option<(PathBuf, Vec<(String,
     };
     match crate::fleet::config::load(&path, g, crate::config::Terminal::default()) {
         Ok(f) => {
-            let pairs = f
-                .pairs
-                .iter()
-                .map(|p| (p.job.clone(), super::name(&p.source), super::name(&p.target)))
-                .collect();
+            let pairs =
+                f.pairs.iter().map(|p| (p.job.clone(), super::name(&p.source), super::name(&p.target))).collect();
             Some((path, pairs))
         }
         Err(e) => {
-            eprintln!("hammer-mirror: warning: {e:#}; the pairs of {} that have no state are not listed", path.display());
+            eprintln!(
+                "hammer-mirror: warning: {e:#}; the pairs of {} that have no state are not listed",
+                path.display()
+            );
             None
         }
     }
@@ -145,9 +145,9 @@ pub fn rows(req: &Request<'_>) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     }
     if let Some((_, pairs)) = &req.config {
         for (job, source, target) in pairs {
-            let known = rows.iter().any(|r| {
-                r.state.job.as_deref() == Some(job) && &r.state.source == source && &r.state.target == target
-            });
+            let known = rows
+                .iter()
+                .any(|r| r.state.job.as_deref() == Some(job) && &r.state.source == source && &r.state.target == target);
             let mut s = PairState::new(Some(job.clone()), source.clone(), target.clone(), "run");
             if known || req.pair.is_some_and(|p| !matches(&s, p)) {
                 continue;
@@ -155,7 +155,14 @@ pub fn rows(req: &Request<'_>) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
             s.pid = 0;
             s.pid_start = None;
             s.phase = Phase::Stopped;
-            rows.push(Row { state: s, alive: false, stale: false, state_file: None, last_verify: None, never_ran: true });
+            rows.push(Row {
+                state: s,
+                alive: false,
+                stale: false,
+                state_file: None,
+                last_verify: None,
+                never_ran: true,
+            });
         }
     }
     Ok((rows, errors))
@@ -206,14 +213,8 @@ fn phase_text(r: &Row, now: f64) -> String {
 /// The table a person reads at a glance.
 pub fn table(rows: &[Row], out: &mut dyn Write) -> std::io::Result<()> {
     let now = now();
-    let mut lines = vec![[
-        "PAIR".to_string(),
-        "PHASE".into(),
-        "LAG".into(),
-        "LAST ACK".into(),
-        "RATE".into(),
-        "LAST ERROR".into(),
-    ]];
+    let mut lines =
+        vec![["PAIR".to_string(), "PHASE".into(), "LAG".into(), "LAST ACK".into(), "RATE".into(), "LAST ERROR".into()]];
     for r in rows {
         let s = &r.state;
         let pair = match &s.job {
@@ -382,7 +383,8 @@ mod tests {
         let mut stale = row(Phase::Idle, Some(0.0));
         stale.stale = true;
         assert_eq!(j(&stale), Health::Critical, "stale is never healthy");
-        let (h, line) = check_line(&[row(Phase::Idle, Some(0.0)), row(Phase::Sending, Some(100.0))], &[], 60.0, 3600.0, "x");
+        let (h, line) =
+            check_line(&[row(Phase::Idle, Some(0.0)), row(Phase::Sending, Some(100.0))], &[], 60.0, 3600.0, "x");
         assert_eq!(h, Health::Warning);
         assert!(line.starts_with("HAMMER-MIRROR WARNING - /m -> /s: lag 100 s"), "{line}");
         assert!(line.ends_with("| lag=100s;60;3600;0"), "{line}");
