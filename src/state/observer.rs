@@ -75,6 +75,7 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn new(opts: Options, command: &'static str) -> Arc<Monitor> {
+        let mut unwritable = false;
         if let Some(d) = &opts.dir
             && let Err(e) = file::ensure_dir(d)
         {
@@ -82,6 +83,7 @@ impl Monitor {
                 "{} hammer-mirror: warning: {e:#}; status will not show this process's pairs",
                 crate::log::timestamp()
             );
+            unwritable = true;
         }
         let hooks = opts.hooks.any().then(|| Runner::start(opts.hooks.clone()));
         Arc::new(Monitor {
@@ -90,7 +92,7 @@ impl Monitor {
             cells: Mutex::new(Vec::new()),
             hooks,
             metrics_lock: Mutex::new(()),
-            warned_state: AtomicBool::new(false),
+            warned_state: AtomicBool::new(unwritable),
             warned_metrics: AtomicBool::new(false),
         })
     }
