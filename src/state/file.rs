@@ -108,9 +108,12 @@ pub fn write_verify(pair: &Path, v: &VerifyResult) -> anyhow::Result<()> {
     write_atomic(&verify_path(pair), &serde_json::to_vec(v).expect("serializable"))
 }
 
+/// A state file and what it holds.
+pub type Stored = (PathBuf, PairState);
+
 /// Every pair's state in `dir`, sorted by job, source and target; files
 /// that cannot be read are returned as errors (naming them).
-pub fn read_all(dir: &Path) -> anyhow::Result<(Vec<(PathBuf, PairState)>, Vec<String>)> {
+pub fn read_all(dir: &Path) -> anyhow::Result<(Vec<Stored>, Vec<String>)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),

@@ -52,8 +52,15 @@ pub fn encode(states: &[(PairState, bool)]) -> String {
         if let Some(t) = s.acked_at {
             ack.get_or_create(&l).set(t);
         }
-        if let Some(x) = s.lag_at(now, *alive) {
-            lag.get_or_create(&l).set(x);
+        match s.lag_at(now, *alive) {
+            Some(x) => {
+                lag.get_or_create(&l).set(x);
+            }
+            // Never acknowledged: the target holds nothing, however old.
+            None if s.acked_tid.is_none() => {
+                lag.get_or_create(&l).set(f64::INFINITY);
+            }
+            None => {}
         }
         if let Some(b) = s.lag_bytes {
             lag_bytes.get_or_create(&l).set(b as f64);
@@ -83,7 +90,7 @@ pub fn encode(states: &[(PairState, bool)]) -> String {
     );
     reg.register(
         "lag_seconds",
-        "How old the oldest change the target lacks is (0: it acknowledged the master's TID)",
+        "How old the oldest change the target lacks is (0: it acknowledged the master's TID; +Inf: it never acknowledged)",
         lag,
     );
     reg.register("lag_bytes", "Stream bytes the target lacks, as the prescan estimates them", lag_bytes);
@@ -160,7 +167,11 @@ mod tests {
             text.contains(r#"hammer_mirror_failures_total{job="web",source="/m",target="h:/s",phase="sending"} 2"#),
             "{text}"
         );
-        assert!(text.contains("# TYPE hammer_mirror_lag_seconds gauge"), "{text}");
+        assert!(text.contains(&format!("hammer_mirror_lag_seconds{l} +Inf\n")), "never acknowledged: {text}");
+        s.acked_tid = Some(5);
+        s.master_tid = Some(5);
+        let text = encode(&[(s.clone(), true)]);
+        assert!(text.contains(&format!("hammer_mirror_lag_seconds{l} 0.0\n")), "{text}");
         let text = encode(&[(s, false)]);
         assert!(text.contains(&format!("hammer_mirror_up{l} 0.0\n")), "a process that is gone is not up: {text}");
     }

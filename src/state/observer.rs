@@ -369,3 +369,79 @@ pub fn tee(reporter: Arc<dyn Observer>, state: Option<Arc<PairObserver>>) -> Arc
         Some(s) => Arc::new(crate::event::Fanout(vec![reporter, s])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Ignore;
+
+    fn pass(tid_beg: u64, tid_end: u64, bytes: u64, idle: bool) -> Event {
+        Event::PassDone(Pass { tid_beg, tid_end, records: 1, bytes, seconds: 0.5, idle })
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Monitor>, Arc<PairObserver>) {
+        let d = tempfile::tempdir().unwrap();
+        let m = Monitor::new(Options { dir: Some(d.path().join("state")), ..Options::default() }, "stream");
+        let o = m.pair(None, "/m".into(), "/s".into(), Arc::new(Ignore));
+        (d, m, o)
+    }
+
+    fn on_disk(d: &tempfile::TempDir) -> PairState {
+        file::read(&file::pair_path(&d.path().join("state"), None, "/m", "/s")).unwrap().unwrap()
+    }
+
+    #[test]
+    fn only_the_last_chunk_of_a_prescan_puts_the_target_in_sync() {
+        let (d, _m, o) = setup();
+        o.event(&Event::RunStarted { attempt: 1 });
+        assert_eq!(on_disk(&d).phase, Phase::Connecting);
+        o.event(&Event::Prescan { total: 300, chunks: 2 });
+        o.event(&Event::PassStarted { tid_beg: 1, tid_end: 50, estimate: Some(100) });
+        let s = on_disk(&d);
+        assert_eq!((s.phase, s.acked_tid, s.lag_bytes), (Phase::Sending, Some(0), Some(300)));
+        o.event(&pass(1, 50, 100, false));
+        let s = on_disk(&d);
+        assert_eq!((s.acked_tid, s.lag_bytes, s.synced_at), (Some(50), Some(200), None), "a chunk is not the end");
+        o.event(&Event::PassStarted { tid_beg: 51, tid_end: 90, estimate: Some(200) });
+        o.event(&pass(51, 90, 200, false));
+        let s = on_disk(&d);
+        assert_eq!((s.acked_tid, s.master_tid, s.lag_bytes), (Some(90), Some(90), Some(0)));
+        assert!(s.synced_at.is_some() && s.behind_since.is_none());
+        assert_eq!((s.passes, s.pass_bytes, s.phase), (2, 300, Phase::Idle));
+        assert_eq!(s.lag_seconds, Some(0.0));
+        // A heartbeat is an acknowledgement, not a pass.
+        o.event(&Event::PassStarted { tid_beg: 90, tid_end: 90, estimate: None });
+        o.event(&pass(90, 90, 0, true));
+        assert_eq!(on_disk(&d).passes, 2);
+    }
+
+    #[test]
+    fn failures_count_by_phase_and_carry_over_to_the_next_run_of_the_pair() {
+        let (d, m, o) = setup();
+        o.event(&Event::RunStarted { attempt: 1 });
+        o.event(&Event::LostLink {
+            error: "e".into(),
+            reason: "ssh to h failed".into(),
+            retry_in: Some(Duration::from_secs(20)),
+        });
+        let s = on_disk(&d);
+        assert_eq!(s.phase, Phase::WaitingForRetry);
+        assert!(s.retry_at.is_some_and(|t| t > now() + 10.0));
+        assert_eq!((s.retries, s.retries_since_success, s.failures.get("connecting")), (1, 1, Some(&1)));
+        assert_eq!(s.last_error.as_ref().map(|e| e.message.as_str()), Some("ssh to h failed"));
+        o.event(&Event::Stalled { secs: 5 });
+        o.finish(Phase::Stopped);
+        drop(o);
+        drop(m);
+        let m = Monitor::new(Options { dir: Some(d.path().join("state")), ..Options::default() }, "copy");
+        let o = m.pair(None, "/m".into(), "/s".into(), Arc::new(Ignore));
+        let s = on_disk(&d);
+        assert_eq!((s.retries, s.stalls, s.retries_since_success, s.phase), (1, 1, 1, Phase::Connecting));
+        assert_eq!(s.command, "copy");
+        o.event(&Event::PassStarted { tid_beg: 1, tid_end: 9, estimate: None });
+        o.event(&pass(1, 9, 10, false));
+        let s = on_disk(&d);
+        assert_eq!((s.retries_since_success, s.failing()), (0, false));
+        assert!(s.last_error.is_some(), "the last error stays, for the record");
+    }
+}

@@ -21,6 +21,9 @@ use super::{PairState, Phase, VerifyResult, file, now, tid_time};
 use crate::endpoint::Endpoint;
 use crate::exit::Status;
 
+/// A `run` configuration file and its pairs (job, source, target).
+pub type Configured = (PathBuf, Vec<(String, String, String)>);
+
 /// What `status` was asked.
 pub struct Request<'a> {
     pub dir: Option<&'a Path>,
@@ -29,7 +32,7 @@ pub struct Request<'a> {
     /// `--check` with its thresholds in seconds.
     pub check: Option<(f64, f64)>,
     /// The `run` configuration whose pairs are listed even without state.
-    pub config: Option<(PathBuf, Vec<(String, String, String)>)>,
+    pub config: Option<Configured>,
 }
 
 /// A pair as `status` shows it.
@@ -95,7 +98,7 @@ fn refresh(s: &mut PairState, now: f64) {
 }
 
 /// The pairs of the `run` configuration: `--config`, or the default file when it exists.
-pub fn config_pairs(g: &crate::cli::GlobalOpts) -> Option<(PathBuf, Vec<(String, String, String)>)> {
+pub fn config_pairs(g: &crate::cli::GlobalOpts) -> Option<Configured> {
     let path = match &g.config {
         Some(p) => p.clone(),
         None => {
