@@ -174,10 +174,15 @@ fn monitoring_refusals_and_failures() {
     );
     // An unwritable state directory is said once, and the copy goes on.
     std::fs::write(e.path("file"), b"").unwrap();
-    let o = e.cmd().env("HAMMER_MIRROR_STATE_DIR", e.path("file/state")).args(["-y", "copy", "m", "s"]).output().unwrap();
+    let o =
+        e.cmd().env("HAMMER_MIRROR_STATE_DIR", e.path("file/state")).args(["-y", "copy", "m", "s"]).output().unwrap();
     assert!(o.status.success(), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     let warned: Vec<&str> = err.lines().filter(|l| l.contains("state directory")).collect();
     assert_eq!(warned.len(), 1, "{}", show(&o));
-    assert!(warned[0].contains(&format!("creating the state directory {}", e.path("file/state").display())), "{}", show(&o));
+    assert!(
+        warned[0].contains(&format!("creating the state directory {}", e.path("file/state").display())),
+        "{}",
+        show(&o)
+    );
 }

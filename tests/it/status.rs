@@ -229,7 +229,10 @@ fn the_metrics_file_has_the_pairs_series_and_node_exporter_serves_them() {
     let ne_out = ne.wait_with_output().unwrap();
     let body = body.unwrap_or_default();
     assert!(found, "node_exporter never served our series:\n{body}\n{}", String::from_utf8_lossy(&ne_out.stderr));
-    assert!(!body.lines().any(|l| l == "node_textfile_scrape_error 1"), "node_exporter could not read the file:\n{body}");
+    assert!(
+        !body.lines().any(|l| l == "node_textfile_scrape_error 1"),
+        "node_exporter could not read the file:\n{body}"
+    );
     assert_eq!(series(&body, "hammer_mirror_passes_total", &s), Some(1.0), "{body}");
     assert_eq!(series(&body, "hammer_mirror_pass_bytes_total", &s), pass["bytes"].as_f64(), "{body}");
     assert_eq!(series(&body, "hammer_mirror_up", &s), Some(0.0), "{body}");
@@ -452,4 +455,39 @@ fn status_lists_every_job_and_target_of_run_with_job_labels() {
     let table = stdout(&o);
     assert!(table.contains(&format!("[web] {} -> {}", m.display(), e.path("t3").display())), "{table}");
     assert!(table.contains("not started") && table.matches(" stopped ").count() == 2, "{table}");
+}
+
+#[test]
+fn json_progress_comes_at_most_once_a_second_and_status_shows_the_pass_under_way() {
+    let e = Env::new();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::create_dir_all(e.path("m.tree")).unwrap();
+    std::fs::write(e.path("m.tree/big"), data).unwrap();
+    ok(&e.run(["pfs-master", "m"]));
+    ok(&e.run(["import", "m.tree", "m"]));
+    let child = e
+        .cmd()
+        .args(["--json", "-b", "1m", "-y", "copy", "m", "s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the pass under way in the state file", || {
+        state_of(&e, &e.path("s")).is_some_and(|s| s["phase"] == "sending" && s["current"]["bytes"].as_u64() > Some(0))
+    });
+    let table = stdout(ok(&e.run(["status", "s"])));
+    assert!(table.contains(" sending "), "{table}");
+    let o = child.wait_with_output().unwrap();
+    ok(&o);
+    let progress: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|j| j["event"] == "progress")
+        .collect();
+    assert!(progress.len() >= 2, "a 3 s pass: {}", show(&o));
+    let times: Vec<&str> = progress.iter().map(|j| j["time"].as_str().unwrap()).collect();
+    let mut distinct = times.clone();
+    distinct.dedup();
+    assert_eq!(distinct, times, "two progress objects within one second");
+    assert!(progress.iter().all(|j| j["estimate"].as_u64().is_some() && j["bytes"].as_u64() > Some(0)), "{progress:?}");
 }
