@@ -47,7 +47,7 @@ pub fn encode(states: &[(PairState, bool)]) -> String {
     let now = super::now();
     for (s, alive) in states {
         let l = labels(s);
-        let connected = *alive && matches!(s.phase, super::Phase::Sending | super::Phase::Idle);
+        let connected = *alive && s.phase.connected();
         up.get_or_create(&l).set(if connected { 1.0 } else { 0.0 });
         if let Some(t) = s.acked_at {
             ack.get_or_create(&l).set(t);

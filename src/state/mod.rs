@@ -59,6 +59,11 @@ impl Phase {
         matches!(self, Phase::Connecting | Phase::Sending | Phase::Idle | Phase::WaitingForRetry)
     }
 
+    /// Whether a process in this phase follows its master (connected to both sides).
+    pub fn connected(self) -> bool {
+        matches!(self, Phase::Sending | Phase::Idle)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Phase::Connecting => "connecting",
@@ -239,10 +244,11 @@ impl PairState {
     pub fn lag_at(&self, now: f64, alive: bool) -> Option<f64> {
         self.acked_tid?;
         let since = if self.in_sync() {
-            if alive && self.phase.running() {
+            if alive && self.phase.connected() {
                 return Some(0.0);
             }
-            // Nobody watches the master: only known in sync until then.
+            // Nobody watches the master (no process, or no link): only
+            // known in sync until then.
             self.synced_at?
         } else {
             self.behind_since.or(self.synced_at)?
@@ -378,6 +384,9 @@ mod tests {
         s.phase = Phase::Idle;
         assert_eq!(s.lag_at(100.0, true), Some(0.0));
         assert_eq!(s.lag_at(100.0, false), Some(60.0), "stale: in sync only as of synced_at");
+        s.phase = Phase::WaitingForRetry;
+        assert_eq!(s.lag_at(100.0, true), Some(60.0), "no link: the master may have moved since");
+        s.phase = Phase::Idle;
         s.master_tid = Some(12);
         s.behind_since = Some(90.0);
         assert_eq!(s.lag_at(100.0, true), Some(10.0), "behind: since the master moved ahead");

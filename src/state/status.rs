@@ -139,7 +139,7 @@ pub fn rows(req: &Request<'_>) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
         }
         let alive = file::alive(&s);
         let stale = !alive && s.phase.running();
-        if !(alive && s.phase.running()) {
+        if !(alive && s.phase.connected()) {
             refresh(&mut s, now);
         }
         s.lag_seconds = s.lag_at(now, alive);
