@@ -314,7 +314,7 @@ fn run_pair(
     let state = monitor.pair(None, crate::state::name(src), crate::state::name(dst), reporter.clone());
     let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     let r = run_pair_with(cfg, src, dst, streaming, sig, &reporter, &obs, &state);
-    state.flush_hooks();
+    state.flush();
     r
 }
 

@@ -125,7 +125,7 @@ fn stop_all(running: Vec<Running>, monitor: &crate::state::observer::Monitor, th
     for r in running {
         let _ = r.thread.join();
         r.state.finish(crate::state::Phase::Stopped);
-        r.state.flush_hooks();
+        r.state.flush();
         if then != Then::Keep {
             monitor.remove(&r.state, then == Then::Forget);
         }

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::hooks::{HookEvent, Hooks, Runner};
@@ -42,10 +42,12 @@ struct Track {
     last_write: Option<Instant>,
 }
 
-/// One pair's cell, shared by its observer and the monitor's metrics.
+/// One pair's cell, shared by its observer and the monitor's writer.
 pub struct Cell {
     path: Option<PathBuf>,
     track: Mutex<Track>,
+    /// Hears the writer's warnings (the pair's reporter).
+    log: Arc<dyn Observer>,
 }
 
 impl Cell {
@@ -61,16 +63,125 @@ impl Cell {
     }
 }
 
-/// See the module documentation.
-pub struct Monitor {
+/// What the writer thread has to do.
+#[derive(Default)]
+struct Queue {
+    /// Cells whose state file is out of date.
+    cells: Vec<Arc<Cell>>,
+    metrics: bool,
+    /// The writer is writing what it took.
+    busy: bool,
+    stop: bool,
+}
+
+/// What the observers and the writer thread share.
+struct Inner {
     opts: Options,
-    command: &'static str,
     cells: Mutex<Vec<Arc<Cell>>>,
-    hooks: Option<Runner>,
-    /// Serialises metrics-file writes, so the last one written is the newest.
-    metrics_lock: Mutex<()>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
     warned_state: AtomicBool,
     warned_metrics: AtomicBool,
+}
+
+impl Inner {
+    fn cells(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Cell>>> {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn metrics_text(&self) -> String {
+        let states: Vec<(PairState, bool)> = self.cells().iter().map(|c| (c.snapshot(), true)).collect();
+        super::metrics::encode(&states)
+    }
+
+    /// Asks the writer for `cell`'s file (if any) and, with `metrics`, the metrics file.
+    fn dirty(&self, cell: Option<&Arc<Cell>>, metrics: bool) {
+        let mut q = self.queue();
+        if let Some(c) = cell
+            && c.path.is_some()
+            && !q.cells.iter().any(|x| Arc::ptr_eq(x, c))
+        {
+            q.cells.push(Arc::clone(c));
+        }
+        q.metrics |= metrics && self.opts.metrics_file.is_some();
+        self.wake.notify_all();
+    }
+
+    /// Waits until everything asked so far is written.
+    fn flush(&self) {
+        let mut q = self.queue();
+        while !q.cells.is_empty() || q.metrics || q.busy {
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn write_cell(&self, c: &Cell) {
+        let Some(p) = &c.path else { return };
+        let s = c.lock().s.clone();
+        if let Err(e) = file::write(p, &s)
+            && !self.warned_state.swap(true, Ordering::Relaxed)
+        {
+            c.log.event(&Event::message(
+                Level::Warn,
+                format!("hammer-mirror: warning: {e:#} (status will not show this pair; see --state-dir)"),
+            ));
+        }
+    }
+
+    fn write_metrics(&self) {
+        let Some(path) = &self.opts.metrics_file else { return };
+        if let Err(e) = file::write_atomic(path, self.metrics_text().as_bytes())
+            && !self.warned_metrics.swap(true, Ordering::Relaxed)
+        {
+            eprintln!("{} hammer-mirror: warning: --metrics-file: {e:#}", crate::log::timestamp());
+        }
+    }
+
+    /// The writer thread: files are written here, off the halves' threads,
+    /// so that a pass never waits for them.
+    fn writer(self: Arc<Self>) {
+        loop {
+            let (cells, metrics) = {
+                let mut q = self.queue();
+                while q.cells.is_empty() && !q.metrics && !q.stop {
+                    q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if q.cells.is_empty() && !q.metrics {
+                    return;
+                }
+                q.busy = true;
+                (std::mem::take(&mut q.cells), std::mem::take(&mut q.metrics))
+            };
+            for c in &cells {
+                self.write_cell(c);
+            }
+            if metrics {
+                self.write_metrics();
+            }
+            let mut q = self.queue();
+            q.busy = false;
+            self.wake.notify_all();
+        }
+    }
+}
+
+/// See the module documentation.
+pub struct Monitor {
+    inner: Arc<Inner>,
+    command: &'static str,
+    hooks: Option<Runner>,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.inner.flush();
+        self.inner.queue().stop = true;
+        self.inner.wake.notify_all();
+    }
 }
 
 impl Monitor {
@@ -86,19 +197,17 @@ impl Monitor {
             unwritable = true;
         }
         let hooks = opts.hooks.any().then(|| Runner::start(opts.hooks.clone()));
-        Arc::new(Monitor {
+        let inner = Arc::new(Inner {
             opts,
-            command,
             cells: Mutex::new(Vec::new()),
-            hooks,
-            metrics_lock: Mutex::new(()),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
             warned_state: AtomicBool::new(unwritable),
             warned_metrics: AtomicBool::new(false),
-        })
-    }
-
-    fn cells(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Cell>>> {
-        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+        });
+        let w = Arc::clone(&inner);
+        std::thread::Builder::new().name("state".into()).spawn(move || w.writer()).expect("starting the state writer");
+        Arc::new(Monitor { inner, command, hooks })
     }
 
     /// Takes on a pair; `log` hears the monitor's warnings (the pair's reporter).
@@ -109,7 +218,7 @@ impl Monitor {
         target: String,
         log: Arc<dyn Observer>,
     ) -> Arc<PairObserver> {
-        let path = self.opts.dir.as_ref().map(|d| file::pair_path(d, job, &source, &target));
+        let path = self.inner.opts.dir.as_ref().map(|d| file::pair_path(d, job, &source, &target));
         let mut s = PairState::new(job.map(str::to_string), source, target, self.command);
         if let Some(p) = &path
             && let Ok(Some(old)) = file::read(p)
@@ -119,43 +228,42 @@ impl Monitor {
         let cell = Arc::new(Cell {
             path,
             track: Mutex::new(Track { s, chunks_left: 0, pass_started_at: now(), last_write: None }),
+            log: Arc::clone(&log),
         });
-        self.cells().push(Arc::clone(&cell));
+        self.inner.cells().push(Arc::clone(&cell));
         let o = Arc::new(PairObserver { monitor: Arc::clone(self), cell, log });
-        o.write(&mut o.cell.lock());
-        self.write_metrics();
+        o.write(&mut o.cell.lock(), true);
         o
     }
 
     /// Forgets a pair that `run` no longer runs, and with `delete` its
     /// files (removed from the configuration; a changed pair keeps them).
     pub fn remove(&self, o: &PairObserver, delete: bool) {
-        self.cells().retain(|c| !Arc::ptr_eq(c, &o.cell));
+        self.inner.flush();
+        self.inner.cells().retain(|c| !Arc::ptr_eq(c, &o.cell));
         if delete && let Some(p) = &o.cell.path {
             let _ = std::fs::remove_file(p);
             let _ = std::fs::remove_file(file::verify_path(p));
         }
-        self.write_metrics();
+        self.inner.dirty(None, true);
+        self.inner.flush();
     }
 
     /// Every pair's state, as of now.
     pub fn snapshots(&self) -> Vec<PairState> {
-        self.cells().iter().map(|c| c.snapshot()).collect()
+        self.inner.cells().iter().map(|c| c.snapshot()).collect()
     }
 
     /// The metrics of every pair of this process, in Prometheus's text format.
     pub fn metrics_text(&self) -> String {
-        let states: Vec<(PairState, bool)> = self.snapshots().into_iter().map(|s| (s, true)).collect();
-        super::metrics::encode(&states)
+        self.inner.metrics_text()
     }
 
-    fn write_metrics(&self) {
-        let Some(path) = &self.opts.metrics_file else { return };
-        let _g = self.metrics_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = file::write_atomic(path, self.metrics_text().as_bytes())
-            && !self.warned_metrics.swap(true, Ordering::Relaxed)
-        {
-            eprintln!("{} hammer-mirror: warning: --metrics-file: {e:#}", crate::log::timestamp());
+    /// Waits until the files are written and the hooks fired so far have run.
+    pub fn flush(&self) {
+        self.inner.flush();
+        if let Some(r) = &self.hooks {
+            r.flush();
         }
     }
 }
@@ -168,22 +276,14 @@ pub struct PairObserver {
 }
 
 impl PairObserver {
-    /// Writes the state file (the metrics file is written by the caller,
-    /// once the pair's lock is released: it reads every pair).
-    fn write(&self, t: &mut Track) {
+    /// Brings the state up to date and asks the writer for its file, and
+    /// with `changed` for the metrics file.
+    fn write(&self, t: &mut Track, changed: bool) {
         let now = now();
         t.s.updated = now;
         t.s.lag_seconds = t.s.lag_at(now, true);
         t.last_write = Some(Instant::now());
-        if let Some(p) = &self.cell.path
-            && let Err(e) = file::write(p, &t.s)
-            && !self.monitor.warned_state.swap(true, Ordering::Relaxed)
-        {
-            self.log.event(&Event::message(
-                Level::Warn,
-                format!("hammer-mirror: warning: {e:#} (status will not show this pair; see --state-dir)"),
-            ));
-        }
+        self.monitor.inner.dirty(Some(&self.cell), changed);
     }
 
     fn hook(&self, t: &Track, event: HookEvent) {
@@ -200,17 +300,13 @@ impl PairObserver {
             t.s.phase = phase;
             t.s.current = None;
             t.s.retry_at = None;
-            self.write(&mut t);
-            drop(t);
-            self.monitor.write_metrics();
+            self.write(&mut t, true);
         }
     }
 
-    /// Waits for the hooks fired so far (a copy ends after them).
-    pub fn flush_hooks(&self) {
-        if let Some(r) = &self.monitor.hooks {
-            r.flush();
-        }
+    /// Waits until the pair's files are written and its hooks have run (a copy ends after them).
+    pub fn flush(&self) {
+        self.monitor.flush();
     }
 
     fn failed(&self, t: &mut Track, message: &str, refused: bool, phase: Phase) {
@@ -322,7 +418,7 @@ impl Observer for PairObserver {
                 if t.last_write.is_some_and(|w| w.elapsed() < PROGRESS_EVERY) {
                     return;
                 }
-                self.write(&mut t);
+                self.write(&mut t, false);
                 return;
             }
             Event::PassDone(p) => {
@@ -354,11 +450,7 @@ impl Observer for PairObserver {
                 true
             }
         };
-        self.write(&mut t);
-        drop(t);
-        if changed {
-            self.monitor.write_metrics();
-        }
+        self.write(&mut t, changed);
     }
 }
 
@@ -386,7 +478,8 @@ mod tests {
         (d, m, o)
     }
 
-    fn on_disk(d: &tempfile::TempDir) -> PairState {
+    fn on_disk(d: &tempfile::TempDir, o: &PairObserver) -> PairState {
+        o.flush();
         file::read(&file::pair_path(&d.path().join("state"), None, "/m", "/s")).unwrap().unwrap()
     }
 
@@ -394,17 +487,17 @@ mod tests {
     fn only_the_last_chunk_of_a_prescan_puts_the_target_in_sync() {
         let (d, _m, o) = setup();
         o.event(&Event::RunStarted { attempt: 1 });
-        assert_eq!(on_disk(&d).phase, Phase::Connecting);
+        assert_eq!(on_disk(&d, &o).phase, Phase::Connecting);
         o.event(&Event::Prescan { total: 300, chunks: 2 });
         o.event(&Event::PassStarted { tid_beg: 1, tid_end: 50, estimate: Some(100) });
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!((s.phase, s.acked_tid, s.lag_bytes), (Phase::Sending, Some(0), Some(300)));
         o.event(&pass(1, 50, 100, false));
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!((s.acked_tid, s.lag_bytes, s.synced_at), (Some(50), Some(200), None), "a chunk is not the end");
         o.event(&Event::PassStarted { tid_beg: 51, tid_end: 90, estimate: Some(200) });
         o.event(&pass(51, 90, 200, false));
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!((s.acked_tid, s.master_tid, s.lag_bytes), (Some(90), Some(90), Some(0)));
         assert!(s.synced_at.is_some() && s.behind_since.is_none());
         assert_eq!((s.passes, s.pass_bytes, s.phase), (2, 300, Phase::Idle));
@@ -412,7 +505,7 @@ mod tests {
         // A heartbeat is an acknowledgement, not a pass.
         o.event(&Event::PassStarted { tid_beg: 90, tid_end: 90, estimate: None });
         o.event(&pass(90, 90, 0, true));
-        assert_eq!(on_disk(&d).passes, 2);
+        assert_eq!(on_disk(&d, &o).passes, 2);
     }
 
     #[test]
@@ -424,7 +517,7 @@ mod tests {
             reason: "ssh to h failed".into(),
             retry_in: Some(Duration::from_secs(20)),
         });
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!(s.phase, Phase::WaitingForRetry);
         assert!(s.retry_at.is_some_and(|t| t > now() + 10.0));
         assert_eq!((s.retries, s.retries_since_success, s.failures.get("connecting")), (1, 1, Some(&1)));
@@ -435,12 +528,12 @@ mod tests {
         drop(m);
         let m = Monitor::new(Options { dir: Some(d.path().join("state")), ..Options::default() }, "copy");
         let o = m.pair(None, "/m".into(), "/s".into(), Arc::new(Ignore));
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!((s.retries, s.stalls, s.retries_since_success, s.phase), (1, 1, 1, Phase::Connecting));
         assert_eq!(s.command, "copy");
         o.event(&Event::PassStarted { tid_beg: 1, tid_end: 9, estimate: None });
         o.event(&pass(1, 9, 10, false));
-        let s = on_disk(&d);
+        let s = on_disk(&d, &o);
         assert_eq!((s.retries_since_success, s.failing()), (0, false));
         assert!(s.last_error.is_some(), "the last error stays, for the record");
     }
