@@ -6,8 +6,9 @@
 //! [`Event::PassDone`] (the target's acknowledgement) moves the
 //! acknowledged TID, and the target counts as in sync only when it
 //! acknowledged the master's TID of the pass (the last chunk of a prescan).
-//! Writing never fails the run: an unwritable state directory or metrics
-//! file is said once, as a warning.
+//! Files are written by the monitor's own thread, so that a pass never
+//! waits for them; writing never fails the run: an unwritable state
+//! directory or metrics file is said once, as a warning.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
