@@ -410,7 +410,9 @@ impl Observer for PairObserver {
                         bytes: 0,
                         estimate: *estimate,
                     });
-                    true
+                    // The state file says so; the metrics change little
+                    // (`up` was 1 already) until the acknowledgement.
+                    false
                 }
             }
             Event::Progress { bytes } => {
