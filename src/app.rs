@@ -25,6 +25,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     crate::ioctl::mapped::fix_malloc_threshold();
     let cfg = Config::from_cli(&cli.global, Terminal::probe())?;
     let g = &cli.global;
+    let half = match &cli.command {
+        Command::Read { .. } => Some("read"),
+        Command::ReadStream { .. } => Some("read-stream"),
+        Command::Write { .. } => Some("write"),
+        Command::Watch { .. } => Some("watch"),
+        Command::Status { .. } => Some("status"),
+        _ => None,
+    };
+    if let Some(name) = half {
+        crate::state::refuse_outside_orchestration(g, name)?;
+    }
     match &cli.command {
         Command::Dump => {
             let stats = crate::mirror::dump::dump(io::stdin().lock(), io::BufWriter::new(Stdout))?;

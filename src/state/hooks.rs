@@ -7,12 +7,13 @@
 //! pass; at most [`QUEUE`] wait, more are dropped with a warning. Its stdin
 //! is one JSON object (`event`: `failure`, `recover` or `pass`, `time`,
 //! `job`, `source`, `target`, and `state`: the pair's state file); its
-//! stdout and stderr are the process's. After `--hook-timeout` seconds its
+//! stdout and stderr go to the process's stderr (never into `--json`). After `--hook-timeout` seconds its
 //! process group is killed. A hook that fails is logged, never more: the
 //! stream goes on.
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -176,7 +177,10 @@ fn serve(rx: Receiver<Job>, timeout: Duration, pending: Arc<(Mutex<usize>, Condv
 /// Runs one hook to its end or its timeout.
 fn run(job: &Job, timeout: Duration) -> Result<(), String> {
     let (prog, args) = job.argv.split_first().ok_or("an empty command")?;
-    let mut child = Command::new(prog).args(args).stdin(Stdio::piped()).process_group(0).spawn().map_err(|e| {
+    // Its output goes to our stderr (the log), never into our stdout (--json).
+    let out = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+    let spawned = Command::new(prog).args(args).stdin(Stdio::piped()).stdout(Stdio::from(out)).process_group(0).spawn();
+    let mut child = spawned.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound { "command not found".to_string() } else { e.to_string() }
     })?;
     if let Some(mut stdin) = child.stdin.take() {

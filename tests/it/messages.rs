@@ -172,6 +172,13 @@ fn monitoring_refusals_and_failures() {
         2,
         "hammer-mirror: ssh-remote: --after-pass is refused here: hooks and metrics belong to the orchestrating copy, stream or run",
     );
+    says(
+        &e,
+        &["--metrics-file", "m.prom", "watch", "tree", "m"],
+        None,
+        2,
+        "hammer-mirror: watch: --metrics-file is refused here: hooks and metrics belong to the orchestrating copy, stream or run",
+    );
     // An unwritable state directory is said once, and the copy goes on.
     std::fs::write(e.path("file"), b"").unwrap();
     let o =
