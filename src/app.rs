@@ -25,6 +25,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     crate::ioctl::mapped::fix_malloc_threshold();
     let cfg = Config::from_cli(&cli.global, Terminal::probe())?;
     let g = &cli.global;
+    let half = match &cli.command {
+        Command::Read { .. } => Some("read"),
+        Command::ReadStream { .. } => Some("read-stream"),
+        Command::Write { .. } => Some("write"),
+        Command::Watch { .. } => Some("watch"),
+        Command::Status { .. } => Some("status"),
+        _ => None,
+    };
+    if let Some(name) = half {
+        crate::state::refuse_outside_orchestration(g, name)?;
+    }
     match &cli.command {
         Command::Dump => {
             let stats = crate::mirror::dump::dump(io::stdin().lock(), io::BufWriter::new(Stdout))?;
@@ -36,8 +47,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Read { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, false),
         Command::ReadStream { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, true),
         Command::Write { pfs } => cmd_write(&cfg, pfs),
-        Command::Copy { source, targets } => cmd_copy(&cfg, source, targets, false),
-        Command::Stream { source, targets } => cmd_copy(&cfg, source, targets, true),
+        Command::Copy { source, targets } => cmd_copy(&cfg, g, source, targets, false),
+        Command::Stream { source, targets } => cmd_copy(&cfg, g, source, targets, true),
         Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut Stdout)),
         Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut Stdout)),
         Command::PfsStatus { pfs } => {
@@ -50,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::PfsDestroy { pfs } => done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut Stdout)),
         Command::Import { dir, pfs } => cmd_import(&cfg, dir, pfs),
         Command::SshRemote { role, prefix } => {
+            crate::state::refuse_outside_orchestration(g, "ssh-remote")?;
             let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
             let argv = crate::remote::check(*role, prefix, original.as_deref())?;
             let inner = <Cli as clap::Parser>::try_parse_from(&argv).map_err(|e| usage(format!("ssh-remote: {e}")))?;
@@ -73,9 +85,28 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             crate::fleet::check(&fleet, &path, &mut Stdout)?;
             Ok(Status::Success)
         }
-        Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
+        Command::Verify { a, b, as_of } => cmd_verify(&cfg, g, a, b, *as_of),
         Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
         Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
+        Command::Status { check, warn, crit, pair } => {
+            let thresholds = match (check, warn, crit) {
+                (true, Some(w), Some(c)) if w > c => {
+                    return Err(usage(format!("status --check: --warn ({w} s) is above --crit ({c} s)")));
+                }
+                (true, Some(w), Some(c)) => Some((*w as f64, *c as f64)),
+                _ => None,
+            };
+            let dir = crate::state::file::dir(g.state_dir.as_deref());
+            let config = crate::state::status::config_pairs(g);
+            let req = crate::state::status::Request {
+                dir: dir.as_deref(),
+                pair: pair.as_deref(),
+                json: g.json,
+                check: thresholds,
+                config,
+            };
+            crate::state::status::command(&req, &mut Stdout)
+        }
     }
 }
 
@@ -87,12 +118,21 @@ fn endpoint(arg: &std::ffi::OsStr) -> anyhow::Result<Endpoint> {
     crate::endpoint::parse(arg).map_err(|e| usage(e.to_string()))
 }
 
-fn cmd_verify(cfg: &Config, a: &std::ffi::OsStr, b: &std::ffi::OsStr, as_of: Option<u64>) -> anyhow::Result<Status> {
+fn cmd_verify(
+    cfg: &Config,
+    g: &crate::cli::GlobalOpts,
+    a: &std::ffi::OsStr,
+    b: &std::ffi::OsStr,
+    as_of: Option<u64>,
+) -> anyhow::Result<Status> {
     let (ea, eb) = (endpoint(a)?, endpoint(b)?);
     let reporter = Reporter::new(crate::config::Output { bars: false, ..cfg.output }, ea.to_string(), eb.to_string());
     let obs: Arc<dyn Observer> = reporter.clone();
     let report = match crate::verify::verify(&ea, &eb, as_of, &cfg.ssh, &obs) {
-        Ok(r) => r,
+        Ok(r) => {
+            crate::state::record_verify(g, &ea, &eb, &r);
+            r
+        }
         Err(e) => {
             let e = e.context(format!("verify {ea} {eb}"));
             if cfg.output.json {
@@ -223,6 +263,7 @@ impl Signals {
 
 fn cmd_copy(
     cfg: &Config,
+    g: &crate::cli::GlobalOpts,
     source: &std::ffi::OsStr,
     targets: &[std::ffi::OsString],
     streaming: bool,
@@ -238,8 +279,9 @@ fn cmd_copy(
         dsts.push(dst);
     }
     let sig = Signals::install(streaming)?;
+    let monitor = crate::state::monitor(g, if streaming { "stream" } else { "copy" })?;
     if let [dst] = &dsts[..] {
-        return run_pair(cfg, &src, dst, streaming, &sig);
+        return run_pair(cfg, &src, dst, streaming, &sig, &monitor);
     }
     // Several targets: one conversation each, in parallel, each with its own
     // lines (a bar per target would fight over the terminal; a question
@@ -250,7 +292,8 @@ fn cmd_copy(
         each.create = CreatePolicy::Refuse;
     }
     let results: Vec<anyhow::Result<Status>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = dsts.iter().map(|dst| scope.spawn(|| run_pair(&each, &src, dst, streaming, &sig))).collect();
+        let runs: Vec<_> =
+            dsts.iter().map(|dst| scope.spawn(|| run_pair(&each, &src, dst, streaming, &sig, &monitor))).collect();
         runs.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy thread panicked")))).collect()
     });
     // The worst of the targets: a refusal, then a failure, then an interrupt.
@@ -269,10 +312,34 @@ fn cmd_copy(
 }
 
 /// One source to one target: a copy, or a stream until stopped or refused.
-fn run_pair(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, sig: &Signals) -> anyhow::Result<Status> {
+fn run_pair(
+    cfg: &Config,
+    src: &Endpoint,
+    dst: &Endpoint,
+    streaming: bool,
+    sig: &Signals,
+    monitor: &Arc<crate::state::observer::Monitor>,
+) -> anyhow::Result<Status> {
     let (s, d) = (src.to_string(), dst.to_string());
     let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
-    let obs: Arc<dyn Observer> = reporter.clone();
+    let state = monitor.pair(None, crate::state::name(src), crate::state::name(dst), reporter.clone());
+    let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
+    let r = run_pair_with(cfg, src, dst, streaming, sig, &reporter, &obs, &state);
+    state.flush();
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pair_with(
+    cfg: &Config,
+    src: &Endpoint,
+    dst: &Endpoint,
+    streaming: bool,
+    sig: &Signals,
+    reporter: &Arc<Reporter>,
+    obs: &Arc<dyn Observer>,
+    state: &crate::state::observer::PairObserver,
+) -> anyhow::Result<Status> {
     let started = Instant::now();
     let result = if streaming {
         reporter.message(
@@ -285,11 +352,30 @@ fn run_pair(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, sig: 
                 cfg.stall_timeout.map_or_else(|| "off".to_string(), |d| format!("{} s", d.as_secs()))
             ),
         );
-        crate::orchestrate::stream(cfg, &obs, src, dst, &sig.stop).map(|()| None)
+        crate::orchestrate::stream(cfg, obs, src, dst, &sig.stop).map(|()| None)
     } else {
-        crate::orchestrate::copy(cfg, &obs, src, dst, &sig.stop).map(Some)
+        crate::orchestrate::copy(cfg, obs, src, dst, &sig.stop).map(Some)
     };
     reporter.finish();
+    if let Ok(Some(o)) = &result
+        && let (Some(tid), Endpoint::Remote(_), Endpoint::Remote(_)) = (o.acked_tid, src, dst)
+    {
+        // Both halves ran remotely: the acknowledgement is the run's outcome.
+        let pass = crate::event::Pass {
+            tid_beg: tid,
+            tid_end: tid,
+            records: 0,
+            bytes: o.bytes,
+            seconds: crate::progress::since(started),
+            idle: o.bytes == 0,
+        };
+        crate::event::Observer::event(state, &crate::event::Event::PassDone(pass));
+    }
+    if sig.interrupted.load(Ordering::Relaxed) || sig.stop.load(Ordering::Relaxed) {
+        state.finish(crate::state::Phase::Stopped);
+    } else if matches!(result, Ok(Some(_))) {
+        state.finish(crate::state::Phase::Done);
+    }
     if sig.interrupted.load(Ordering::Relaxed) {
         reporter.stopped("SIGINT");
         return Ok(Status::Interrupted);

@@ -176,9 +176,41 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, status)
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// copy/stream/run: where each pair's state is kept for status (default /var/lib/hammer-mirror as root, else $XDG_STATE_HOME/hammer-mirror)
+    #[arg(long, value_name = "DIR", env = "HAMMER_MIRROR_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    /// copy/stream/run: keep no state file (status will not show the pairs)
+    #[arg(long, global = true)]
+    pub no_state: bool,
+
+    /// copy/stream/run: write Prometheus metrics to this file (node_exporter's textfile format) after every pass and change
+    #[arg(long, value_name = "PATH", global = true)]
+    pub metrics_file: Option<PathBuf>,
+
+    /// stream/run: serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9811)
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    pub metrics_listen: Option<String>,
+
+    /// copy/stream/run: run COMMAND when a pair starts failing (split like a shell line, no shell; JSON on stdin)
+    #[arg(long, value_name = "COMMAND", value_parser = parse_hook, global = true)]
+    pub on_failure: Option<String>,
+
+    /// copy/stream/run: run COMMAND at the first acknowledged pass after a failure
+    #[arg(long, value_name = "COMMAND", value_parser = parse_hook, global = true)]
+    pub on_recover: Option<String>,
+
+    /// copy/stream/run: run COMMAND after every acknowledged pass that carried data
+    #[arg(long, value_name = "COMMAND", value_parser = parse_hook, global = true)]
+    pub after_pass: Option<String>,
+
+    /// Kill a hook (its process group) that runs longer than this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::HOOK_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub hook_timeout: u64,
 
     /// watch: record a change once the tree has been quiet this many milliseconds
     #[arg(long, value_name = "MS", default_value_t = defaults::SETTLE_MS, global = true)]
@@ -191,6 +223,45 @@ pub struct GlobalOpts {
     /// watch: no notifications; rescan the whole tree every SECONDS (NFS and the like)
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub poll: Option<u64>,
+}
+
+/// A hook's command: a line that splits into words without a shell.
+pub fn parse_hook(s: &str) -> Result<String, String> {
+    crate::state::hooks::parse(s)?;
+    Ok(s.to_string())
+}
+
+/// A duration for `status --check`: seconds, or a number with s, m, h or d,
+/// or several (`1h30m`).
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid duration '{s}': expected e.g. 90, 90s, 30m, 1h30m or 2d");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let (mut total, mut num) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 /// A TID as hammer takes it (strtoull base 0: 0x hex, 0 octal, or decimal).
@@ -228,6 +299,7 @@ pub const HELP_TOPICS: &[&str] = &[
     "run",
     "config",
     "watch",
+    "status",
     "help",
 ];
 
@@ -523,6 +595,30 @@ pub enum Command {
         pfs: PathBuf,
     },
 
+    /// Show every pair on this host: phase, lag, last acknowledgement, rate, last error
+    ///
+    /// Reads the state that copy, stream and run keep in the state
+    /// directory (--state-dir); a pair whose process is gone while it should
+    /// run is shown as stale. PAIR picks the pairs whose target, source or
+    /// job (or job/target) it is. --json prints one object per pair.
+    /// --check is a Nagios/Icinga plugin: one line, exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN, the lag measured from the target's
+    /// acknowledgement; for example: hammer-mirror --state-dir
+    /// /var/lib/hammer-mirror status --check --warn 1h --crit 6h
+    Status {
+        /// Nagios/Icinga plugin output and exit status
+        #[arg(long, requires_all = ["warn", "crit"])]
+        check: bool,
+        /// --check: WARNING from this lag (e.g. 30m, 1h; plain numbers are seconds)
+        #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "check")]
+        warn: Option<u64>,
+        /// --check: CRITICAL from this lag
+        #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "check")]
+        crit: Option<u64>,
+        /// Only this pair: its target, source, job or job/target
+        pair: Option<String>,
+    },
+
     /// Print this message or the help of the given command
     Help {
         /// The command to describe (all of them when left out)
@@ -565,6 +661,28 @@ mod tests {
         assert!(b("4gb").is_err());
         assert!(b("99999999999999g").unwrap_err().contains("too large"));
         assert_eq!(parse_size("4g").unwrap().text, "4g");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        for bad in ["", "h", "1x", "1h3", "-1"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn status_check_needs_both_thresholds() {
+        assert!(Cli::try_parse_from(["hammer-mirror", "status", "--check", "--warn", "1h"]).is_err());
+        assert!(Cli::try_parse_from(["hammer-mirror", "status", "--warn", "1h"]).is_err());
+        let c =
+            Cli::try_parse_from(["hammer-mirror", "status", "--check", "--warn", "1h", "--crit", "2h", "/s"]).unwrap();
+        assert!(matches!(c.command, Command::Status { check: true, warn: Some(3600), crit: Some(7200), .. }));
+        assert!(Cli::try_parse_from(["hammer-mirror", "--on-failure", "mail $USER", "stream", "a", "b"]).is_err());
     }
 
     #[test]

@@ -18,3 +18,5 @@ pub const SSH: &str = "ssh";
 pub const SETTLE_MS: u64 = 200;
 /// `--max-delay`: the longest, in milliseconds, a change waits under constant churn.
 pub const MAX_DELAY_MS: u64 = 2000;
+/// `--hook-timeout`, seconds.
+pub const HOOK_TIMEOUT: u64 = 60;

@@ -7,6 +7,8 @@
 //!   on-disk format);
 //! * `watch` (a live directory into a master PFS: inotify, settle, hard
 //!   links) → `store::import`;
+//! * `state` (pair state files, `status`, Prometheus metrics, hooks) is an
+//!   observer of the same events as `progress`;
 //! * `pfs` opens a path as the kernel or the userspace `store`
 //!   implementation of [`ioctl::Pfs`];
 //! * leaves used everywhere: `error`, `event`, `log`, `defaults`, `exit`,
@@ -45,6 +47,7 @@ pub mod remote;
 pub mod shellword;
 pub mod side;
 pub mod ssh;
+pub mod state;
 pub mod store;
 pub mod transport;
 pub mod verify;

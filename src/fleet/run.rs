@@ -25,7 +25,6 @@ use super::config::{Fleet, Pair};
 use crate::cli::GlobalOpts;
 use crate::config::Terminal;
 use crate::endpoint::Endpoint;
-use crate::event::Observer;
 use crate::gate::Gate;
 use crate::log::{Level, timestamp};
 use crate::progress::Reporter;
@@ -36,6 +35,8 @@ struct Running {
     pair: Pair,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    /// Its state (the monitor forgets it when a reload removes the pair).
+    state: Arc<crate::state::observer::PairObserver>,
 }
 
 /// What every pair shares.
@@ -46,6 +47,8 @@ struct Shared {
     control: tempfile::TempDir,
     /// ssh of each remote host seen, to close its master at the end.
     hosts: std::sync::Mutex<HashMap<String, (Vec<OsString>, crate::endpoint::Remote)>>,
+    /// State files, metrics and hooks of every pair, with a `job` label.
+    monitor: Arc<crate::state::observer::Monitor>,
 }
 
 fn key(p: &Pair) -> (String, String, String) {
@@ -84,11 +87,12 @@ fn start(p: Pair, shared: &Shared) -> Running {
     remember_hosts(&p, &c, shared);
     let stop = Arc::new(AtomicBool::new(false));
     let (thread_stop, src, dst, job) = (Arc::clone(&stop), p.source.clone(), p.target.clone(), p.job.clone());
+    let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
+    let state = shared.monitor.pair(Some(&job), crate::state::name(&src), crate::state::name(&dst), reporter.clone());
+    let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     let thread = std::thread::Builder::new()
         .name(format!("{job} {dst}"))
         .spawn(move || {
-            let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
-            let obs: Arc<dyn Observer> = reporter.clone();
             reporter.message(Level::Info, &format!("{} [{job}] stream {src} -> {dst}: started", timestamp()));
             match crate::orchestrate::stream(&c, &obs, &src, &dst, &thread_stop) {
                 Ok(()) => reporter.stopped("SIGTERM"),
@@ -99,15 +103,32 @@ fn start(p: Pair, shared: &Shared) -> Running {
             }
         })
         .expect("starting a stream thread");
-    Running { pair: p, stop, thread }
+    Running { pair: p, stop, thread, state }
 }
 
-fn stop_all(running: Vec<Running>) {
+/// What becomes of stopped pairs' state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// `run` ends: their files say stopped.
+    Keep,
+    /// A reload restarts them: the new pair takes their file on.
+    Restart,
+    /// Gone from the configuration: their files go too.
+    Forget,
+}
+
+/// Stops the pairs.
+fn stop_all(running: Vec<Running>, monitor: &crate::state::observer::Monitor, then: Then) {
     for r in &running {
         r.stop.store(true, Ordering::Relaxed);
     }
     for r in running {
         let _ = r.thread.join();
+        r.state.finish(crate::state::Phase::Stopped);
+        r.state.flush();
+        if then != Then::Keep {
+            monitor.remove(&r.state, then == Then::Forget);
+        }
     }
 }
 
@@ -128,6 +149,7 @@ pub fn run(path: &Path, base: &GlobalOpts, term: Terminal) -> anyhow::Result<()>
             .tempdir()
             .context("making the ssh control directory")?,
         hosts: Default::default(),
+        monitor: crate::state::monitor(base, "run")?,
     };
     say(&fleet, path, "running");
     let mut running: Vec<Running> = fleet.pairs.into_iter().map(|p| start(p, &shared)).collect();
@@ -148,7 +170,7 @@ pub fn run(path: &Path, base: &GlobalOpts, term: Terminal) -> anyhow::Result<()>
             }
         }
     }
-    stop_all(running);
+    stop_all(running, &shared.monitor, Then::Keep);
     close_masters(&shared);
     eprintln!("{} hammer-mirror: run of {} stopped", timestamp(), path.display());
     Ok(())
@@ -183,7 +205,11 @@ fn reload(running: Vec<Running>, pairs: Vec<Pair>, shared: &Shared) -> Vec<Runni
     for r in &go {
         eprintln!("{} hammer-mirror: stopping [{}] {} -> {}", timestamp(), r.pair.job, r.pair.source, r.pair.target);
     }
-    stop_all(go);
+    // A changed pair keeps its state (it restarts); a removed one is forgotten.
+    let (changed, removed): (Vec<Running>, Vec<Running>) =
+        go.into_iter().partition(|r| wanted.contains_key(&key(&r.pair)));
+    stop_all(changed, &shared.monitor, Then::Restart);
+    stop_all(removed, &shared.monitor, Then::Forget);
     let kept: Vec<_> = keep.iter().map(|r| key(&r.pair)).collect();
     let mut all = keep;
     for p in pairs.into_iter().filter(|p| !kept.contains(&key(p))) {

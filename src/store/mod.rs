@@ -567,6 +567,20 @@ impl Store {
         Ok(p)
     }
 
+    /// The first TID above `tid` at which a record was created or deleted
+    /// (one seek in the `tids` index): the oldest change a target synced
+    /// to `tid` lacks (`status` dates the lag by it).
+    pub fn first_tid_after(&self, tid: u64) -> Result<Option<u64>> {
+        let txn = self.read_txn()?;
+        let lo = keys::tid_key(tid.saturating_add(1), &[0; keys::KEY_LEN]);
+        let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Unbounded);
+        let mut it = self.db.tids.range(&txn, &range).map_err(|e| self.err("status", e))?;
+        match it.next().transpose().map_err(|e| self.err("status", e))? {
+            Some((k, ())) if k.len() >= 8 => Ok(Some(u64::from_be_bytes(k[..8].try_into().expect("8 bytes")))),
+            _ => Ok(None),
+        }
+    }
+
     /// Allocates the TID of a new master transaction: after every TID this
     /// store has seen, and near the time of day in nanoseconds as HAMMER's.
     pub(crate) fn next_tid(&self, txn: &RoTxn<'_>) -> Result<u64> {

@@ -25,6 +25,7 @@ mod quoting;
 mod resume;
 mod snapshots;
 mod sshd;
+mod status;
 mod storefiles;
 mod terminal;
 mod util;

@@ -145,3 +145,51 @@ fn remote_failures_name_the_host_and_the_cause() {
     );
     check_wording(&o);
 }
+
+#[test]
+fn monitoring_refusals_and_failures() {
+    let e = Env::new();
+    e.master_with("m", &[("a", "1")]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let o = e.run(["--metrics-listen", &listen, "-y", "copy", "m", "s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&format!("hammer-mirror: --metrics-listen {listen}: cannot listen: ")), "{}", show(&o));
+    check_wording(&o);
+    says(
+        &e,
+        &["status", "--check", "--warn", "2h", "--crit", "1h"],
+        None,
+        2,
+        "hammer-mirror: status --check: --warn (7200 s) is above --crit (3600 s)",
+    );
+    says(
+        &e,
+        &["--after-pass", "true", "ssh-remote", "read", "/tmp"],
+        None,
+        2,
+        "hammer-mirror: ssh-remote: --after-pass is refused here: hooks and metrics belong to the orchestrating copy, stream or run",
+    );
+    says(
+        &e,
+        &["--metrics-file", "m.prom", "watch", "tree", "m"],
+        None,
+        2,
+        "hammer-mirror: watch: --metrics-file is refused here: hooks and metrics belong to the orchestrating copy, stream or run",
+    );
+    // An unwritable state directory is said once, and the copy goes on.
+    std::fs::write(e.path("file"), b"").unwrap();
+    let o =
+        e.cmd().env("HAMMER_MIRROR_STATE_DIR", e.path("file/state")).args(["-y", "copy", "m", "s"]).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains("state directory")).collect();
+    assert_eq!(warned.len(), 1, "{}", show(&o));
+    assert!(
+        warned[0].contains(&format!("creating the state directory {}", e.path("file/state").display())),
+        "{}",
+        show(&o)
+    );
+}

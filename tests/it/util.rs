@@ -79,6 +79,8 @@ impl Env {
             }
         }
         c.env("HAMMER_MIRROR_LOCK_WAIT", "1").current_dir(self.dir.path()).stdin(Stdio::null());
+        // Pair state stays in the test's directory (as root it would go to /var/lib).
+        c.env("HAMMER_MIRROR_STATE_DIR", self.path("state"));
         c
     }
 
@@ -98,6 +100,7 @@ impl Env {
             .arg(format!("set -o pipefail; {script}"))
             .env("HM", bin())
             .env("HAMMER_MIRROR_LOCK_WAIT", "1")
+            .env("HAMMER_MIRROR_STATE_DIR", self.path("state"))
             .env_remove("HAMMER_RSH")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
