@@ -18,3 +18,6 @@ pub const SSH: &str = "ssh";
 pub const SETTLE_MS: u64 = 200;
 /// `--max-delay`: the longest, in milliseconds, a change waits under constant churn.
 pub const MAX_DELAY_MS: u64 = 2000;
+
+/// `stream --prune`: the least time between two prunes, in seconds.
+pub const PRUNE_EVERY: u64 = 3600;

@@ -21,6 +21,7 @@
 //! transaction is caught by the SIGBUS guard of [`crate::ioctl::mapped`].
 
 pub mod apply;
+pub mod compact;
 pub mod export;
 mod file;
 pub mod import;
@@ -31,6 +32,7 @@ pub mod master;
 #[cfg(test)]
 mod open_tests;
 mod partial;
+pub mod prune;
 pub mod rollback;
 pub mod scan;
 pub mod snapshots;
@@ -56,6 +58,9 @@ use layout::{LAYOUT, MAGIC};
 #[cfg(test)]
 use file::lock_writer;
 pub(crate) use file::symlink_refusal;
+
+/// Why a writer opens a store again: the file it locked was replaced.
+const REPLACED: &str = "the file was replaced (compacted) while waiting for the writer lock";
 
 /// How often `wait_pseudofs` looks for a new TID.
 const WAIT_POLL: Duration = Duration::from_millis(100);
@@ -308,12 +313,40 @@ impl Shared {
 impl Store {
     /// Opens an existing store.
     pub fn open(path: &Path, access: Access) -> Result<Store> {
-        Self::open_with(path, access, None)
+        Self::open_waiting(path, access, lock_wait())
+    }
+
+    /// Opens an existing store for writing if no other process writes to it
+    /// now (None when one does).
+    pub fn open_writer_now(path: &Path) -> Result<Option<Store>> {
+        match Self::open_waiting(path, Access::Write, Duration::ZERO) {
+            Ok(s) => Ok(Some(s)),
+            Err(PfsError::Busy { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Store::open`] with a writer waiting up to `wait` for the lock. A
+    /// writer that got the lock of a file `compact` replaced meanwhile opens
+    /// the new file instead.
+    fn open_waiting(path: &Path, access: Access, wait: Duration) -> Result<Store> {
+        let mut tries = 0;
+        loop {
+            match Self::open_with(path, access, None, wait) {
+                Err(PfsError::Invalid { detail, .. }) if detail == REPLACED && tries < 8 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// True when `path` no longer names this store's file (`compact` replaced it).
+    pub(crate) fn replaced(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() != self.db.ino)
     }
 
     /// Opens an existing store; for writing with `held`, a descriptor of the
     /// same file that already holds the writer lock.
-    fn open_with(path: &Path, access: Access, held: Option<File>) -> Result<Store> {
+    fn open_with(path: &Path, access: Access, held: Option<File>, wait: Duration) -> Result<Store> {
         let data = file::open_data(path, access)?;
         if data.vetted.layout != LAYOUT {
             let layout = data.vetted.layout;
@@ -341,7 +374,12 @@ impl Store {
                     Some(f) => f,
                     None => file::reopen(path, key)?,
                 };
-                file::lock_writer(path, &f, lock_wait())?;
+                file::lock_writer(path, &f, wait)?;
+                // compact replaces the file under the writer lock: the lock of
+                // the file it replaced guards nothing.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) != key) {
+                    return Err(PfsError::invalid(path, "open", REPLACED));
+                }
                 Some(f)
             }
         };
@@ -427,7 +465,7 @@ impl Store {
             discard(&tmp);
             return Err(e);
         }
-        Self::open_with(path, Access::Write, Some(held))
+        Self::open_with(path, Access::Write, Some(held), lock_wait())
     }
 
     /// The process-wide environment of the vetted `data` file, and `data`'s
@@ -704,6 +742,14 @@ impl Pfs for Store {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(false);
             }
+            if self.replaced() {
+                // New TIDs go to the new file: whoever waits must open it.
+                return Err(PfsError::invalid(
+                    &self.path,
+                    "wait",
+                    "the store file was replaced (compacted); it must be opened again",
+                ));
+            }
             std::thread::sleep(WAIT_POLL);
         }
     }
@@ -769,5 +815,20 @@ impl Pfs for Store {
 
     fn snapshots(&self) -> Result<Vec<SnapshotData>> {
         snapshots::list(self)
+    }
+
+    fn record_ack(&self, target: &PseudofsData, tid: u64) -> Result<bool> {
+        if self.is_writable() {
+            prune::record_ack(self, target, tid)?;
+            return Ok(true);
+        }
+        match Store::open_writer_now(&self.path)? {
+            Some(w) if w.db.ino == self.db.ino => prune::record_ack(&w, target, tid).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    fn pruned_to(&self) -> Result<u64> {
+        prune::pruned_to(self)
     }
 }
