@@ -38,11 +38,20 @@ use crate::ioctl::{Pfs, PfsError, Result};
 use crate::mrecord::{PseudofsData, uuid_from_wire};
 use crate::retention::Rules;
 
-/// Records examined per LMDB commit.
+/// Records examined per LMDB commit (`HAMMER_MIRROR_PRUNE_BATCH` sets
+/// another number, for the kill tests).
 #[cfg(not(test))]
 pub const SCAN_BATCH: usize = 8192;
 #[cfg(test)]
 pub const SCAN_BATCH: usize = 7;
+
+fn scan_batch() -> usize {
+    std::env::var("HAMMER_MIRROR_PRUNE_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(SCAN_BATCH)
+}
 
 const KEY_H: &str = "prune_h";
 const KEY_KEPT: &str = "prune_kept";
@@ -346,8 +355,9 @@ fn doomed(store: &Store, txn: &RoTxn<'_>, p: &Plan, from: Option<Key>) -> Result
     let range = (Bound::Included(&lo[..]), Bound::Unbounded);
     let mut out = Vec::new();
     let mut last = None;
+    let batch = scan_batch();
     for (n, item) in store.db.recs.range(txn, &range).map_err(err)?.enumerate() {
-        if n == SCAN_BATCH {
+        if n == batch {
             return Ok((out, last.and_then(|k| keys::successor(&k))));
         }
         let (k, v) = item.map_err(err)?;
