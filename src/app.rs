@@ -299,32 +299,13 @@ fn cmd_copy(
 /// by `run` for the stream's threads, one per target, to share).
 static AUTO_PRUNE: std::sync::Mutex<Option<Arc<crate::retention::cmd::AutoPrune>>> = std::sync::Mutex::new(None);
 
-/// Passes events on, and prunes the source after each acknowledged pass
-/// with work (`stream --prune`).
-struct PruneOnPass {
-    inner: Arc<dyn Observer>,
-    auto: Arc<crate::retention::cmd::AutoPrune>,
-}
-
-impl Observer for PruneOnPass {
-    fn event(&self, e: &crate::event::Event) {
-        self.inner.event(e);
-        if let crate::event::Event::PassDone(p) = e
-            && !p.idle
-        {
-            let inner = Arc::clone(&self.inner);
-            self.auto.after_pass(Arc::new(move |level, text| inner.event(&crate::event::Event::message(level, text))));
-        }
-    }
-}
-
 /// One source to one target: a copy, or a stream until stopped or refused.
 fn run_pair(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, sig: &Signals) -> anyhow::Result<Status> {
     let (s, d) = (src.to_string(), dst.to_string());
     let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
     let mut obs: Arc<dyn Observer> = reporter.clone();
     if let Some(auto) = AUTO_PRUNE.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-        obs = Arc::new(PruneOnPass { inner: obs, auto });
+        obs = crate::retention::cmd::PruneOnPass::wrap(obs, auto);
     }
     let started = Instant::now();
     let result = if streaming {

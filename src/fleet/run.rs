@@ -84,11 +84,16 @@ fn start(p: Pair, shared: &Shared) -> Running {
     remember_hosts(&p, &c, shared);
     let stop = Arc::new(AtomicBool::new(false));
     let (thread_stop, src, dst, job) = (Arc::clone(&stop), p.source.clone(), p.target.clone(), p.job.clone());
+    let prune = p.prune.clone();
     let thread = std::thread::Builder::new()
         .name(format!("{job} {dst}"))
         .spawn(move || {
             let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
-            let obs: Arc<dyn Observer> = reporter.clone();
+            let mut obs: Arc<dyn Observer> = reporter.clone();
+            if let (Some((rules, every)), Endpoint::Local(path)) = (&prune, &src) {
+                let auto = crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every));
+                obs = crate::retention::cmd::PruneOnPass::wrap(obs, Arc::new(auto));
+            }
             reporter.message(Level::Info, &format!("{} [{job}] stream {src} -> {dst}: started", timestamp()));
             match crate::orchestrate::stream(&c, &obs, &src, &dst, &thread_stop) {
                 Ok(()) => reporter.stopped("SIGTERM"),

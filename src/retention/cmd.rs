@@ -309,7 +309,37 @@ impl AutoPrune {
     }
 }
 
-/// `stream --prune` needs the source here: the refusal otherwise.
+/// Passes events on, and prunes the source after each acknowledged pass
+/// with work (`stream --prune`, `prune` in `run`'s configuration).
+pub struct PruneOnPass {
+    inner: std::sync::Arc<dyn crate::event::Observer>,
+    auto: std::sync::Arc<AutoPrune>,
+}
+
+impl PruneOnPass {
+    pub fn wrap(
+        inner: std::sync::Arc<dyn crate::event::Observer>,
+        auto: std::sync::Arc<AutoPrune>,
+    ) -> std::sync::Arc<dyn crate::event::Observer> {
+        std::sync::Arc::new(PruneOnPass { inner, auto })
+    }
+}
+
+impl crate::event::Observer for PruneOnPass {
+    fn event(&self, e: &crate::event::Event) {
+        self.inner.event(e);
+        if let crate::event::Event::PassDone(p) = e
+            && !p.idle
+        {
+            let inner = std::sync::Arc::clone(&self.inner);
+            self.auto.after_pass(std::sync::Arc::new(move |level, text| {
+                inner.event(&crate::event::Event::message(level, text))
+            }));
+        }
+    }
+}
+
+/// `stream --prune` needs the source here: the usage error otherwise.
 pub fn check_auto_prune(src: &crate::endpoint::Endpoint) -> anyhow::Result<&Path> {
     match src {
         crate::endpoint::Endpoint::Local(p) => Ok(p),
