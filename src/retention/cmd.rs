@@ -125,14 +125,23 @@ pub struct PruneArgs<'a> {
 
 /// `prune <pfs>`.
 pub fn prune(path: &Path, a: &PruneArgs<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let access = if a.dry_run && a.forget.is_empty() { Access::Read } else { Access::Write };
-    let store = crate::pfs::open_store(path, access).context("prune")?;
+    // Read-only: the removal takes the writer lock batch by batch.
+    let store = crate::pfs::open_store(path, Access::Read).context("prune")?;
     for u in a.forget {
         let uuid =
             uuid::Uuid::try_parse(u).map_err(|_| usage(format!("prune: --forget-target {u:?} is not a uuid")))?;
-        if !prune::forget_target(&store, &uuid.to_bytes_le()).with_context(|| format!("prune {}", path.display()))? {
+        let known = prune::targets(&store).context("prune")?.iter().any(|t| t.uuid == uuid.to_bytes_le());
+        if !known {
             return Err(usage(format!("prune: {} knows no target {uuid}", path.display())));
         }
+        if a.dry_run {
+            if !a.quiet {
+                eprintln!("Would forget target {uuid} of {} (a dry run forgets nothing)", path.display());
+            }
+            continue;
+        }
+        let w = Store::open(path, Access::Write).context("prune")?;
+        prune::forget_target(&w, &uuid.to_bytes_le()).with_context(|| format!("prune {}", path.display()))?;
         if !a.quiet {
             eprintln!("Forgot target {uuid} of {}", path.display());
         }
@@ -274,7 +283,11 @@ impl AutoPrune {
         let (path, rules, running) = (self.path.clone(), self.rules.clone(), self.running.clone());
         std::thread::spawn(move || {
             let r = (|| -> anyhow::Result<Option<prune::Outcome>> {
-                let Some(store) = Store::open_writer_now(&path)? else { return Ok(None) };
+                // Another writer now (an import, watch): at a later pass.
+                if Store::open_writer_now(&path)?.is_none() {
+                    return Ok(None);
+                }
+                let store = Store::open(&path, Access::Read)?;
                 let policy =
                     Policy { rules: Some(rules), force_below_targets: false, now: crate::log::unix_now() as u64 };
                 let plan = prune::plan(&store, &policy)?;

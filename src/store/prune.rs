@@ -379,20 +379,61 @@ fn doomed(store: &Store, txn: &RoTxn<'_>, p: &Plan, from: Option<Key>) -> Result
     Ok((out, None))
 }
 
-/// Carries out `p` (made by [`plan`] on this store, which must be open for
-/// writing): first records what stays whole, then removes in batches.
+/// Runs `f` with the store open for writing: `store` itself when it is,
+/// else the same file opened for writing for the time of `f`, so that a
+/// long prune lets other writers (import, watch, a stream's pass) in
+/// between its batches. Other writers never change what a plan removes:
+/// they create and delete above the current state, and a plan removes only
+/// records deleted at or before it.
+fn with_writer<R>(store: &Store, f: impl FnOnce(&Store) -> Result<R>) -> Result<R> {
+    if store.is_writable() {
+        return f(store);
+    }
+    let w = Store::open(Pfs::path(store), super::Access::Write)?;
+    if w.db.ino != store.db.ino {
+        return Err(PfsError::invalid(
+            Pfs::path(store),
+            "prune",
+            "the store file was replaced (compacted) during the prune; prune again",
+        ));
+    }
+    f(&w)
+}
+
+/// Carries out `p` (made by [`plan`] on this store): first records what
+/// stays whole, then removes in batches, each an LMDB commit of its own
+/// under the writer lock (taken per batch when `store` is open read-only).
 pub fn apply(store: &Store, p: &Plan) -> Result<Outcome> {
     let mut out = Outcome::default();
-    {
-        let mut txn = store.write_txn()?;
-        store.put_meta(&mut txn, KEY_H, &p.new_h.to_le_bytes())?;
-        let list: Vec<u8> = p.new_kept.iter().flat_map(|t| t.to_le_bytes()).collect();
-        store.put_meta(&mut txn, KEY_KEPT, &list)?;
-        store.commit(txn, "prune")?;
-        out.commits += 1;
-    }
+    with_writer(store, |w| {
+        let mut txn = w.write_txn()?;
+        // What another prune took apart since the plan stays taken apart.
+        let (h, kept) = whole(w, &txn)?;
+        let new_h = p.new_h.max(h);
+        let list: Vec<u8> = p
+            .new_kept
+            .iter()
+            .filter(|&&t| t < new_h && (t >= h || kept.binary_search(&t).is_ok()))
+            .flat_map(|t| t.to_le_bytes())
+            .collect();
+        w.put_meta(&mut txn, KEY_H, &new_h.to_le_bytes())?;
+        w.put_meta(&mut txn, KEY_KEPT, &list)?;
+        w.commit(txn, "prune")
+    })?;
+    out.commits += 1;
     let mut from: Option<Key> = None;
     loop {
+        let next = with_writer(store, |w| batch(w, p, from, &mut out))?;
+        match next {
+            Some(k) => from = Some(k),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// One batch of [`apply`]; where the next one starts.
+fn batch(store: &Store, p: &Plan, from: Option<Key>, out: &mut Outcome) -> Result<Option<Key>> {
+    {
         let mut txn = store.write_txn()?;
         let (batch, next) = doomed(store, &txn, p, from)?;
         if !batch.is_empty() {
@@ -407,10 +448,7 @@ pub fn apply(store: &Store, p: &Plan) -> Result<Outcome> {
             store.commit(txn, "prune")?;
             out.commits += 1;
         }
-        match next {
-            Some(k) => from = Some(k),
-            None => return Ok(out),
-        }
+        Ok(next)
     }
 }
 
@@ -422,15 +460,6 @@ fn remove(store: &Store, txn: &mut RwTxn<'_>, key: &Key, delete_tid: u64) -> Res
     store.db.tids.delete(txn, &keys::tid_key(create_tid, key)[..]).map_err(err)?;
     store.db.tids.delete(txn, &keys::tid_key(delete_tid, key)[..]).map_err(err)?;
     Ok(())
-}
-
-/// The error of a prune on a store opened read-only.
-pub fn need_writer(store: &Store) -> Result<()> {
-    if store.is_writable() {
-        Ok(())
-    } else {
-        Err(PfsError::invalid(Pfs::path(store), "prune", "store opened read-only"))
-    }
 }
 
 #[cfg(test)]

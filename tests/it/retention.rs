@@ -300,21 +300,19 @@ fn targets_hold_prunes_back_and_a_stale_one_gets_a_full_sweep() {
     assert!(!stderr(&o).contains("full sweep"), "{}", show(&o));
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
 
-    // A target that will never come back is forgotten by name.
-    let o = e.run([
-        OsStr::new("--json"),
-        OsStr::new("prune"),
-        m.as_os_str(),
-        OsStr::new("--dry-run"),
-        OsStr::new("--forget-target"),
-        OsStr::new(&slave_uuid),
-    ]);
-    ok(&o);
-    fails(
-        &e.run([OsStr::new("prune"), m.as_os_str(), OsStr::new("--forget-target"), OsStr::new(&slave_uuid)]),
-        2,
-        &format!("knows no target {slave_uuid}"),
-    );
+    // A target that will never come back is forgotten by name (not by a dry run).
+    let forget = |dry: bool| {
+        let mut args = vec![OsStr::new("prune"), m.as_os_str(), OsStr::new("--forget-target"), OsStr::new(&slave_uuid)];
+        if dry {
+            args.push(OsStr::new("--dry-run"));
+        }
+        e.run(args)
+    };
+    ok(&forget(true));
+    ok(&forget(false));
+    fails(&forget(false), 2, &format!("knows no target {slave_uuid}"));
+    let o = e.run([OsStr::new("--json"), OsStr::new("prune"), m.as_os_str(), OsStr::new("--dry-run")]);
+    assert!(json_lines(&o)[0]["held_back_by"].is_null(), "{}", show(&o));
 }
 
 #[test]
@@ -456,4 +454,50 @@ fn stream_prune_prunes_the_master_after_an_acknowledged_pass() {
     assert!(o.status.success(), "{}", show(&o));
     assert!(stderr(&o).contains(&format!("prune {}: ", m.display())), "{}", show(&o));
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
+}
+
+#[test]
+fn imports_go_on_between_the_batches_of_a_long_prune() {
+    let e = Env::new();
+    let (m, _) = churned_master(&e, 3);
+    let tree = e.path("t");
+    let files: Vec<(String, String)> = (0..400).map(|i| (format!("many/f{i}"), format!("{i}"))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    for round in 0..3 {
+        write_tree(&tree, &refs);
+        std::fs::write(tree.join("round"), format!("{round}")).unwrap();
+        for (f, _) in &files {
+            std::fs::write(tree.join(f), format!("{round} {f}")).unwrap();
+        }
+        import(&e, &tree, &m);
+    }
+    let prune = e
+        .cmd()
+        .env("HAMMER_MIRROR_PRUNE_BATCH", "5")
+        .env("HAMMER_MIRROR_LOCK_WAIT", "30")
+        .args([OsStr::new("prune"), m.as_os_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Imports while it runs: each gets the writer lock between two batches.
+    let mut imported = Vec::new();
+    for i in 0..3 {
+        std::fs::write(tree.join("during"), format!("{i}")).unwrap();
+        let o = e
+            .cmd()
+            .env("HAMMER_MIRROR_LOCK_WAIT", "30")
+            .args([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), m.as_os_str()])
+            .output()
+            .unwrap();
+        ok(&o);
+        imported.push((sync_end_tid(&e, &m), listing(&tree)));
+    }
+    let o = prune.wait_with_output().unwrap();
+    ok(&o);
+    assert!(stderr(&o).contains("commits"), "{}", show(&o));
+    // What the imports made during the prune is all there.
+    for (t, l) in &imported {
+        assert_eq!(&export_as_of(&e, &m, t), l, "TID {t} imported during the prune");
+    }
 }
