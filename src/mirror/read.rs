@@ -151,6 +151,7 @@ fn read_inner(
     let mut next_beg: Option<u64> = None;
     let mut sameline = false;
     let mut ack_warned = false;
+    let mut recorded: Option<([u8; 16], u64)> = None;
     let v = opts.verbose;
     let send = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
         w.write_record(rec).map_err(|e| send_error(e, "target"))
@@ -380,8 +381,12 @@ fn read_inner(
             };
             summary.acked_tid = Some(tid);
             summary.passes += 1;
-            if let Some(t) = &peer {
-                record_ack(pfs, t, tid, obs, &mut ack_warned);
+            // Heartbeats acknowledge the same TID again: recorded once.
+            if let Some(t) = &peer
+                && recorded != Some((t.unique_uuid, tid))
+                && record_ack(pfs, t, tid, obs, &mut ack_warned)
+            {
+                recorded = Some((t.unique_uuid, tid));
             }
             obs.event(&Event::PassDone(pass(tid)));
             if let Some(cf) = &opts.cycle_file {
@@ -469,20 +474,29 @@ fn read_inner(
 }
 
 /// Records the target's acknowledgement in the source PFS (for prune); a
-/// failure is said once per read and does not fail the pass.
-fn record_ack(pfs: &dyn Pfs, target: &crate::mrecord::PseudofsData, tid: u64, obs: &dyn Observer, warned: &mut bool) {
+/// failure is said once per read and does not fail the pass. True when recorded.
+fn record_ack(
+    pfs: &dyn Pfs,
+    target: &crate::mrecord::PseudofsData,
+    tid: u64,
+    obs: &dyn Observer,
+    warned: &mut bool,
+) -> bool {
     match pfs.record_ack(target, tid) {
-        Ok(true) => {}
+        Ok(true) => true,
         Ok(false) => {
-            obs.debug("Mirror-read: the PFS is busy; the target's acknowledgement is recorded with a later one")
+            obs.debug("Mirror-read: the PFS is busy; the target's acknowledgement is recorded with a later one");
+            false
         }
-        Err(e) if !*warned => {
-            *warned = true;
-            obs.warn(format!(
-                "Mirror-read: cannot record the target's acknowledged TID {tid:016x} (prune will not know it): {e}"
-            ));
+        Err(e) => {
+            if !*warned {
+                *warned = true;
+                obs.warn(format!(
+                    "Mirror-read: cannot record the target's acknowledged TID {tid:016x} (prune will not know it): {e}"
+                ));
+            }
+            false
         }
-        Err(_) => {}
     }
 }
 
