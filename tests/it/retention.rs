@@ -355,6 +355,7 @@ fn pruned_pages_are_reused_and_compact_gives_them_back() {
         sizes.push(size());
     }
     let (at10, at50) = (sizes[9] as f64, sizes[49] as f64);
+    eprintln!("store file size over 50 churn+prune cycles: {sizes:?}");
     assert!(at50 <= at10 * 1.10, "the file grew from {at10} to {at50} bytes over 40 churn+prune cycles: {sizes:?}");
     let current = export_as_of(&e, &m, &sync_end_tid(&e, &m));
 
@@ -366,6 +367,7 @@ fn pruned_pages_are_reused_and_compact_gives_them_back() {
         import(&e, &tree, &m);
     }
     let grown = size();
+    assert!(grown > sizes[49], "five imports of new contents without a prune grow the file: {grown}");
     ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
     let latest = export_as_of(&e, &m, &sync_end_tid(&e, &m));
     assert_ne!(latest, current);
