@@ -263,7 +263,7 @@ pub struct AutoPrune {
     path: std::path::PathBuf,
     rules: Rules,
     every: Duration,
-    last: std::sync::Mutex<Option<std::time::Instant>>,
+    last: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     running: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -281,6 +281,7 @@ impl AutoPrune {
         }
         *last = Some(std::time::Instant::now());
         let (path, rules, running) = (self.path.clone(), self.rules.clone(), self.running.clone());
+        let last_run = std::sync::Arc::clone(&self.last);
         std::thread::spawn(move || {
             let r = (|| -> anyhow::Result<Option<prune::Outcome>> {
                 // Another writer now (an import, watch): at a later pass.
@@ -310,10 +311,14 @@ impl AutoPrune {
                     crate::log::Level::Info,
                     format!("prune {}: {} records, {} bytes removed", path.display(), o.records, o.bytes),
                 ),
-                Ok(None) => say(
-                    crate::log::Level::Info,
-                    format!("prune {}: the PFS is busy (another writer); pruning at a later pass", path.display()),
-                ),
+                Ok(None) => {
+                    // Not pruned: the next acknowledged pass tries again.
+                    *last_run.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    say(
+                        crate::log::Level::Info,
+                        format!("prune {}: the PFS is busy (another writer); pruning at a later pass", path.display()),
+                    )
+                }
                 Err(e) => say(crate::log::Level::Warn, format!("prune {}: {e:#}", path.display())),
             }
             running.store(false, Ordering::Release);
