@@ -203,3 +203,48 @@ fn prune_sigkilled_at_random_points_keeps_every_kept_tid() {
     }
     eprintln!("prune kills: {} (a prune {span} ms long; {midway} left work for the rerun)", iterations.max(1));
 }
+
+/// A compact SIGKILLed at random points leaves the old file or the new one: the store opens and shows what it
+/// showed, and the next compact succeeds.
+#[test]
+fn compact_sigkilled_at_random_points_leaves_the_old_or_the_new_file() {
+    let e = Env::new();
+    let tree = e.path("m.tree");
+    let files: Vec<(String, String)> =
+        (0..400).map(|i| (format!("d{}/f{i}", i % 8), format!("{i} ").repeat(300))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let m = e.master_with("m", &refs);
+    crate::util::write_tree(&tree, &refs[..200]);
+    ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
+    let compact = || {
+        e.cmd().args([OsStr::new("-q"), OsStr::new("compact"), m.as_os_str()]).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let t = std::time::Instant::now();
+    let o = wait(compact());
+    assert!(o.status.success(), "{}", show(&o));
+    let span = (t.elapsed().as_millis() as u64).max(10);
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    for i in 0..10 {
+        // Something to compact away each time.
+        std::fs::write(tree.join("churn"), format!("{i}").repeat(20_000)).unwrap();
+        ok(&e.run([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), m.as_os_str()]));
+        ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
+        let current = crate::util::sync_end_tid(&e, &m);
+        let want = crate::retention::export_as_of(&e, &m, &current);
+        let child = compact();
+        std::thread::sleep(Duration::from_millis(rng.next() % (span * 2)));
+        signal(child.id(), Signal::SIGKILL);
+        let _ = wait(child);
+        assert_eq!(crate::util::sync_end_tid(&e, &m), current, "kill {i}");
+        assert_eq!(crate::retention::export_as_of(&e, &m, &current), want, "kill {i}");
+    }
+    let o = wait(compact());
+    assert!(o.status.success(), "{}", show(&o));
+    // What the killed compactions left beside it is gone after a complete one.
+    let left: Vec<_> = std::fs::read_dir(e.dir.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".hm-new."))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+}
