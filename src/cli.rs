@@ -176,7 +176,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, snapls, prune)
     #[arg(long, global = true)]
     pub json: bool,
 
