@@ -192,8 +192,11 @@ fn read_inner(
                         )));
                     }
                     m.tid_beg = target.sync_end_tid + 1;
+                    // A target behind what this PFS pruned gets a full sweep
+                    // pass (below), never the rest of a partial incremental one.
+                    let stale = target.sync_end_tid < own.sync_end_tid && target.sync_end_tid < pfs.pruned_to()?;
                     resume_at = super::resume::get(&target)
-                        .filter(|t| t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
+                        .filter(|t| !stale && t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
                     peer = Some(target);
                 }
             }
@@ -224,7 +227,7 @@ fn read_inner(
         // lacks from before its sync-end-tid (those it pruned itself) it
         // leaves out, as the announced begin TID says.
         let full_sweep = match &peer {
-            Some(t) if explicit_begin.is_none() && resume_at.is_none() && t.sync_end_tid < own.sync_end_tid => {
+            Some(t) if explicit_begin.is_none() && t.sync_end_tid < own.sync_end_tid => {
                 let pruned = pfs.pruned_to()?;
                 (t.sync_end_tid < pruned && m.tid_beg > 1).then_some((t.sync_end_tid, pruned))
             }
