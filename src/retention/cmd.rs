@@ -158,7 +158,8 @@ pub fn prune(path: &Path, a: &PruneArgs<'_>, out: &mut dyn Write) -> anyhow::Res
         let o = prune::apply(&store, &plan).with_context(|| format!("prune {}", path.display()))?;
         done = Some((o, t.elapsed()));
     }
-    report(path, &plan, a, done.as_ref().map(|(o, _)| o.commits), out)?;
+    let targets = prune::targets(&store).with_context(|| format!("prune {}", path.display()))?;
+    report(path, &plan, &targets, a, done.as_ref().map(|(o, _)| o.commits), out)?;
     if let Some(t) = &plan.overridden
         && !a.quiet
         && !a.dry_run
@@ -184,7 +185,14 @@ pub fn prune(path: &Path, a: &PruneArgs<'_>, out: &mut dyn Write) -> anyhow::Res
 }
 
 /// What a prune keeps and removes: lines, or one JSON object.
-fn report(path: &Path, p: &Plan, a: &PruneArgs<'_>, commits: Option<u64>, out: &mut dyn Write) -> anyhow::Result<()> {
+fn report(
+    path: &Path,
+    p: &Plan,
+    targets: &[prune::Target],
+    a: &PruneArgs<'_>,
+    commits: Option<u64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let held = p.held_by.as_ref().map(|t| {
         serde_json::json!({"uuid": crate::mrecord::uuid_from_wire(&t.uuid).to_string(), "label": t.label, "tid": fmt_tid(t.tid)})
     });
@@ -211,6 +219,12 @@ fn report(path: &Path, p: &Plan, a: &PruneArgs<'_>, commits: Option<u64>, out: &
             "kept_from": fmt_tid(p.horizon),
             "kept_from_why": p.horizon_why.as_str(),
             "held_back_by": held,
+            "targets": targets.iter().map(|t| serde_json::json!({
+                "uuid": crate::mrecord::uuid_from_wire(&t.uuid).to_string(),
+                "label": t.label,
+                "tid": fmt_tid(t.tid),
+                "time": iso8601(UNIX_EPOCH + Duration::from_secs(t.time)),
+            })).collect::<Vec<_>>(),
             "records_removed": p.records,
             "bytes_removed": p.bytes,
             "commits": commits,
@@ -237,6 +251,15 @@ fn report(path: &Path, p: &Plan, a: &PruneArgs<'_>, commits: Option<u64>, out: &
     writeln!(out, "    {}  and every TID after it ({from})", fmt_tid(p.horizon))?;
     let verb = if a.dry_run { "would go" } else { "go" };
     writeln!(out, "{} records, {} bytes {verb}", p.records, p.bytes)?;
+    for t in targets {
+        writeln!(
+            out,
+            "{} acknowledged {} at {}",
+            t.name(),
+            fmt_tid(t.tid),
+            iso8601(UNIX_EPOCH + Duration::from_secs(t.time))
+        )?;
+    }
     Ok(())
 }
 

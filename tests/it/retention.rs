@@ -265,6 +265,8 @@ fn targets_hold_prunes_back_and_a_stale_one_gets_a_full_sweep() {
     let r = &json_lines(&o)[0];
     assert_eq!(r["held_back_by"]["uuid"], slave_uuid.as_str());
     assert_eq!(r["held_back_by"]["tid"], acked.as_str());
+    assert_eq!(r["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(r["targets"][0]["uuid"], slave_uuid.as_str());
     assert_eq!(r["records_removed"], 0);
     let at_ack = export_as_of(&e, &m, &acked);
 
