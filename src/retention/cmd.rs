@@ -91,8 +91,23 @@ pub fn snaprm(path: &Path, tids: &[u64], out: &mut dyn Write) -> anyhow::Result<
     Ok(())
 }
 
-/// `export --as-of`: a TID, or the note of exactly one snapshot.
+/// `export --as-of`: a TID, or the note of exactly one snapshot; refused
+/// when a prune took that TID's state apart.
 pub fn resolve_as_of(store: &Store, path: &Path, s: &str) -> anyhow::Result<u64> {
+    let t = as_of_tid(store, path, s)?;
+    if let Err(from) = prune::whole_at(store, t).context("export")? {
+        return Err(usage(format!(
+            "export: {} no longer holds TID {} whole: a prune kept every TID from {} and the ones \
+             `prune --dry-run` lists below it",
+            path.display(),
+            fmt_tid(t),
+            fmt_tid(from)
+        )));
+    }
+    Ok(t)
+}
+
+fn as_of_tid(store: &Store, path: &Path, s: &str) -> anyhow::Result<u64> {
     if let Ok(t) = crate::cli::parse_tid(s) {
         return Ok(t);
     }

@@ -160,6 +160,14 @@ fn whole(store: &Store, txn: &RoTxn<'_>) -> Result<(u64, Vec<u64>)> {
     Ok((h, kept))
 }
 
+/// Whether the state as of `tid` is still whole (no prune took it apart);
+/// else the lowest TID from which every one is.
+pub fn whole_at(store: &Store, tid: u64) -> Result<std::result::Result<(), u64>> {
+    let txn = store.read_txn()?;
+    let (h, kept) = whole(store, &txn)?;
+    Ok(if tid >= h || kept.binary_search(&tid).is_ok() { Ok(()) } else { Err(h) })
+}
+
 /// The highest delete TID of a record any prune removed (0: none).
 pub fn pruned_to(store: &Store) -> Result<u64> {
     let txn = store.read_txn()?;

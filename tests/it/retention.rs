@@ -203,11 +203,18 @@ fn a_prune_leaves_every_kept_tid_as_it_was_byte_for_byte() {
     assert_eq!(done["kept"], dry["kept"]);
     let kept = kept_tids(done, &tids);
     assert!(kept.contains(tids.last().unwrap()), "the current state is kept");
+    let mut refused = 0;
     for (t, b) in tids.iter().zip(&before) {
         if kept.contains(t) {
             assert_eq!(&export_as_of(&e, &m, t), b, "kept TID {t} changed");
+        } else if let Some(l) = try_export_as_of(&e, &m, t) {
+            // Exported: then it must show what it showed.
+            assert_eq!(&l, b, "TID {t} exports, so it must be whole");
+        } else {
+            refused += 1;
         }
     }
+    assert!(refused > 0, "some TIDs were taken apart and their export refused");
 
     // Without --keep: only the snapshot and the current state.
     let o = e.run([OsStr::new("--json"), OsStr::new("prune"), m.as_os_str()]);
@@ -278,11 +285,16 @@ fn targets_hold_prunes_back_and_a_stale_one_gets_a_full_sweep() {
         "{}",
         show(&o)
     );
-    assert_ne!(
-        try_export_as_of(&e, &m, &acked),
-        Some(at_ack.clone()),
-        "the master no longer holds the slave's TID whole"
-    );
+    // The master no longer holds the slave's TID whole: export says so instead of showing a partial state.
+    let o = e.run([
+        OsStr::new("export"),
+        OsStr::new("--as-of"),
+        OsStr::new(&acked),
+        m.as_os_str(),
+        e.path("x").as_os_str(),
+    ]);
+    fails(&o, 2, &format!("no longer holds TID {acked} whole"));
+    assert!(try_export_as_of(&e, &m, &acked).is_none());
     let o = e.run([OsStr::new("copy"), m.as_os_str(), s.as_os_str()]);
     ok(&o);
     assert!(
