@@ -62,6 +62,11 @@ pub(crate) use file::symlink_refusal;
 /// Why a writer opens a store again: the file it locked was replaced.
 const REPLACED: &str = "the file was replaced (compacted) while waiting for the writer lock";
 
+/// Why a store cannot be opened now: this process still has the file that
+/// `compact` replaced open.
+pub(crate) const OLD_OPEN: &str =
+    "the store was replaced (compacted) while this process has the old file open; it can be opened once that is closed";
+
 /// How often `wait_pseudofs` looks for a new TID.
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
@@ -89,6 +94,8 @@ pub(crate) struct Shared {
     /// The data file's inode, and where it is mapped in this process once
     /// looked up.
     ino: u64,
+    /// The lock file's (device, inode), when there is one.
+    lock_key: Option<(u64, u64)>,
     map: OnceLock<Option<(usize, usize)>>,
     /// Write transactions are possible (the data file is open for writing
     /// and LMDB has its lock file).
@@ -250,6 +257,7 @@ impl Shared {
             t
         };
         let (m, _) = lmdbfile::read_meta(&data).map_err(|p| file::problem(path, p))?;
+        let lock_key = lock.as_ref().and_then(|l| l.metadata().ok()).map(|m| (m.dev(), m.ino()));
         let guard = mapped::guard(data.as_raw_fd(), &format!("hammer-mirror: PFS file damaged: {}: ", path.display()));
         guard.set_need(need);
         Ok(Shared {
@@ -259,6 +267,7 @@ impl Shared {
             tids,
             blobs,
             ino,
+            lock_key,
             map: OnceLock::new(),
             writable: writable && lock.is_some(),
             psize: u64::from(m.psize),
@@ -482,6 +491,15 @@ impl Store {
             closing.clone().wait();
         }
         let lock = file::open_lock(path, data.uid, access)?;
+        // After `compact`, the lock file is the new file's too: a second
+        // environment on it in this process would take LMDB's first-user
+        // lock from ourselves and reinitialize it under other processes.
+        let lock_key = lock.as_ref().and_then(|l| l.metadata().ok()).map(|m| (m.dev(), m.ino()));
+        if lock_key.is_some()
+            && open.values().any(|(w, _)| w.upgrade().is_some_and(|s| s.lock_key == lock_key && s.ino != data.ino))
+        {
+            return Err(PfsError::invalid(path, "open", OLD_OPEN));
+        }
         let shared = Arc::new(Shared::new(path, data.file, data.ino, data.writable, data.vetted.need, lock, false)?);
         open.retain(|_, (w, closing)| w.strong_count() > 0 || !closing.is_done());
         open.insert(key, (Arc::downgrade(&shared), shared.closed.0.clone()));
@@ -529,10 +547,22 @@ impl Store {
     }
 
     /// A read-only transaction, once the file is checked (see [`Shared::check`]).
+    ///
+    /// Refused once `compact` replaced the file: the lock file is the new
+    /// file's then, and LMDB would pick this file's meta page by the new
+    /// file's transaction ids. A transaction begun while the path still
+    /// names this file began before the replacement, on its newest state.
     pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
         self.db.check(&self.path, false)?;
         let txn = self.db.env.read_txn().map_err(|e| lmdb_err(&self.path, "read", e))?;
         self.db.check(&self.path, true)?;
+        if self.replaced() {
+            return Err(PfsError::invalid(
+                &self.path,
+                "read",
+                "the store file was replaced (compacted) since it was opened; open it again",
+            ));
+        }
         Ok(txn)
     }
 
@@ -822,9 +852,14 @@ impl Pfs for Store {
             prune::record_ack(self, target, tid)?;
             return Ok(true);
         }
-        match Store::open_writer_now(&self.path)? {
-            Some(w) if w.db.ino == self.db.ino => prune::record_ack(&w, target, tid).map(|()| true),
-            _ => Ok(false),
+        if self.replaced() {
+            return Ok(false);
+        }
+        match Store::open_writer_now(&self.path) {
+            Ok(Some(w)) if w.db.ino == self.db.ino => prune::record_ack(&w, target, tid).map(|()| true),
+            Ok(_) => Ok(false),
+            Err(PfsError::Invalid { detail, .. }) if detail == OLD_OPEN => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

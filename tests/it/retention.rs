@@ -527,3 +527,34 @@ fn imports_go_on_between_the_batches_of_a_long_prune() {
         assert_eq!(&export_as_of(&e, &m, t), l, "TID {t} imported during the prune");
     }
 }
+
+#[test]
+fn watch_goes_on_recording_into_a_compacted_store() {
+    let e = Env::new();
+    let (m, _) = churned_master(&e, 2);
+    let tree = e.path("t");
+    let before = sync_end_tid(&e, &m);
+    let watch = e
+        .cmd()
+        .args([OsStr::new("--settle"), OsStr::new("50"), OsStr::new("watch"), tree.as_os_str(), m.as_os_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(tree.join("watched"), "before the compaction").unwrap();
+    wait_for("watch's first recording", || {
+        sync_end_tid(&e, &m) != before
+            && try_export_as_of(&e, &m, &sync_end_tid(&e, &m)).is_some_and(|l| l == listing(&tree))
+    });
+    ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
+    ok(&e.run([OsStr::new("-q"), OsStr::new("compact"), m.as_os_str()]));
+    for i in 0..3 {
+        std::fs::write(tree.join("watched"), format!("after the compaction {i}")).unwrap();
+        wait_for("watch to record the change", || {
+            try_export_as_of(&e, &m, &sync_end_tid(&e, &m)).is_some_and(|l| l == listing(&tree))
+        });
+    }
+    crate::util::signal(watch.id(), nix::sys::signal::Signal::SIGTERM);
+    let o = watch.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+}
