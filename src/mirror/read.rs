@@ -488,7 +488,9 @@ fn record_ack(
     match pfs.record_ack(target, tid) {
         Ok(true) => true,
         Ok(false) => {
-            obs.debug("Mirror-read: the PFS is busy; the target's acknowledgement is recorded with a later one");
+            obs.debug(
+                "Mirror-read: the target's acknowledgement is not recorded now (a busy store records a later one)",
+            );
             false
         }
         Err(e) => {
