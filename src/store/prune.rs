@@ -581,7 +581,7 @@ mod tests {
                     for (k, _) in t.live_heads_of(HAMMER_LOCALIZE_INODE, obj).unwrap() {
                         t.delete(&k).unwrap();
                     }
-                    if (i + o as usize) % 3 != 0 {
+                    if !(i + o as usize).is_multiple_of(3) {
                         t.create(HAMMER_LOCALIZE_INODE, obj, HAMMER_RECTYPE_INODE, 0, 1, &[i as u8; 40]).unwrap();
                     }
                 }
