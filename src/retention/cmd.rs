@@ -310,12 +310,13 @@ impl AutoPrune {
         AutoPrune { path: path.to_path_buf(), rules, every, last: Default::default(), running: Default::default() }
     }
 
-    /// A pass was acknowledged: prune if the interval has passed (messages go to `say`).
-    pub fn after_pass(&self, say: std::sync::Arc<dyn Fn(crate::log::Level, String) + Send + Sync>) {
+    /// A pass was acknowledged: prune if the interval has passed (messages
+    /// go to `say`). True when a prune started.
+    pub fn after_pass(&self, say: std::sync::Arc<dyn Fn(crate::log::Level, String) + Send + Sync>) -> bool {
         use std::sync::atomic::Ordering;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| t.elapsed() < self.every) || self.running.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
         *last = Some(std::time::Instant::now());
         let (path, rules, running) = (self.path.clone(), self.rules.clone(), self.running.clone());
@@ -344,6 +345,7 @@ impl AutoPrune {
                 }
                 Ok(Some(o))
             })();
+            running.store(false, Ordering::Release);
             match r {
                 Ok(Some(o)) => say(
                     crate::log::Level::Info,
@@ -359,9 +361,9 @@ impl AutoPrune {
                 }
                 Err(e) => say(crate::log::Level::Warn, format!("prune {}: {e:#}", path.display())),
             }
-            running.store(false, Ordering::Release);
         });
         drop(last);
+        true
     }
 }
 
@@ -388,7 +390,7 @@ impl crate::event::Observer for PruneOnPass {
             && !p.idle
         {
             let inner = std::sync::Arc::clone(&self.inner);
-            self.auto.after_pass(std::sync::Arc::new(move |level, text| {
+            let _started = self.auto.after_pass(std::sync::Arc::new(move |level, text| {
                 inner.event(&crate::event::Event::message(level, text))
             }));
         }
@@ -402,5 +404,32 @@ pub fn check_auto_prune(src: &crate::endpoint::Endpoint) -> anyhow::Result<&Path
         other => Err(usage(format!(
             "stream --prune: the source {other} is on another host; run `hammer-mirror prune` there (or a stream with --prune from it)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex, mpsc};
+
+    #[test]
+    fn an_automatic_prune_runs_at_most_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        drop(Store::create(&path, &crate::pfs::init_pfsd(false), 1).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let say: Arc<dyn Fn(crate::log::Level, String) + Send + Sync> =
+            Arc::new(move |_, text| drop(tx.lock().unwrap().send(text)));
+        let hourly = AutoPrune::new(&path, Rules::parse("1d:all").unwrap(), Duration::from_secs(3600));
+        assert!(hourly.after_pass(Arc::clone(&say)));
+        let said = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(said.contains("records") && said.contains("removed"), "{said}");
+        assert!(!hourly.after_pass(Arc::clone(&say)), "within the hour: no second prune");
+        let always = AutoPrune::new(&path, Rules::parse("1d:all").unwrap(), Duration::ZERO);
+        assert!(always.after_pass(Arc::clone(&say)));
+        rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(always.after_pass(Arc::clone(&say)), "no interval: the next pass prunes again");
+        rx.recv_timeout(Duration::from_secs(60)).unwrap();
     }
 }
