@@ -618,7 +618,9 @@ pub enum Command {
     ///
     /// Takes the writer lock, copies the store without its free pages beside
     /// it, and renames the copy over it: a crash leaves the old or the new
-    /// file, and readers that have the old one open go on reading it.
+    /// file. Reads of the old file already begun finish; a command that
+    /// starts a new one on it is told to open the store again (stream and
+    /// watch do so by themselves).
     Compact {
         /// The PFS: a store file
         ///

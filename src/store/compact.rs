@@ -4,10 +4,10 @@
 //! store is: `file::create_temp`), synced, and renamed over the store: a
 //! crash at any moment leaves the old file or the new one (and at worst a
 //! temporary that the next creation or compaction of that name removes).
-//! Processes that have the old file open keep reading it, unaffected; a
-//! writer that was waiting for its lock opens the new file instead
-//! (`Store::open`), and a stream waiting for new TIDs on the old one is
-//! told to open the store again (`wait_pseudofs`).
+//! Processes that have the old file open keep the read transactions they
+//! have; a new one on the old file is refused (`Store::read_txn`: see
+//! below), so they open the store again. A writer that was waiting for the
+//! old file's lock opens the new file instead (`Store::open`).
 //!
 //! The LMDB lock file stays: processes that have it open keep its last
 //! transaction id, and LMDB reads the meta page of that id's parity. A
