@@ -48,7 +48,34 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::ReadStream { pfs, begin_tid } => cmd_read(&cfg, pfs, *begin_tid, true),
         Command::Write { pfs } => cmd_write(&cfg, pfs),
         Command::Copy { source, targets } => cmd_copy(&cfg, g, source, targets, false),
-        Command::Stream { source, targets } => cmd_copy(&cfg, g, source, targets, true),
+        Command::Stream { source, targets, prune: None, .. } => cmd_copy(&cfg, g, source, targets, true),
+        Command::Stream { source, targets, prune: Some(rules), prune_every } => {
+            let path = crate::retention::cmd::check_auto_prune(&endpoint(source)?)?.to_path_buf();
+            let auto = crate::retention::cmd::AutoPrune::new(
+                &path,
+                rules.clone(),
+                std::time::Duration::from_secs(*prune_every),
+            );
+            *AUTO_PRUNE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(auto));
+            cmd_copy(&cfg, g, source, targets, true)
+        }
+        Command::Snapshot { pfs, note } => {
+            done(crate::retention::cmd::snapshot(pfs, note.as_deref(), g.json, &mut Stdout))
+        }
+        Command::Snapls { pfs } => done(crate::retention::cmd::snapls(pfs, g.json, &mut Stdout)),
+        Command::Snaprm { pfs, tids } => done(crate::retention::cmd::snaprm(pfs, tids, &mut Stdout)),
+        Command::Prune { pfs, keep, dry_run, force_below_targets, forget_target } => {
+            let a = crate::retention::cmd::PruneArgs {
+                keep: keep.as_ref(),
+                dry_run: *dry_run,
+                force_below_targets: *force_below_targets,
+                forget: forget_target,
+                json: g.json,
+                quiet: cfg.output.quiet,
+            };
+            done(crate::retention::cmd::prune(pfs, &a, &mut Stdout))
+        }
+        Command::Compact { pfs } => done(crate::retention::cmd::compact(pfs, cfg.output.quiet)),
         Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut Stdout)),
         Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut Stdout)),
         Command::PfsStatus { pfs } => {
@@ -86,7 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             Ok(Status::Success)
         }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, g, a, b, *as_of),
-        Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
+        Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, as_of.as_deref()),
         Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
         Command::Status { check, warn, crit, pair } => {
             let thresholds = match (check, warn, crit) {
@@ -186,10 +213,10 @@ fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyhow::Result<Status> {
+fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<&str>) -> anyhow::Result<Status> {
     let store = crate::pfs::open_store(path, Access::Read).context("export")?;
     let asof = match as_of {
-        Some(t) => t,
+        Some(s) => crate::retention::cmd::resolve_as_of(&store, path, s)?,
         None => crate::store::export::default_asof(&store)?,
     };
     let pfsd = crate::ioctl::Pfs::get_pseudofs(&store)?;
@@ -311,6 +338,10 @@ fn cmd_copy(
     Ok(worst)
 }
 
+/// `stream --prune`: what prunes the source after acknowledged passes (set
+/// by `run` for the stream's threads, one per target, to share).
+static AUTO_PRUNE: std::sync::Mutex<Option<Arc<crate::retention::cmd::AutoPrune>>> = std::sync::Mutex::new(None);
+
 /// One source to one target: a copy, or a stream until stopped or refused.
 fn run_pair(
     cfg: &Config,
@@ -323,7 +354,10 @@ fn run_pair(
     let (s, d) = (src.to_string(), dst.to_string());
     let reporter = if streaming { Reporter::for_stream(cfg.output, s, d) } else { Reporter::new(cfg.output, s, d) };
     let state = monitor.pair(None, crate::state::name(src), crate::state::name(dst), reporter.clone());
-    let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
+    let mut obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
+    if let Some(auto) = AUTO_PRUNE.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        obs = crate::retention::cmd::PruneOnPass::wrap(obs, auto);
+    }
     let r = run_pair_with(cfg, src, dst, streaming, sig, &reporter, &obs, &state);
     state.flush();
     r

@@ -176,7 +176,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, status, snapls, prune)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -300,8 +300,18 @@ pub const HELP_TOPICS: &[&str] = &[
     "config",
     "watch",
     "status",
+    "snapshot",
+    "snapls",
+    "snaprm",
+    "prune",
+    "compact",
     "help",
 ];
+
+/// `--keep` and `stream --prune`: a retention rule set (see [`crate::retention`]).
+pub fn parse_rules(s: &str) -> Result<crate::retention::Rules, String> {
+    crate::retention::Rules::parse(s)
+}
 
 // Every PFS operand says what a PFS path is: the first paragraph is the `-h`
 // line, the rest is what `--help` adds.
@@ -478,9 +488,9 @@ pub enum Command {
         pfs: PathBuf,
         /// A new or empty directory
         dir: PathBuf,
-        /// Show the PFS as of this TID
-        #[arg(long, value_name = "TID", value_parser = parse_tid)]
-        as_of: Option<u64>,
+        /// Show the PFS as of this TID, or of the snapshot with this note
+        #[arg(long, value_name = "TID|NOTE")]
+        as_of: Option<String>,
     },
 
     /// Compare two PFSs record by record as of a TID (exit 0 when identical, 1 when not)
@@ -556,6 +566,12 @@ pub enum Command {
         /// watchdog, in parallel: a slow or dead one never holds back another.
         #[arg(required = true, num_args = 1.., value_name = "TARGET")]
         targets: Vec<OsString>,
+        /// Prune the (local) source after an acknowledged pass, at most once per --prune-every, keeping RULES (as prune --keep)
+        #[arg(long, value_name = "RULES", value_parser = parse_rules)]
+        prune: Option<crate::retention::Rules>,
+        /// With --prune: the least time between two prunes, in seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = defaults::PRUNE_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+        prune_every: u64,
     },
 
     /// Stream every job of the configuration file, each target on its own, until stopped
@@ -617,6 +633,96 @@ pub enum Command {
         crit: Option<u64>,
         /// Only this pair: its target, source, job or job/target
         pair: Option<String>,
+    },
+
+    /// Record the PFS's current TID as a snapshot, with an optional note; prints the TID
+    ///
+    /// As hammer snapshot: the snapshot is a record in the PFS itself
+    /// (HAMMER's snapshot meta-data), so it travels to slaves in the mirror
+    /// stream; prune always keeps what it sees. A TID that already has a
+    /// snapshot is refused (its note is never replaced).
+    Snapshot {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+        /// A note (at most 63 bytes), e.g. "before the upgrade"
+        note: Option<String>,
+    },
+
+    /// List a PFS's snapshots: TID, time and note (--json: one object per line)
+    Snapls {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+    },
+
+    /// Delete snapshots by TID (the history they kept goes at the next prune)
+    ///
+    /// A TID without a snapshot is an error that deletes nothing.
+    Snaprm {
+        /// The PFS: a store file, or a HAMMER PFS on DragonFly
+        ///
+        /// A PFS path names a hammer-mirror store file, or on DragonFly BSD a
+        /// HAMMER PFS (a mounted PFS directory or its @@PFS softlink).
+        pfs: PathBuf,
+        /// The snapshots' TIDs (as snapls prints them)
+        #[arg(required = true, num_args = 1.., value_name = "TID", value_parser = parse_tid)]
+        tids: Vec<u64>,
+    },
+
+    /// Remove the history no kept TID sees: keep snapshots, the current state and what --keep RULES picks
+    ///
+    /// A record version stays exactly when a kept TID sees it (created at or
+    /// before it, deleted after it), so export --as-of any kept TID is
+    /// unchanged. Kept: every snapshot, the current state, what the rules
+    /// pick, everything younger than the PFS's prune-min, and on a master
+    /// everything from the lowest TID a target acknowledged (copy and stream
+    /// record it) unless --force-below-targets. Without --keep only the
+    /// snapshots and the current state stay. RULES: AGE:EVERY[,AGE:EVERY...]
+    /// with increasing ages; a TID younger than the first AGE falls under the
+    /// first rule, and so on; EVERY is 'all' or a period, of which the newest
+    /// TID is kept (periods count from the epoch); durations are a number and
+    /// s, m, h, d, w or y (365 d). Example: 24h:all,48h:1h,30d:1d,1y:30d
+    /// (everything for a day, hourly for two, daily for a month, monthly for
+    /// a year). Slaves prune with their own rules. Freed space is reused by
+    /// later writes; compact gives it back to the file system.
+    Prune {
+        /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is pruned by hammer prune.
+        pfs: PathBuf,
+        /// The TIDs to keep besides snapshots and the current state
+        #[arg(long, value_name = "RULES", value_parser = parse_rules)]
+        keep: Option<crate::retention::Rules>,
+        /// Say what would stay and go; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Prune below the TID a target acknowledged (it gets a full sweep pass next)
+        #[arg(long)]
+        force_below_targets: bool,
+        /// Forget a target (by its unique uuid) that will never come back, before pruning
+        #[arg(long, value_name = "UUID")]
+        forget_target: Vec<String>,
+    },
+
+    /// Rewrite a store PFS to its smallest size (LMDB's compacting copy, replaced atomically)
+    ///
+    /// Takes the writer lock, copies the store without its free pages beside
+    /// it, and renames the copy over it: a crash leaves the old or the new
+    /// file. Reads of the old file already begun finish; a command that
+    /// starts a new one on it is told to open the store again (stream and
+    /// watch do so by themselves).
+    Compact {
+        /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is reblocked by hammer reblock.
+        pfs: PathBuf,
     },
 
     /// Print this message or the help of the given command

@@ -20,3 +20,6 @@ pub const SETTLE_MS: u64 = 200;
 pub const MAX_DELAY_MS: u64 = 2000;
 /// `--hook-timeout`, seconds.
 pub const HOOK_TIMEOUT: u64 = 60;
+
+/// `stream --prune`: the least time between two prunes, in seconds.
+pub const PRUNE_EVERY: u64 = 3600;

@@ -44,6 +44,7 @@ pub mod pfscmd;
 pub mod progress;
 pub mod prompt;
 pub mod remote;
+pub mod retention;
 pub mod shellword;
 pub mod side;
 pub mod ssh;

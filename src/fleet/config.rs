@@ -67,6 +67,10 @@ macro_rules! options {
             create: Option<Spanned<bool>>,
             /// -B
             bulk: Option<Spanned<bool>>,
+            /// stream --prune: retention rules for the (local) source
+            prune: Option<Spanned<String>>,
+            /// stream --prune-every, seconds
+            prune_every: Option<Spanned<u64>>,
         }
     };
 }
@@ -111,6 +115,8 @@ pub struct Pair {
     pub config: Config,
     /// The options as given (what a reload compares to tell a changed pair).
     pub opts: String,
+    /// `prune` (and `prune_every`, seconds): prune the local source after acknowledged passes.
+    pub prune: Option<(crate::retention::Rules, u64)>,
 }
 
 /// The whole configuration, expanded.
@@ -215,6 +221,7 @@ pub fn parse(
         apply(&cx, &job.as_view(), &mut g, &key)?;
         let config =
             Config::from_cli(&g, term).map_err(|e| cx.err(job.name.span(), key("options"), format!("{e:#}")))?;
+        let prune = job_prune(&cx, f.defaults.as_ref(), job, &key)?;
         if job.targets.get_ref().is_empty() {
             return Err(cx.err(job.targets.span(), key("targets"), "a job needs at least one target"));
         }
@@ -242,6 +249,13 @@ pub fn parse(
         for src in &sources {
             let source = crate::endpoint::parse(std::ffi::OsStr::new(src))
                 .map_err(|e| cx.err(job.source.span(), key("source"), e.to_string()))?;
+            if prune.is_some() && matches!(source, Endpoint::Remote(_)) {
+                return Err(cx.err(
+                    job.source.span(),
+                    key("prune"),
+                    "prune needs a local source (prune a remote one on its own host)",
+                ));
+            }
             let base_name = Path::new(src).file_name().map(|n| n.to_string_lossy().into_owned());
             for t in job.targets.get_ref() {
                 let t = match (t.ends_with('/'), &base_name) {
@@ -272,12 +286,36 @@ pub fn parse(
                     source: source.clone(),
                     target,
                     config: config.clone(),
-                    opts: format!("{g:?}"),
+                    opts: format!("{g:?} {prune:?}"),
+                    prune: prune.clone(),
                 });
             }
         }
     }
     Ok(Fleet { pairs, max_concurrent, bandwidth, jobs: f.jobs.len(), warnings })
+}
+
+/// A job's `prune` and `prune_every` (its own, else the defaults').
+fn job_prune(
+    cx: &Ctx<'_>,
+    defaults: Option<&Options>,
+    job: &Job,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<(crate::retention::Rules, u64)>, ConfigError> {
+    let (rules, rules_key) = match (&job.prune, defaults.and_then(|d| d.prune.as_ref())) {
+        (Some(r), _) => (r, key("prune")),
+        (None, Some(r)) => (r, "defaults.prune".to_string()),
+        (None, None) => return Ok(None),
+    };
+    let rules = crate::retention::Rules::parse(rules.get_ref()).map_err(|e| cx.err(rules.span(), rules_key, e))?;
+    let every = match (&job.prune_every, defaults.and_then(|d| d.prune_every.as_ref())) {
+        (Some(e), _) | (None, Some(e)) if *e.get_ref() == 0 => {
+            return Err(cx.err(e.span(), key("prune_every"), "must be at least 1 second"));
+        }
+        (Some(e), _) | (None, Some(e)) => *e.get_ref(),
+        (None, None) => crate::defaults::PRUNE_EVERY,
+    };
+    Ok(Some((rules, every)))
 }
 
 fn size(cx: &Ctx<'_>, s: &Spanned<String>, key: &str) -> Result<u64, ConfigError> {
@@ -465,7 +503,7 @@ create = true
         let e = |t: &str| fleet(t).unwrap_err().to_string();
         assert_eq!(
             e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\nintervl = 3\n"),
-            "f.toml:5: intervl: unknown field `intervl`, expected one of `name`, `source`, `targets`, `interval`, `bandwidth`, `split`, `retry_delay`, `max_retry_delay`, `stall_timeout`, `ssh_options`, `ssh`, `port`, `remote_cmd`, `create`, `bulk`"
+            "f.toml:5: intervl: unknown field `intervl`, expected one of `name`, `source`, `targets`, `interval`, `bandwidth`, `split`, `retry_delay`, `max_retry_delay`, `stall_timeout`, `ssh_options`, `ssh`, `port`, `remote_cmd`, `create`, `bulk`, `prune`, `prune_every`"
         );
         assert_eq!(
             e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\nbandwidth = \"5x\"\n"),
@@ -490,6 +528,29 @@ create = true
                 "[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\n[[job]]\nname = \"b\"\nsource = \"/r\"\ntargets = [\"/q\"]\n"
             ),
             "f.toml:8: job 2 (b) targets: /q is a target of job a already: two streams into one slave"
+        );
+    }
+
+    #[test]
+    fn prune_is_a_local_sources_own_and_its_rules_are_checked() {
+        let f = fleet(
+            "[defaults]\nprune = \"1d:all\"\n[[job]]\nname = \"a\"\nsource = \"/pfs/a\"\ntargets = [\"/b/a\"]\nprune_every = 60\n",
+        )
+        .unwrap();
+        let (rules, every) = f.pairs[0].prune.clone().unwrap();
+        assert_eq!((rules.to_string().as_str(), every), ("1d:all", 60));
+        let err = fleet("[[job]]\nname = \"a\"\nsource = \"/pfs/a\"\ntargets = [\"/b/a\"]\nprune = \"1d:al\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("f.toml:5: job 1 (a) prune: rule '1d:al': 'al'"), "{err}");
+        let err = fleet("[[job]]\nname = \"a\"\nsource = \"h:/pfs/a\"\ntargets = [\"/b/a\"]\nprune = \"1d:all\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prune needs a local source"), "{err}");
+        assert!(
+            fleet("[[job]]\nname = \"a\"\nsource = \"/pfs/a\"\ntargets = [\"/b/a\"]\n").unwrap().pairs[0]
+                .prune
+                .is_none()
         );
     }
 }

@@ -89,7 +89,11 @@ fn start(p: Pair, shared: &Shared) -> Running {
     let (thread_stop, src, dst, job) = (Arc::clone(&stop), p.source.clone(), p.target.clone(), p.job.clone());
     let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
     let state = shared.monitor.pair(Some(&job), crate::state::name(&src), crate::state::name(&dst), reporter.clone());
-    let obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
+    let mut obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
+    if let (Some((rules, every)), Endpoint::Local(path)) = (&p.prune, &src) {
+        let auto = crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every));
+        obs = crate::retention::cmd::PruneOnPass::wrap(obs, Arc::new(auto));
+    }
     let thread = std::thread::Builder::new()
         .name(format!("{job} {dst}"))
         .spawn(move || {

@@ -235,6 +235,20 @@ pub trait Pfs: Send {
     /// (at most [`MAX_SNAPSHOTS`]).
     fn snapshots(&self) -> Result<Vec<SnapshotData>>;
 
+    /// A target acknowledged `tid` in a two-way conversation (copy, stream):
+    /// remember it, so that prune never removes what the target still
+    /// needs. Ok(false) when it was not recorded now (the store is busy; the
+    /// next acknowledgement records it; HAMMER keeps no such thing).
+    fn record_ack(&self, _target: &PseudofsData, _tid: u64) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// The highest delete TID of a record removed by a prune (0: never
+    /// pruned). A target below it gets a full sweep pass.
+    fn pruned_to(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// A slave's pass that got no SYNC, kept so that the next pass can
     /// resume it (the store does; HAMMER has no such thing: None).
     fn partial_pass(&self) -> Result<Option<PartialPass>> {

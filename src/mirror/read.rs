@@ -150,6 +150,8 @@ fn read_inner(
     // One-way streaming: where the next pass starts (after the last one's end).
     let mut next_beg: Option<u64> = None;
     let mut sameline = false;
+    let mut ack_warned = false;
+    let mut recorded: Option<([u8; 16], u64)> = None;
     let v = opts.verbose;
     let send = |w: &mut RecordWriter<_>, rec: &Record<'_>| -> anyhow::Result<()> {
         w.write_record(rec).map_err(|e| send_error(e, "target"))
@@ -172,6 +174,8 @@ fn read_inner(
 
         // A target that kept a partial pass of ours: this pass finishes it.
         let mut resume_at: Option<Resume> = None;
+        // The target's PFSD (two-way): whose acknowledgement to record.
+        let mut peer = None;
         if opts.two_way {
             match read_peer_pfsd(pfs, &mut r, false)? {
                 None => {
@@ -188,8 +192,12 @@ fn read_inner(
                         )));
                     }
                     m.tid_beg = target.sync_end_tid + 1;
+                    // A target behind what this PFS pruned gets a full sweep
+                    // pass (below), never the rest of a partial incremental one.
+                    let stale = target.sync_end_tid < own.sync_end_tid && target.sync_end_tid < pfs.pruned_to()?;
                     resume_at = super::resume::get(&target)
-                        .filter(|t| t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
+                        .filter(|t| !stale && t.tid_end > target.sync_end_tid && t.tid_end <= own.sync_end_tid);
+                    peer = Some(target);
                 }
             }
         } else if let (true, Some((h, idx))) = (streaming != 0, &hist) {
@@ -213,7 +221,28 @@ fn read_inner(
         if let Some(t) = explicit_begin {
             m.tid_beg = t;
         }
-        if hist.is_none() && !opts.bulk && resume_at.is_none() {
+        // A target behind what this PFS pruned may hold records whose removal
+        // no incremental pass mentions: a full sweep pass sends every record,
+        // and the target marks what it has beyond them deleted. Records it
+        // lacks from before its sync-end-tid (those it pruned itself) it
+        // leaves out, as the announced begin TID says.
+        let full_sweep = match &peer {
+            Some(t) if explicit_begin.is_none() && t.sync_end_tid < own.sync_end_tid => {
+                let pruned = pfs.pruned_to()?;
+                (t.sync_end_tid < pruned && m.tid_beg > 1).then_some((t.sync_end_tid, pruned))
+            }
+            _ => None,
+        };
+        if let Some((theirs, pruned)) = full_sweep {
+            obs.info(format!(
+                "Mirror-read: the target's sync-end-tid {theirs:016x} is below the history this PFS pruned \
+                 (to {pruned:016x}): a full sweep pass"
+            ));
+            m.tid_beg = 1;
+            pfsd.sync_beg_tid = theirs + 1;
+            hist = None;
+        }
+        if hist.is_none() && !opts.bulk && resume_at.is_none() && full_sweep.is_none() {
             if v > 0 && !repeat {
                 writeln!(log)?;
                 sameline = false;
@@ -355,6 +384,13 @@ fn read_inner(
             };
             summary.acked_tid = Some(tid);
             summary.passes += 1;
+            // Heartbeats acknowledge the same TID again: recorded once.
+            if let Some(t) = &peer
+                && recorded != Some((t.unique_uuid, tid))
+                && record_ack(pfs, t, tid, obs, &mut ack_warned)
+            {
+                recorded = Some((t.unique_uuid, tid));
+            }
             obs.event(&Event::PassDone(pass(tid)));
             if let Some(cf) = &opts.cycle_file {
                 cycle::write(cf, &BaseElm::key_beg_init(), tid)?;
@@ -438,6 +474,35 @@ fn read_inner(
     drop(chat);
     obs.info(format!("Mirror-read {fs} succeeded"));
     Ok(summary)
+}
+
+/// Records the target's acknowledgement in the source PFS (for prune); a
+/// failure is said once per read and does not fail the pass. True when recorded.
+fn record_ack(
+    pfs: &dyn Pfs,
+    target: &crate::mrecord::PseudofsData,
+    tid: u64,
+    obs: &dyn Observer,
+    warned: &mut bool,
+) -> bool {
+    match pfs.record_ack(target, tid) {
+        Ok(true) => true,
+        Ok(false) => {
+            obs.debug(
+                "Mirror-read: the target's acknowledgement is not recorded now (a busy store records a later one)",
+            );
+            false
+        }
+        Err(e) => {
+            if !*warned {
+                *warned = true;
+                obs.warn(format!(
+                    "Mirror-read: cannot record the target's acknowledged TID {tid:016x} (prune will not know it): {e}"
+                ));
+            }
+            false
+        }
+    }
 }
 
 /// WAI_PSEUDOFS, in slices so that `stop` is noticed. Ok(false) when

@@ -22,6 +22,7 @@
 
 pub mod apply;
 mod change;
+pub mod compact;
 pub mod export;
 mod file;
 pub mod import;
@@ -32,6 +33,7 @@ pub mod master;
 #[cfg(test)]
 mod open_tests;
 mod partial;
+pub mod prune;
 pub mod rollback;
 pub mod scan;
 pub mod snapshots;
@@ -57,6 +59,14 @@ use layout::{LAYOUT, MAGIC};
 #[cfg(test)]
 use file::lock_writer;
 pub(crate) use file::symlink_refusal;
+
+/// Why a writer opens a store again: the file it locked was replaced.
+const REPLACED: &str = "the file was replaced (compacted) while waiting for the writer lock";
+
+/// Why a store cannot be opened now: this process still has the file that
+/// `compact` replaced open.
+pub(crate) const OLD_OPEN: &str =
+    "the store was replaced (compacted) while this process has the old file open; it can be opened once that is closed";
 
 /// How often `wait_pseudofs` looks for a new TID at least (a change of the store file wakes it sooner).
 const WAIT_POLL: Duration = Duration::from_secs(1);
@@ -85,6 +95,8 @@ pub(crate) struct Shared {
     /// The data file's inode, and where it is mapped in this process once
     /// looked up.
     ino: u64,
+    /// The lock file's (device, inode), when there is one.
+    lock_key: Option<(u64, u64)>,
     map: OnceLock<Option<(usize, usize)>>,
     /// Write transactions are possible (the data file is open for writing
     /// and LMDB has its lock file).
@@ -248,6 +260,7 @@ impl Shared {
             t
         };
         let (m, _) = lmdbfile::read_meta(&data).map_err(|p| file::problem(path, p))?;
+        let lock_key = lock.as_ref().and_then(|l| l.metadata().ok()).map(|m| (m.dev(), m.ino()));
         let guard = mapped::guard(data.as_raw_fd(), &format!("hammer-mirror: PFS file damaged: {}: ", path.display()));
         guard.set_need(need);
         Ok(Shared {
@@ -257,6 +270,7 @@ impl Shared {
             tids,
             blobs,
             ino,
+            lock_key,
             map: OnceLock::new(),
             writable: writable && lock.is_some(),
             psize: u64::from(m.psize),
@@ -311,12 +325,40 @@ impl Shared {
 impl Store {
     /// Opens an existing store.
     pub fn open(path: &Path, access: Access) -> Result<Store> {
-        Self::open_with(path, access, None)
+        Self::open_waiting(path, access, lock_wait())
+    }
+
+    /// Opens an existing store for writing if no other process writes to it
+    /// now (None when one does).
+    pub fn open_writer_now(path: &Path) -> Result<Option<Store>> {
+        match Self::open_waiting(path, Access::Write, Duration::ZERO) {
+            Ok(s) => Ok(Some(s)),
+            Err(PfsError::Busy { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Store::open`] with a writer waiting up to `wait` for the lock. A
+    /// writer that got the lock of a file `compact` replaced meanwhile opens
+    /// the new file instead.
+    fn open_waiting(path: &Path, access: Access, wait: Duration) -> Result<Store> {
+        let mut tries = 0;
+        loop {
+            match Self::open_with(path, access, None, wait) {
+                Err(PfsError::Invalid { detail, .. }) if detail == REPLACED && tries < 8 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// True when `path` no longer names this store's file (`compact` replaced it).
+    pub(crate) fn replaced(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() != self.db.ino)
     }
 
     /// Opens an existing store; for writing with `held`, a descriptor of the
     /// same file that already holds the writer lock.
-    fn open_with(path: &Path, access: Access, held: Option<File>) -> Result<Store> {
+    fn open_with(path: &Path, access: Access, held: Option<File>, wait: Duration) -> Result<Store> {
         let data = file::open_data(path, access)?;
         if data.vetted.layout != LAYOUT {
             let layout = data.vetted.layout;
@@ -344,7 +386,12 @@ impl Store {
                     Some(f) => f,
                     None => file::reopen(path, key)?,
                 };
-                file::lock_writer(path, &f, lock_wait())?;
+                file::lock_writer(path, &f, wait)?;
+                // compact replaces the file under the writer lock: the lock of
+                // the file it replaced guards nothing.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) != key) {
+                    return Err(PfsError::invalid(path, "open", REPLACED));
+                }
                 Some(f)
             }
         };
@@ -432,7 +479,7 @@ impl Store {
             discard(&tmp);
             return Err(e);
         }
-        Self::open_with(path, Access::Write, Some(held))
+        Self::open_with(path, Access::Write, Some(held), lock_wait())
     }
 
     /// The process-wide environment of the vetted `data` file, and `data`'s
@@ -449,6 +496,15 @@ impl Store {
             closing.clone().wait();
         }
         let lock = file::open_lock(path, data.uid, access)?;
+        // After `compact`, the lock file is the new file's too: a second
+        // environment on it in this process would take LMDB's first-user
+        // lock from ourselves and reinitialize it under other processes.
+        let lock_key = lock.as_ref().and_then(|l| l.metadata().ok()).map(|m| (m.dev(), m.ino()));
+        if lock_key.is_some()
+            && open.values().any(|(w, _)| w.upgrade().is_some_and(|s| s.lock_key == lock_key && s.ino != data.ino))
+        {
+            return Err(PfsError::invalid(path, "open", OLD_OPEN));
+        }
         let shared = Arc::new(Shared::new(path, data.file, data.ino, data.writable, data.vetted.need, lock, false)?);
         open.retain(|_, (w, closing)| w.strong_count() > 0 || !closing.is_done());
         open.insert(key, (Arc::downgrade(&shared), shared.closed.0.clone()));
@@ -496,10 +552,22 @@ impl Store {
     }
 
     /// A read-only transaction, once the file is checked (see [`Shared::check`]).
+    ///
+    /// Refused once `compact` replaced the file: the lock file is the new
+    /// file's then, and LMDB would pick this file's meta page by the new
+    /// file's transaction ids. A transaction begun while the path still
+    /// names this file began before the replacement, on its newest state.
     pub(crate) fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
         self.db.check(&self.path, false)?;
         let txn = self.db.env.read_txn().map_err(|e| lmdb_err(&self.path, "read", e))?;
         self.db.check(&self.path, true)?;
+        if self.replaced() {
+            return Err(PfsError::invalid(
+                &self.path,
+                "read",
+                "the store file was replaced (compacted) since it was opened; open it again",
+            ));
+        }
         Ok(txn)
     }
 
@@ -718,7 +786,7 @@ impl Pfs for Store {
         let deadline = timeout.map(|t| Instant::now() + t);
         let change = self.change.get_or_init(|| change::Change::new(&self.path));
         loop {
-            // The TID is read when the file changed (or a second passed): an
+            // The TID is read when the file changed (or a while passed): an
             // idle stream opens no transaction twice a second.
             if change.worth_a_look() && self.get_pseudofs()?.sync_end_tid > pfsd.sync_end_tid {
                 return Ok(true);
@@ -726,6 +794,14 @@ impl Pfs for Store {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|l| l.is_zero()) {
                 return Ok(false);
+            }
+            if self.replaced() {
+                // New TIDs go to the new file: whoever waits must open it.
+                return Err(PfsError::invalid(
+                    &self.path,
+                    "wait",
+                    "the store file was replaced (compacted); it must be opened again",
+                ));
             }
             // A change of the file wakes us; the TID is checked at least every WAIT_POLL anyway.
             change.wait(left.map_or(WAIT_POLL, |l| l.min(WAIT_POLL)));
@@ -793,5 +869,25 @@ impl Pfs for Store {
 
     fn snapshots(&self) -> Result<Vec<SnapshotData>> {
         snapshots::list(self)
+    }
+
+    fn record_ack(&self, target: &PseudofsData, tid: u64) -> Result<bool> {
+        if self.is_writable() {
+            prune::record_ack(self, target, tid)?;
+            return Ok(true);
+        }
+        if self.replaced() {
+            return Ok(false);
+        }
+        match Store::open_writer_now(&self.path) {
+            Ok(Some(w)) if w.db.ino == self.db.ino => prune::record_ack(&w, target, tid).map(|()| true),
+            Ok(_) => Ok(false),
+            Err(PfsError::Invalid { detail, .. }) if detail == OLD_OPEN => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn pruned_to(&self) -> Result<u64> {
+        prune::pruned_to(self)
     }
 }

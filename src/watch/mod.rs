@@ -135,11 +135,12 @@ pub fn run(dir: &Path, pfs: &Path, opts: &Options, stop: &AtomicBool) -> anyhow:
             fstype::Notifies::Yes => {}
         }
     }
+    rec.keep = Some(store);
     let r = match opts.poll {
         Some(every) => rec.poll(every, stop),
         None => rec.watch(stop),
     };
-    drop(store);
+    drop(rec.keep.take());
     r
 }
 
@@ -154,6 +155,9 @@ struct Recorder<'o> {
     /// Mounts already warned about.
     warned: std::collections::HashSet<PathBuf>,
     json_closed: std::cell::Cell<bool>,
+    /// The PFS open read-only, so that its environment stays mapped between
+    /// recordings (reopened when `compact` replaced the file).
+    keep: Option<Store>,
 }
 
 impl<'o> Recorder<'o> {
@@ -168,6 +172,7 @@ impl<'o> Recorder<'o> {
             generation: 0,
             warned: Default::default(),
             json_closed: Default::default(),
+            keep: None,
         }
     }
 
@@ -201,6 +206,11 @@ impl<'o> Recorder<'o> {
         if !full {
             self.links.expand(&self.dir, &mut changes);
         }
+        // The kept environment is of a file `compact` replaced: close it
+        // first (this process must not open the new file beside it).
+        if self.keep.as_ref().is_some_and(Store::replaced) {
+            self.keep = None;
+        }
         let store = match Store::open(&self.pfs, Access::Write) {
             Ok(s) => s,
             Err(PfsError::Busy { .. }) => return Ok(Recorded::Busy(changes)),
@@ -215,6 +225,9 @@ impl<'o> Recorder<'o> {
         }
         let r = import_changes(&store, &self.dir, &changes, &mut walk);
         drop(store);
+        if self.keep.is_none() {
+            self.keep = Store::open(&self.pfs, Access::Read).ok();
+        }
         let st = match r {
             Err(e) => {
                 return Err(anyhow::Error::new(e).context(format!(

@@ -68,7 +68,7 @@ fn bash_completes_options_after_a_command_and_command_names() {
     assert!(got.contains("--as-of"), "export --<TAB>: {got:?}");
     assert_eq!(
         bash_complete(&e, &["hammer-mirror", "co"]),
-        BTreeSet::from(["completions".into(), "config".into(), "copy".into()])
+        BTreeSet::from(["compact".into(), "completions".into(), "config".into(), "copy".into()])
     );
     let got = bash_complete(&e, &["hammer-mirror", "pfs-"]);
     let want: BTreeSet<String> =

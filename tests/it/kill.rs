@@ -129,3 +129,122 @@ fn sigkill_at_random_points_then_rerun() {
     ok(&e.run([OsStr::new("export"), s.as_os_str(), e.path("out").as_os_str()]));
     ok(&e.sh("diff -r m.tree out"));
 }
+
+/// A prune SIGKILLed at random points (in small batches, so that most kills land between two of its commits)
+/// leaves a store that opens and whose kept TIDs (a snapshot, the current state) export as before; a rerun
+/// finishes it.
+#[test]
+fn prune_sigkilled_at_random_points_keeps_every_kept_tid() {
+    let iterations: u64 =
+        std::env::var("HAMMER_MIRROR_KILL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(50) / 5;
+    let e = Env::new();
+    let tree = e.path("m.tree");
+    let m = e.path("m");
+    ok(&e.run([OsStr::new("pfs-master"), m.as_os_str()]));
+    let mut snap = String::new();
+    for round in 0..5 {
+        let files: Vec<(String, String)> =
+            (0..300).map(|i| (format!("d{}/f{i}", i % 8), format!("{round}/{i} ").repeat(40))).collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        crate::util::write_tree(&tree, &refs);
+        ok(&e.run([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), m.as_os_str()]));
+        if round == 2 {
+            let o = e.run([OsStr::new("snapshot"), m.as_os_str(), OsStr::new("middle")]);
+            ok(&o);
+            snap = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        }
+    }
+    let current = crate::util::sync_end_tid(&e, &m);
+    let kept = [snap.clone(), current.clone()];
+    let before: Vec<_> = kept.iter().map(|t| crate::retention::export_as_of(&e, &m, t)).collect();
+    let prune = |p: &Path| {
+        e.cmd()
+            .env("HAMMER_MIRROR_PRUNE_BATCH", "40")
+            .args([OsStr::new("-q"), OsStr::new("prune"), p.as_os_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // How long an uninterrupted prune takes, to spread the kills over it.
+    let full = e.path("full");
+    std::fs::copy(&m, &full).unwrap();
+    let t = std::time::Instant::now();
+    let o = wait(prune(&full));
+    assert!(o.status.success(), "{}", show(&o));
+    let span = (t.elapsed().as_millis() as u64).max(20);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut midway = 0u32;
+    for i in 0..iterations.max(1) {
+        let p = e.path(&format!("k{i}"));
+        std::fs::copy(&m, &p).unwrap();
+        let child = prune(&p);
+        std::thread::sleep(Duration::from_millis(rng.next() % span));
+        signal(child.id(), Signal::SIGKILL);
+        let _ = wait(child);
+        ok(&e.run([OsStr::new("pfs-status"), p.as_os_str()]));
+        for (t, b) in kept.iter().zip(&before) {
+            assert_eq!(&crate::retention::export_as_of(&e, &p, t), b, "kill {i}: kept TID {t} changed");
+        }
+        let o = e.run([OsStr::new("--json"), OsStr::new("prune"), OsStr::new("--dry-run"), p.as_os_str()]);
+        ok(&o);
+        let left = String::from_utf8_lossy(&o.stdout).contains("\"records_removed\":0");
+        midway += u32::from(!left && std::fs::metadata(&p).unwrap().len() > 0);
+        let o = wait(prune(&p));
+        assert!(o.status.success(), "the prune after kill {i}: {}", show(&o));
+        for (t, b) in kept.iter().zip(&before) {
+            assert_eq!(&crate::retention::export_as_of(&e, &p, t), b, "after kill {i} and a rerun: kept TID {t}");
+        }
+        let o = e.run([OsStr::new("--json"), OsStr::new("prune"), OsStr::new("--dry-run"), p.as_os_str()]);
+        ok(&o);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("\"records_removed\":0"), "{}", show(&o));
+        std::fs::remove_file(&p).unwrap();
+        let _ = std::fs::remove_file(e.path(&format!("k{i}-lock")));
+    }
+    eprintln!("prune kills: {} (a prune {span} ms long; {midway} left work for the rerun)", iterations.max(1));
+}
+
+/// A compact SIGKILLed at random points leaves the old file or the new one: the store opens and shows what it
+/// showed, and the next compact succeeds.
+#[test]
+fn compact_sigkilled_at_random_points_leaves_the_old_or_the_new_file() {
+    let e = Env::new();
+    let tree = e.path("m.tree");
+    let files: Vec<(String, String)> =
+        (0..400).map(|i| (format!("d{}/f{i}", i % 8), format!("{i} ").repeat(300))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let m = e.master_with("m", &refs);
+    crate::util::write_tree(&tree, &refs[..200]);
+    ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
+    let compact = || {
+        e.cmd().args([OsStr::new("-q"), OsStr::new("compact"), m.as_os_str()]).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let t = std::time::Instant::now();
+    let o = wait(compact());
+    assert!(o.status.success(), "{}", show(&o));
+    let span = (t.elapsed().as_millis() as u64).max(10);
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    for i in 0..10 {
+        // Something to compact away each time.
+        std::fs::write(tree.join("churn"), format!("{i}").repeat(20_000)).unwrap();
+        ok(&e.run([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), m.as_os_str()]));
+        ok(&e.run([OsStr::new("-q"), OsStr::new("prune"), m.as_os_str()]));
+        let current = crate::util::sync_end_tid(&e, &m);
+        let want = crate::retention::export_as_of(&e, &m, &current);
+        let child = compact();
+        std::thread::sleep(Duration::from_millis(rng.next() % (span * 2)));
+        signal(child.id(), Signal::SIGKILL);
+        let _ = wait(child);
+        assert_eq!(crate::util::sync_end_tid(&e, &m), current, "kill {i}");
+        assert_eq!(crate::retention::export_as_of(&e, &m, &current), want, "kill {i}");
+    }
+    let o = wait(compact());
+    assert!(o.status.success(), "{}", show(&o));
+    // What the killed compactions left beside it is gone after a complete one.
+    let left: Vec<_> = std::fs::read_dir(e.dir.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".hm-new."))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+}

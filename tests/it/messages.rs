@@ -193,3 +193,48 @@ fn monitoring_refusals_and_failures() {
         show(&o)
     );
 }
+
+#[test]
+fn retention_refusals_and_failures() {
+    let e = Env::new();
+    e.master_with("m", &[("a", "1")]);
+    says(&e, &["prune", "nosuch"], None, 1, "hammer-mirror: prune: nosuch: no such PFS");
+    says(&e, &["compact", "nosuch"], None, 1, "hammer-mirror: compact: nosuch: no such PFS");
+    says(&e, &["snapshot", "nosuch"], None, 1, "hammer-mirror: snapshot: nosuch: no such PFS");
+    says(&e, &["snapls", "nosuch"], None, 1, "hammer-mirror: snapls: nosuch: no such PFS");
+    says(
+        &e,
+        &["snaprm", "m", "0x5"],
+        None,
+        1,
+        "hammer-mirror: snaprm m: no snapshot at TID 0x0000000000000005 (snapls lists them); nothing was deleted",
+    );
+    says(
+        &e,
+        &["prune", "m", "--forget-target", "xyz"],
+        None,
+        2,
+        "hammer-mirror: prune: --forget-target \"xyz\" is not a uuid",
+    );
+    says(
+        &e,
+        &["prune", "m", "--forget-target", "2407f5f2-66d2-4d05-9c74-fe2e77c1fa22"],
+        None,
+        2,
+        "hammer-mirror: prune: m knows no target 2407f5f2-66d2-4d05-9c74-fe2e77c1fa22",
+    );
+    says(
+        &e,
+        &["export", "--as-of", "nosuch", "m", "out"],
+        None,
+        2,
+        "hammer-mirror: export: --as-of \"nosuch\" is neither a TID nor the note of a snapshot of m (snapls lists them)",
+    );
+    says(
+        &e,
+        &["-y", "stream", "--prune", "1d:all", "h:m", "s"],
+        None,
+        2,
+        "hammer-mirror: stream --prune: the source h:m is on another host; run `hammer-mirror prune` there (or a stream with --prune from it)",
+    );
+}
