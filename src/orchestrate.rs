@@ -387,7 +387,8 @@ fn wind_down(
         }
         if started.elapsed() >= grace(slots) {
             kill(slots);
-            for s in slots.iter_mut() {
+            // Only the running ones: a side that already ended keeps its result.
+            for s in slots.iter_mut().filter(|s| !s.ended()) {
                 if let Slot::Running(side) = std::mem::replace(s, Slot::Taken) {
                     let role = side.role;
                     *s = Slot::Ended(role, side.join()?);
@@ -424,6 +425,9 @@ fn conclude(cfg: &Config, slots: [Slot; 2], streaming: bool, local: bool, stalle
                 interrupted |= s.terminated && s.passes == 0;
             }
             Ended::Local(Err(e)) => push(e, false),
+            // The watchdog had it killed: the stall is the story, not our signal.
+            Ended::Remote { exit, .. }
+                if stalled && std::os::unix::process::ExitStatusExt::signal(&exit.status).is_some() => {}
             Ended::Remote { host, exit } => {
                 if let Err(e) = remote_result(&exit, role, &host, cfg) {
                     push(e, true);
