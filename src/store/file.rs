@@ -214,11 +214,13 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
         match open_nofollow(&lp, true) {
             Ok(f) => {
                 check_lock(&lp, &f, data_uid).map_err(|why| lock_refusal(path, why))?;
+                reserve_lock(path, &f)?;
                 return Ok(Some(f));
             }
             Err(e) if errno(&e) == Some(Errno::ENOENT) => match create_new(&lp) {
                 Ok(f) => {
                     give_to_owner(&f, data_uid);
+                    reserve_lock(path, &f)?;
                     return Ok(Some(f));
                 }
                 Err(e) if errno(&e) == Some(Errno::EEXIST) => continue,
@@ -234,6 +236,20 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
         }
     }
     Err(PfsError::invalid(path, "lock file", format!("{} keeps appearing and disappearing", lp.display())))
+}
+
+/// Allocates the blocks of the lock file `f` of the store at `path`
+/// ([`layout::LOCK_FILE_BYTES`]; nothing to do when they are), so that LMDB's
+/// shared map of it never faults on a full filesystem: ENOSPC here is an
+/// error naming the store. Where the filesystem cannot allocate ahead, LMDB
+/// is left to do as before.
+fn reserve_lock(path: &Path, f: &File) -> Result<()> {
+    match nix::fcntl::posix_fallocate(f.as_fd(), 0, layout::LOCK_FILE_BYTES as libc::off_t) {
+        Err(e @ (Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG | Errno::EIO)) => {
+            Err(PfsError::io(path, "allocate the lock file", e.into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A lock file root creates beside another user's store goes to that user,
@@ -446,6 +462,11 @@ pub(crate) fn create_temp(path: &Path) -> Result<NewStore> {
             }
             Err(e) => return Err(fail(e)),
         };
+        if let Err(e) = reserve_lock(path, &lock) {
+            let _ = std::fs::remove_file(&lock_tmp);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         return Ok(NewStore { tmp, data, lock });
     }
     Err(PfsError::invalid(path, "create", "no free temporary name"))
