@@ -203,6 +203,7 @@ fn start_source(
     let (rx, tx) = (end.try_clone()?, end.try_clone()?);
     let (link_opts, stop) = (cfg.link.clone(), Arc::clone(run_stop));
     Side::local("source", done.clone(), move || {
+        let _waits = crate::store::waits_end_with(Arc::clone(&stop));
         let pfs = crate::pfs::open(&path, Access::Read)
             .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
         let link = transport::stack(rx, tx, Role::Source, &link_opts)?;
@@ -230,6 +231,7 @@ fn start_target(
     let link_opts = transport::LinkOpts { read_ahead: Some(SOCKET_READ_AHEAD), ..cfg.link.clone() };
     let (create, stop) = (cfg.create, Arc::clone(run_stop));
     Side::local("target", done.clone(), move || {
+        let _waits = crate::store::waits_end_with(Arc::clone(&stop));
         let link = transport::stack(rx, tx, Role::Target, &link_opts)?;
         let opener = crate::pfs::PathOpener(path);
         crate::mirror::write::write(

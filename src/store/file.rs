@@ -38,6 +38,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use heed::{Env, WithoutTls};
@@ -274,8 +276,51 @@ pub(crate) fn check_lock_slot(path: &Path) -> Result<()> {
     }
 }
 
+/// Raised by SIGINT and SIGTERM in the commands that handle them (see
+/// [`signal_flag`]): a store that waits for another process's lock then
+/// gives up at once instead of at the end of `HAMMER_MIRROR_LOCK_WAIT`.
+static STOP_WAITING: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(Default::default);
+
+/// The flag a command's SIGINT and SIGTERM handlers raise so that lock
+/// waits end at once (`signal_hook::flag::register` it).
+pub fn signal_flag() -> Arc<AtomicBool> {
+    Arc::clone(&STOP_WAITING)
+}
+
+thread_local! {
+    /// The stop flag of the run this thread works for (see [`waits_end_with`]).
+    static RUN_STOP: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While the guard lives, this thread's store waits also end when `stop` is
+/// raised (a copy's half: its run was stopped, stalled, or its other side ended).
+pub fn waits_end_with(stop: Arc<AtomicBool>) -> WaitsEndWith {
+    WaitsEndWith(RUN_STOP.replace(Some(stop)))
+}
+
+/// See [`waits_end_with`]; restores what was before on drop.
+pub struct WaitsEndWith(Option<Arc<AtomicBool>>);
+
+impl Drop for WaitsEndWith {
+    fn drop(&mut self) {
+        RUN_STOP.set(self.0.take());
+    }
+}
+
+/// Why a lock wait must end now, if it must.
+fn wait_ended() -> Option<&'static str> {
+    if STOP_WAITING.load(Ordering::Relaxed) {
+        Some("stopped by a signal while waiting for it; nothing was changed")
+    } else if RUN_STOP.with_borrow(|s| s.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))) {
+        Some("the run ended while waiting for it; nothing was changed")
+    } else {
+        None
+    }
+}
+
 /// `flock(2)` on `file`, retried every 50 ms up to `wait`; false when still
-/// taken. `waiting` says, once, that it has to wait.
+/// taken. `waiting` says, once, that it has to wait. A signal that asked us
+/// to stop, or the end of this thread's run, ends the wait with an error.
 fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration, waiting: &dyn Fn()) -> Result<bool> {
     #[allow(deprecated)]
     use nix::fcntl::{FlockArg, flock};
@@ -287,6 +332,9 @@ fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration, waiting
         #[allow(deprecated)]
         match flock(file.as_fd().as_raw_fd(), arg) {
             Ok(()) => return Ok(true),
+            Err(Errno::EWOULDBLOCK) if let Some(why) = wait_ended() => {
+                return Err(PfsError::Busy { path: path.to_path_buf(), detail: why.into() });
+            }
             Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => {
                 // Never wait in silence.
                 if !said {

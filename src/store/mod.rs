@@ -55,7 +55,9 @@ use layout::{LAYOUT, MAGIC};
 
 #[cfg(test)]
 use file::lock_writer;
+pub use file::signal_flag as lock_wait_signal_flag;
 pub(crate) use file::symlink_refusal;
+pub use file::{WaitsEndWith, waits_end_with};
 
 /// How often `wait_pseudofs` looks for a new TID.
 const WAIT_POLL: Duration = Duration::from_millis(100);
