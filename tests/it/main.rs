@@ -23,6 +23,7 @@ mod operator;
 mod prompts;
 mod quoting;
 mod resume;
+mod security;
 mod snapshots;
 mod sshd;
 mod storefiles;
