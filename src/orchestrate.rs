@@ -104,6 +104,17 @@ fn remote_line_level(stock: bool, line: &str) -> Level {
     if stock && routine { Level::Info } else { Level::Warn }
 }
 
+/// Our remote half's words for a link that this side ended (its
+/// `MirrorError::PeerGone` messages: `mirror::send_error`, `recv_error`,
+/// the read half's missing acknowledgement, the write half's early ends).
+fn is_link_symptom(line: &str) -> bool {
+    const GONE: [&str; 4] = ["closed the link", "hung up before", "ended the stream", "sent nothing"];
+    line.starts_with("hammer-mirror: ")
+        && [": the target ", ": the source "]
+            .iter()
+            .any(|peer| line.split(peer).skip(1).any(|rest| GONE.iter().any(|g| rest.starts_with(g))))
+}
+
 fn fd(s: &UnixStream) -> anyhow::Result<OwnedFd> {
     Ok(s.try_clone().context("duplicating a socket")?.into())
 }
@@ -123,6 +134,12 @@ fn spawn_remote(
     let will_ask = role == "target" && cfg.create == CreatePolicy::Ask;
     let on_line: OnLine = Arc::new(move |line| {
         if will_ask && line.contains(NO_TERMINAL_TO_ASK) {
+            return false;
+        }
+        // Our own remote saying that we closed the link is a symptom of what
+        // ended it here (a local ENOSPC, a stop): not news before that cause.
+        // Kept unshown, so that the run's error quotes it when it is the story.
+        if !stock && is_link_symptom(line) {
             return false;
         }
         let level = remote_line_level(stock, line);

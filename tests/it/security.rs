@@ -203,3 +203,41 @@ fn a_writer_waiting_for_another_s_lock_stops_at_once() {
     ok(&e.run(["copy", "m", "s"]));
     ok(&e.run(["verify", "m", "s"]));
 }
+
+#[test]
+fn a_local_enospc_while_pulling_is_the_one_error_shown() {
+    let e = Env::new();
+    // 4 MB that no filesystem trick shrinks, for a 2 MB filesystem.
+    let mut x = 0x2545_f491_u32;
+    let big: String = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let m = e.master_with("m", &[("big", &big), ("small", "x")]);
+    let Some(fs) = crate::faults::Tmpfs::new(&e.path("small-fs"), "2m", false) else { return };
+    let s = fs.0.join("s");
+    let uuid = crate::util::status_json(&e, &m)["shared_uuid"].as_str().unwrap().to_string();
+    ok(&e.run([
+        std::ffi::OsStr::new("pfs-slave"),
+        s.as_os_str(),
+        std::ffi::OsStr::new(&format!("shared-uuid={uuid}")),
+    ]));
+    let o = e
+        .cmd()
+        .env("HAMMER_RSH", crate::util::fake_ssh())
+        .args(["--remote-cmd", crate::util::bin(), "copy", &format!("host:{}", m.display())])
+        .arg(&s)
+        .output()
+        .unwrap();
+    no_crash("a pull into a full filesystem", &o);
+    fails(&o, 1, "(no space left on the filesystem holding");
+    let err = stderr(&o);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("hammer-mirror:")).collect();
+    assert_eq!(errors.len(), 1, "one error, the cause:\n{err}");
+    assert!(!err.contains("Broken pipe") && !err.contains("closed the link"), "the remote's symptom shown:\n{err}");
+    assert_eq!(crate::util::sync_end_tid(&e, &s), "0x0000000000000001", "nothing became visible");
+}
