@@ -630,4 +630,25 @@ mod tests {
         assert_eq!(remote_line_level(true, "mirror-write: target must be in slave mode"), Level::Warn);
         assert_eq!(remote_line_level(false, "Mirror-read /pfs/a succeeded"), Level::Warn, "our remote filters itself");
     }
+
+    #[test]
+    fn our_remote_s_vanished_peer_lines_are_symptoms_and_nothing_else_is() {
+        for line in [
+            "hammer-mirror: mirror-read /p: the target closed the link (Broken pipe (os error 32))",
+            "hammer-mirror: mirror-write /p: the source closed the link: truncated stream at byte 9",
+            "hammer-mirror: mirror-read /p: the target hung up before acknowledging the pass",
+            "hammer-mirror: mirror-read /p: the target ended the stream before sending its PFS description",
+            "hammer-mirror: mirror-write /p: the source sent nothing (the input ended before any PFS description)",
+        ] {
+            assert!(is_link_symptom(line), "{line}");
+        }
+        for line in [
+            "hammer-mirror: mirror-write: /p: mirror-write failed: No space left on device (os error 28)",
+            "hammer-mirror: mirror-write /p: reading from the source: malformed record at byte 0: illegal rec_size 5",
+            "Mirror-read: the target closed the link",
+            "hammer-mirror: mirror-read /the target closed the link/p: no such PFS",
+        ] {
+            assert!(!is_link_symptom(line), "{line}");
+        }
+    }
 }
