@@ -279,6 +279,9 @@ impl Signals {
         let s = Signals { stop: Arc::new(AtomicBool::new(false)), interrupted: Arc::new(AtomicBool::new(false)) };
         for sig in [SIGINT, SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&s.stop)).context("installing signal handlers")?;
+            // A store waiting for another writer's lock gives up at once.
+            signal_hook::flag::register(sig, crate::store::lock_wait_signal_flag())
+                .context("installing signal handlers")?;
         }
         signal_hook::flag::register(SIGINT, Arc::clone(&s.interrupted)).context("installing signal handlers")?;
         if ignore_hup {

@@ -104,6 +104,17 @@ fn remote_line_level(stock: bool, line: &str) -> Level {
     if stock && routine { Level::Info } else { Level::Warn }
 }
 
+/// Our remote half's words for a link that this side ended (its
+/// `MirrorError::PeerGone` messages: `mirror::send_error`, `recv_error`,
+/// the read half's missing acknowledgement, the write half's early ends).
+fn is_link_symptom(line: &str) -> bool {
+    const GONE: [&str; 4] = ["closed the link", "hung up before", "ended the stream", "sent nothing"];
+    line.starts_with("hammer-mirror: ")
+        && [": the target ", ": the source "]
+            .iter()
+            .any(|peer| line.split(peer).skip(1).any(|rest| GONE.iter().any(|g| rest.starts_with(g))))
+}
+
 fn fd(s: &UnixStream) -> anyhow::Result<OwnedFd> {
     Ok(s.try_clone().context("duplicating a socket")?.into())
 }
@@ -123,6 +134,12 @@ fn spawn_remote(
     let will_ask = role == "target" && cfg.create == CreatePolicy::Ask;
     let on_line: OnLine = Arc::new(move |line| {
         if will_ask && line.contains(NO_TERMINAL_TO_ASK) {
+            return false;
+        }
+        // Our own remote saying that we closed the link is a symptom of what
+        // ended it here (a local ENOSPC, a stop): not news before that cause.
+        // Kept unshown, so that the run's error quotes it when it is the story.
+        if !stock && is_link_symptom(line) {
             return false;
         }
         let level = remote_line_level(stock, line);
@@ -203,6 +220,7 @@ fn start_source(
     let (rx, tx) = (end.try_clone()?, end.try_clone()?);
     let (link_opts, stop) = (cfg.link.clone(), Arc::clone(run_stop));
     Side::local("source", done.clone(), move || {
+        let _waits = crate::store::waits_end_with(Arc::clone(&stop));
         let pfs = crate::pfs::open(&path, Access::Read)
             .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
         let link = transport::stack(rx, tx, Role::Source, &link_opts)?;
@@ -230,6 +248,7 @@ fn start_target(
     let link_opts = transport::LinkOpts { read_ahead: Some(SOCKET_READ_AHEAD), ..cfg.link.clone() };
     let (create, stop) = (cfg.create, Arc::clone(run_stop));
     Side::local("target", done.clone(), move || {
+        let _waits = crate::store::waits_end_with(Arc::clone(&stop));
         let link = transport::stack(rx, tx, Role::Target, &link_opts)?;
         let opener = crate::pfs::PathOpener(path);
         crate::mirror::write::write(
@@ -387,7 +406,8 @@ fn wind_down(
         }
         if started.elapsed() >= grace(slots) {
             kill(slots);
-            for s in slots.iter_mut() {
+            // Only the running ones: a side that already ended keeps its result.
+            for s in slots.iter_mut().filter(|s| !s.ended()) {
                 if let Slot::Running(side) = std::mem::replace(s, Slot::Taken) {
                     let role = side.role;
                     *s = Slot::Ended(role, side.join()?);
@@ -424,6 +444,9 @@ fn conclude(cfg: &Config, slots: [Slot; 2], streaming: bool, local: bool, stalle
                 interrupted |= s.terminated && s.passes == 0;
             }
             Ended::Local(Err(e)) => push(e, false),
+            // The watchdog had it killed: the stall is the story, not our signal.
+            Ended::Remote { exit, .. }
+                if stalled && std::os::unix::process::ExitStatusExt::signal(&exit.status).is_some() => {}
             Ended::Remote { host, exit } => {
                 if let Err(e) = remote_result(&exit, role, &host, cfg) {
                     push(e, true);
@@ -606,5 +629,26 @@ mod tests {
         assert_eq!(remote_line_level(true, "Mirror-read /pfs/a interrupted by timer at 0000000000001000"), Level::Warn);
         assert_eq!(remote_line_level(true, "mirror-write: target must be in slave mode"), Level::Warn);
         assert_eq!(remote_line_level(false, "Mirror-read /pfs/a succeeded"), Level::Warn, "our remote filters itself");
+    }
+
+    #[test]
+    fn our_remote_s_vanished_peer_lines_are_symptoms_and_nothing_else_is() {
+        for line in [
+            "hammer-mirror: mirror-read /p: the target closed the link (Broken pipe (os error 32))",
+            "hammer-mirror: mirror-write /p: the source closed the link: truncated stream at byte 9",
+            "hammer-mirror: mirror-read /p: the target hung up before acknowledging the pass",
+            "hammer-mirror: mirror-read /p: the target ended the stream before sending its PFS description",
+            "hammer-mirror: mirror-write /p: the source sent nothing (the input ended before any PFS description)",
+        ] {
+            assert!(is_link_symptom(line), "{line}");
+        }
+        for line in [
+            "hammer-mirror: mirror-write: /p: mirror-write failed: No space left on device (os error 28)",
+            "hammer-mirror: mirror-write /p: reading from the source: malformed record at byte 0: illegal rec_size 5",
+            "Mirror-read: the target closed the link",
+            "hammer-mirror: mirror-read /the target closed the link/p: no such PFS",
+        ] {
+            assert!(!is_link_symptom(line), "{line}");
+        }
     }
 }

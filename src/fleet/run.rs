@@ -143,6 +143,8 @@ pub fn run(path: &Path, base: &GlobalOpts, term: Terminal) -> anyhow::Result<()>
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, crate::store::lock_wait_signal_flag())
+            .context("installing signal handlers")?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing signal handlers")?;
     let shared = Shared {

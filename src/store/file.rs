@@ -38,6 +38,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use heed::{Env, WithoutTls};
@@ -214,11 +216,13 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
         match open_nofollow(&lp, true) {
             Ok(f) => {
                 check_lock(&lp, &f, data_uid).map_err(|why| lock_refusal(path, why))?;
+                reserve_lock(path, &f)?;
                 return Ok(Some(f));
             }
             Err(e) if errno(&e) == Some(Errno::ENOENT) => match create_new(&lp) {
                 Ok(f) => {
                     give_to_owner(&f, data_uid);
+                    reserve_lock(path, &f)?;
                     return Ok(Some(f));
                 }
                 Err(e) if errno(&e) == Some(Errno::EEXIST) => continue,
@@ -234,6 +238,20 @@ pub(crate) fn open_lock(path: &Path, data_uid: u32, access: Access) -> Result<Op
         }
     }
     Err(PfsError::invalid(path, "lock file", format!("{} keeps appearing and disappearing", lp.display())))
+}
+
+/// Allocates the blocks of the lock file `f` of the store at `path`
+/// ([`layout::LOCK_FILE_BYTES`]; nothing to do when they are), so that LMDB's
+/// shared map of it never faults on a full filesystem: ENOSPC here is an
+/// error naming the store. Where the filesystem cannot allocate ahead, LMDB
+/// is left to do as before.
+fn reserve_lock(path: &Path, f: &File) -> Result<()> {
+    match nix::fcntl::posix_fallocate(f.as_fd(), 0, layout::LOCK_FILE_BYTES as libc::off_t) {
+        Err(e @ (Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG | Errno::EIO)) => {
+            Err(PfsError::io(path, "allocate the lock file", e.into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A lock file root creates beside another user's store goes to that user,
@@ -258,8 +276,51 @@ pub(crate) fn check_lock_slot(path: &Path) -> Result<()> {
     }
 }
 
+/// Raised by SIGINT and SIGTERM in the commands that handle them (see
+/// [`signal_flag`]): a store that waits for another process's lock then
+/// gives up at once instead of at the end of `HAMMER_MIRROR_LOCK_WAIT`.
+static STOP_WAITING: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(Default::default);
+
+/// The flag a command's SIGINT and SIGTERM handlers raise so that lock
+/// waits end at once (`signal_hook::flag::register` it).
+pub fn signal_flag() -> Arc<AtomicBool> {
+    Arc::clone(&STOP_WAITING)
+}
+
+thread_local! {
+    /// The stop flag of the run this thread works for (see [`waits_end_with`]).
+    static RUN_STOP: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// While the guard lives, this thread's store waits also end when `stop` is
+/// raised (a copy's half: its run was stopped, stalled, or its other side ended).
+pub fn waits_end_with(stop: Arc<AtomicBool>) -> WaitsEndWith {
+    WaitsEndWith(RUN_STOP.replace(Some(stop)))
+}
+
+/// See [`waits_end_with`]; restores what was before on drop.
+pub struct WaitsEndWith(Option<Arc<AtomicBool>>);
+
+impl Drop for WaitsEndWith {
+    fn drop(&mut self) {
+        RUN_STOP.set(self.0.take());
+    }
+}
+
+/// Why a lock wait must end now, if it must.
+fn wait_ended() -> Option<&'static str> {
+    if STOP_WAITING.load(Ordering::Relaxed) {
+        Some("stopped by a signal while waiting for it; nothing was changed")
+    } else if RUN_STOP.with_borrow(|s| s.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))) {
+        Some("the run ended while waiting for it; nothing was changed")
+    } else {
+        None
+    }
+}
+
 /// `flock(2)` on `file`, retried every 50 ms up to `wait`; false when still
-/// taken. `waiting` says, once, that it has to wait.
+/// taken. `waiting` says, once, that it has to wait. A signal that asked us
+/// to stop, or the end of this thread's run, ends the wait with an error.
 fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration, waiting: &dyn Fn()) -> Result<bool> {
     #[allow(deprecated)]
     use nix::fcntl::{FlockArg, flock};
@@ -271,6 +332,9 @@ fn flock_wait(path: &Path, file: &File, exclusive: bool, wait: Duration, waiting
         #[allow(deprecated)]
         match flock(file.as_fd().as_raw_fd(), arg) {
             Ok(()) => return Ok(true),
+            Err(Errno::EWOULDBLOCK) if let Some(why) = wait_ended() => {
+                return Err(PfsError::Busy { path: path.to_path_buf(), detail: why.into() });
+            }
             Err(Errno::EWOULDBLOCK) if Instant::now() < deadline => {
                 // Never wait in silence.
                 if !said {
@@ -453,6 +517,11 @@ pub(crate) fn create_temp(path: &Path) -> Result<NewStore> {
             }
             Err(e) => return Err(fail(e)),
         };
+        if let Err(e) = reserve_lock(path, &lock) {
+            let _ = std::fs::remove_file(&lock_tmp);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         return Ok(NewStore { tmp, data, lock });
     }
     Err(PfsError::invalid(path, "create", "no free temporary name"))

@@ -35,6 +35,12 @@ pub fn map_size(fs_bytes: u64, file_bytes: u64) -> usize {
 pub const MAX_DBS: u32 = 8;
 /// LMDB reader slots (processes and threads reading at once).
 pub const MAX_READERS: u32 = 126;
+/// Bytes of LMDB's lock file (its reader table): `MDB_txninfo` (three
+/// 64-byte cache lines) and one 64-byte slot per further reader, to a whole
+/// number of 4 KiB pages. The store allocates them before LMDB maps the
+/// file, since a page of a shared map that a full filesystem cannot back
+/// is a SIGBUS at first touch, not an error.
+pub const LOCK_FILE_BYTES: u64 = ((MAX_READERS as u64 - 1) * 64 + 192).div_ceil(4096) * 4096;
 /// The tables of a store, in the order they are created.
 pub const TABLES: [&str; 4] = [META_TABLE, "recs", "tids", "blobs"];
 /// The table holding the magic, the layout and the PFS description.

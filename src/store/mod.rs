@@ -58,7 +58,9 @@ use layout::{LAYOUT, MAGIC};
 
 #[cfg(test)]
 use file::lock_writer;
+pub use file::signal_flag as lock_wait_signal_flag;
 pub(crate) use file::symlink_refusal;
+pub use file::{WaitsEndWith, waits_end_with};
 
 /// Why a writer opens a store again: the file it locked was replaced.
 const REPLACED: &str = "the file was replaced (compacted) while waiting for the writer lock";

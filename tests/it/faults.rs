@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use crate::util::{Env, fails, ok, show, wait_for};
 
 /// A small tmpfs of `size`, unmounted on drop; None (with a printed reason) where mounting is not allowed.
-struct Tmpfs(PathBuf);
+pub struct Tmpfs(pub PathBuf);
 impl Tmpfs {
-    fn new(at: &Path, size: &str, ro: bool) -> Option<Tmpfs> {
+    pub fn new(at: &Path, size: &str, ro: bool) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).unwrap();
         let opts = format!("size={size}{}", if ro { ",ro" } else { "" });
         let o = Command::new("mount").args(["-t", "tmpfs", "-o", &opts, "tmpfs"]).arg(at).output().ok()?;

@@ -24,6 +24,7 @@ mod prompts;
 mod quoting;
 mod resume;
 mod retention;
+mod security;
 mod snapshots;
 mod sshd;
 mod status;
