@@ -173,7 +173,7 @@ pub(crate) fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsErro
             PfsError::NotPfs { path: path.to_path_buf(), detail: "not a hammer-mirror PFS store file".into() }
         }
         heed::Error::Mdb(heed::MdbError::Corrupted) | heed::Error::Mdb(heed::MdbError::PageNotFound) => {
-            PfsError::Corrupt { path: path.to_path_buf(), detail: format!("{op}: {e}") }
+            PfsError::Damaged { path: path.to_path_buf(), detail: format!("{op}: LMDB found a damaged page ({e})") }
         }
         heed::Error::Mdb(heed::MdbError::MapFull) => {
             PfsError::io(path, op, std::io::Error::new(std::io::ErrorKind::StorageFull, "the store's map is full"))
