@@ -30,7 +30,7 @@ use std::ops::Bound;
 
 use heed::RwTxn;
 
-use super::keys::{self, Key, VALUE_HEAD, ValueHead};
+use super::keys::{self, Key};
 use super::master::DATA_ZONE;
 use super::{Store, now_secs, partial, rollback};
 use crate::hammerfs::{
@@ -137,7 +137,7 @@ impl<'s> Apply<'s> {
                     let (k, v) = item.map_err(|e| self.err(e))?;
                     self.store.count_resident(k.len() + v.len());
                     let key: Key = k.try_into().map_err(|_| self.store.corrupt("bad record key"))?;
-                    let h = ValueHead::decode(v).ok_or_else(|| self.store.corrupt("bad record value"))?;
+                    let h = keys::check_value(k, v).map_err(|d| self.store.damaged(k, d))?;
                     let base = keys::decode_key(&key, 0);
                     // A slave keeps its snapshots, its own and those its master deleted (snapshots.rs).
                     let kept = base.rec_type == RECTYPE_CONFIG || base.rec_type == RECTYPE_SNAPSHOT;
@@ -158,10 +158,10 @@ impl<'s> Apply<'s> {
                 inclusive = false;
             }
             for (key, mut v) in doomed {
-                let mut h = ValueHead::decode(&v).expect("decoded above");
+                let mut h = keys::check_value(&key[..], &v).expect("checked above");
                 h.delete_tid = self.tid_end;
                 h.delete_ts = self.now;
-                h.encode(&mut v[..VALUE_HEAD]);
+                keys::set_head(&key[..], &mut v, &h);
                 self.put_record(&key, &v)?;
                 self.index(self.tid_end, &key)?;
                 self.max_tid = self.max_tid.max(self.tid_end);
@@ -179,15 +179,13 @@ impl<'s> Apply<'s> {
     }
 
     fn index(&mut self, tid: u64, key: &Key) -> Result<()> {
-        let t = keys::tid_key(tid, key);
-        let db = self.store.db.tids;
-        db.put(self.wtxn(), &t[..], &()).map_err(|e| self.store.err("mirror-write", e))
+        let store = self.store;
+        store.index_put(self.wtxn(), tid, key).map_err(|e| store.err("mirror-write", e))
     }
 
     fn unindex(&mut self, tid: u64, key: &Key) -> Result<()> {
-        let t = keys::tid_key(tid, key);
-        let db = self.store.db.tids;
-        db.delete(self.wtxn(), &t[..]).map(|_| ()).map_err(|e| self.store.err("mirror-write", e))
+        let store = self.store;
+        store.index_del(self.wtxn(), tid, key).map_err(|e| store.err("mirror-write", e))
     }
 
     /// Refuses a record at or before the current position.
@@ -270,14 +268,14 @@ impl<'s> Apply<'s> {
         let refused = |r: guard::Refusal| Fail::Refused(r.to_string());
         match existing {
             Some(mut v) => {
-                let mut h = ValueHead::decode(&v).ok_or_else(|| self.store.corrupt("bad record value"))?;
+                let mut h = keys::check_value(&key[..], &v).map_err(|d| self.store.damaged(&key[..], d))?;
                 if guard::check_delete(what, b, h.delete_tid, self.sync_end_tid).map_err(refused)? {
                     if h.delete_tid != 0 {
                         self.unindex(h.delete_tid, &key)?;
                     }
                     h.delete_tid = b.delete_tid;
                     h.delete_ts = leaf.delete_ts;
-                    h.encode(&mut v[..VALUE_HEAD]);
+                    keys::set_head(&key[..], &mut v, &h);
                     self.put_record(&key, &v)?;
                     self.index(b.delete_tid, &key)?;
                     self.max_tid = self.max_tid.max(b.delete_tid);
@@ -509,7 +507,7 @@ mod tests {
     fn everything(s: &Store) -> Dump {
         let txn = s.read_txn().unwrap();
         let recs = s.db.recs.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
-        let tids = s.db.tids.iter(&txn).unwrap().map(|r| r.map(|(k, ())| k.to_vec()).unwrap()).collect();
+        let tids = s.db.tids.iter(&txn).unwrap().map(|r| r.map(|(k, _)| k.to_vec()).unwrap()).collect();
         (recs, tids)
     }
 

@@ -36,6 +36,7 @@ pub mod scan;
 pub mod snapshots;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heed::types::{Bytes, Str, Unit};
+use heed::types::{Bytes, Str};
 use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
 use crate::hammerfs::SnapshotData;
@@ -78,7 +79,8 @@ pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) meta: Database<Str, Bytes>,
     pub(crate) recs: Database<Bytes, Bytes>,
-    pub(crate) tids: Database<Bytes, Unit>,
+    /// TID index entries and their checksums (see [`keys::tid_value`]).
+    pub(crate) tids: Database<Bytes, Bytes>,
     /// The data of records beyond what their values hold (see [`keys::inline_len`]).
     pub(crate) blobs: Database<Bytes, Bytes>,
     /// The data file's inode, and where it is mapped in this process once
@@ -315,8 +317,17 @@ impl Store {
     /// same file that already holds the writer lock.
     fn open_with(path: &Path, access: Access, held: Option<File>) -> Result<Store> {
         let data = file::open_data(path, access)?;
-        if data.vetted.layout != LAYOUT {
-            let layout = data.vetted.layout;
+        let layout = data.vetted.layout;
+        if layout == upgrade::FROM && access == Access::Read {
+            // Upgraded by a writer first (which needs write access).
+            if !data.writable {
+                return Err(upgrade::needs_write_access(path));
+            }
+            drop(data);
+            drop(Self::open_with(path, Access::Write, None)?);
+            return Self::open_with(path, access, None);
+        }
+        if layout != LAYOUT && layout != upgrade::FROM {
             return Err(PfsError::NotPfs {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -357,6 +368,9 @@ impl Store {
             touched: Default::default(),
             resuming: Default::default(),
         };
+        if layout == upgrade::FROM {
+            upgrade::to_current(&store)?;
+        }
         store.pfs_id = {
             let txn = store.read_txn()?;
             store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
@@ -522,12 +536,30 @@ impl Store {
         PfsError::Corrupt { path: self.path.clone(), detail: detail.into() }
     }
 
+    /// Stores a `meta` entry, sealed with its checksum (but for the magic
+    /// and the layout, which identify the file and are checked by value).
     pub(crate) fn put_meta(&self, txn: &mut RwTxn<'_>, key: &str, v: &[u8]) -> Result<()> {
-        self.db.meta.put(txn, key, v).map_err(|e| self.err("write", e))
+        let r = if key == layout::MAGIC_KEY || key == layout::LAYOUT_KEY {
+            self.db.meta.put(txn, key, v)
+        } else {
+            self.db.meta.put(txn, key, &keys::seal_meta(key, v))
+        };
+        r.map_err(|e| self.err("write", e))
+    }
+
+    /// A sealed `meta` entry, once its checksum passes.
+    pub(crate) fn get_meta<'t>(&self, txn: &'t RoTxn<'_>, key: &str) -> Result<Option<&'t [u8]>> {
+        match self.db.meta.get(txn, key).map_err(|e| self.err("read", e))? {
+            None => Ok(None),
+            Some(v) => keys::open_meta(key, v).map(Some).ok_or_else(|| PfsError::Damaged {
+                path: self.path.clone(),
+                detail: format!("the store's {key:?} entry fails its checksum"),
+            }),
+        }
     }
 
     pub(crate) fn meta_u64(&self, txn: &RoTxn<'_>, key: &str) -> Result<Option<u64>> {
-        match self.db.meta.get(txn, key).map_err(|e| self.err("read", e))? {
+        match self.get_meta(txn, key)? {
             None => Ok(None),
             Some(v) if v.len() == 8 || v.len() == 4 => {
                 let mut b = [0u8; 8];
@@ -540,7 +572,7 @@ impl Store {
 
     /// The stored PFS description (without the master's live sync_end_tid).
     pub(crate) fn stored_pfsd(&self, txn: &RoTxn<'_>) -> Result<PseudofsData> {
-        match self.db.meta.get(txn, "pfsd").map_err(|e| self.err("read", e))? {
+        match self.get_meta(txn, "pfsd")? {
             Some(v) if v.len() == PseudofsData::SIZE => Ok(PseudofsData::decode(v)),
             _ => Err(self.corrupt("PFS description missing")),
         }
@@ -577,58 +609,100 @@ impl Store {
         let txn = self.read_txn()?;
         for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
             let (k, v) = item.map_err(|e| self.err("read", e))?;
-            let (leaf, front) =
-                keys::decode_leaf(k, v, self.pfs_id).ok_or_else(|| self.corrupt("undecodable record"))?;
+            let (leaf, _) = keys::decode_leaf(k, v, self.pfs_id).map_err(|d| self.damaged(k, d))?;
             let b = &leaf.base;
             self.touched(v);
             if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
-                f(&leaf, &self.record_data(&txn, k, &leaf, front)?)?;
+                f(&leaf, &self.record_data(&txn, k, &leaf, v)?)?;
             }
         }
         Ok(())
     }
 
-    /// A record's data: `front`, the part its value holds, then the rest
-    /// from the blob table (borrowed from the map when there is no rest).
+    /// A record's data, checked (see [`keys::check_data`]): an error names
+    /// the record when it is damaged.
     pub(crate) fn record_data<'t>(
         &self,
         txn: &'t RoTxn<'_>,
         key: &[u8],
         leaf: &LeafElm,
-        front: &'t [u8],
+        v: &'t [u8],
     ) -> Result<std::borrow::Cow<'t, [u8]>> {
+        let (data, check) = self.record_data_checked(txn, key, leaf, v)?;
+        check.map_err(|d| self.damaged(key, d))?;
+        Ok(data)
+    }
+
+    /// A record's data, whose leaf `v` already passed its checksum: the
+    /// part the value holds, then the rest from the blob table (borrowed
+    /// from the map when there is no rest), and whether it passes its
+    /// checks (when a blob is missing or of the wrong size: what there is).
+    pub(crate) fn record_data_checked<'t>(
+        &self,
+        txn: &'t RoTxn<'_>,
+        key: &[u8],
+        leaf: &LeafElm,
+        v: &'t [u8],
+    ) -> Result<(std::borrow::Cow<'t, [u8]>, std::result::Result<(), keys::Damage>)> {
+        let front = &v[keys::VALUE_HEAD.min(v.len())..];
         let len = leaf.data_len as usize;
-        if front.len() == len {
-            return Ok(front.into());
-        }
-        let rest = self.db.blobs.get(txn, key).map_err(|e| self.err("read", e))?;
-        match rest {
-            Some(rest) if front.len() + rest.len() == len => {
-                self.touched(rest);
-                if front.is_empty() {
-                    return Ok(rest.into());
+        let data: std::borrow::Cow<'t, [u8]> = if front.len() == len {
+            front.into()
+        } else {
+            match self.db.blobs.get(txn, key).map_err(|e| self.err("read", e))? {
+                Some(rest) => {
+                    self.touched(rest);
+                    if front.is_empty() {
+                        rest.into()
+                    } else {
+                        let mut d = Vec::with_capacity(front.len() + rest.len().min(crate::mrecord::MAX_REC_SIZE));
+                        d.extend_from_slice(front);
+                        d.extend_from_slice(rest);
+                        d.into()
+                    }
                 }
-                let mut d = Vec::with_capacity(len);
-                d.extend_from_slice(front);
-                d.extend_from_slice(rest);
-                Ok(d.into())
+                None => front.into(),
             }
-            _ => Err(self.corrupt(format!(
-                "record obj={:016x} key={:016x}: data missing from the blob table",
-                leaf.base.obj_id, leaf.base.key
-            ))),
-        }
+        };
+        let check = keys::check_data(key, v, leaf, &data);
+        Ok((data, check))
+    }
+
+    /// The error for a damaged record or index entry at key `k`, named by
+    /// what its key says (the key itself may be what is damaged).
+    pub(crate) fn damaged(&self, k: &[u8], d: keys::Damage) -> PfsError {
+        self.corrupt(format!("{}: {d}", describe_key(k)))
     }
 
     /// Stores a new record under `key`: its value, and the blob of what the
     /// value does not hold.
     pub(crate) fn put_record(&self, txn: &mut RwTxn<'_>, key: &[u8], leaf: &LeafElm, data: &[u8]) -> heed::Result<()> {
         let front = keys::inline_len(data.len());
-        self.db.recs.put(txn, key, &keys::encode_value(leaf, data))?;
+        self.db.recs.put(txn, key, &keys::encode_value(key, leaf, data))?;
         if front < data.len() {
             self.db.blobs.put(txn, key, &data[front..])?;
         }
         Ok(())
+    }
+
+    /// Adds the TID index entry of `tid` for the record at `key`.
+    pub(crate) fn index_put(&self, txn: &mut RwTxn<'_>, tid: u64, key: &keys::Key) -> heed::Result<()> {
+        let t = keys::tid_key(tid, key);
+        self.db.tids.put(txn, &t[..], &keys::tid_value(&t))
+    }
+
+    /// Removes the TID index entry of `tid` for the record at `key`.
+    pub(crate) fn index_del(&self, txn: &mut RwTxn<'_>, tid: u64, key: &keys::Key) -> heed::Result<()> {
+        self.db.tids.delete(txn, &keys::tid_key(tid, key)[..]).map(|_| ())
+    }
+
+    /// Checks a TID index entry read from the table; its record key.
+    pub(crate) fn index_entry(&self, t: &[u8], v: &[u8]) -> Result<keys::Key> {
+        keys::check_tid_entry(t, v).map_err(|d| {
+            let what = if t.len() == keys::TID_KEY_LEN { describe_key(&t[8..]) } else { "an entry".into() };
+            PfsError::Damaged { path: self.path.clone(), detail: format!("TID index, {what}: {d}") }
+        })?;
+        Ok(t[8..].try_into().expect("checked length"))
     }
 
     /// Erases the record under `key` (slave rollback only: history is
@@ -644,6 +718,18 @@ impl Store {
         let txn = self.read_txn()?;
         self.db.recs.len(&txn).map_err(|e| self.err("read", e))
     }
+}
+
+/// A record key as messages name it: "record obj=… rt=… key=… tid=…".
+pub(crate) fn describe_key(k: &[u8]) -> String {
+    if k.len() != keys::KEY_LEN {
+        return format!("a record key of {} bytes", k.len());
+    }
+    let b = keys::decode_key(k, 0);
+    format!(
+        "record obj=0x{:016x} rt=0x{:02x} key=0x{:016x} create_tid=0x{:016x}",
+        b.obj_id, b.rec_type, b.key, b.create_tid
+    )
 }
 
 impl Store {

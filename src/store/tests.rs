@@ -418,3 +418,76 @@ fn a_store_of_the_old_record_layout_is_refused_by_name() {
     let err = Store::open(&path, Access::Read).err().expect("refused").to_string();
     assert!(err.contains("store record layout 1") && err.contains("old"), "{err}");
 }
+
+/// Rewrites a store of the current layout as layout 2 wrote it: values
+/// without checksums, empty TID index values, unsealed meta entries.
+fn to_layout_2(s: &Store) {
+    let mut txn = s.write_txn().unwrap();
+    let recs: Vec<(Vec<u8>, Vec<u8>)> =
+        s.db.recs.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
+    for (k, v) in recs {
+        let mut v2 = v[..keys::LEAF_FIELDS].to_vec();
+        v2.extend_from_slice(&v[keys::VALUE_HEAD..]);
+        s.db.recs.put(&mut txn, &k, &v2).unwrap();
+    }
+    let tids: Vec<Vec<u8>> = s.db.tids.iter(&txn).unwrap().map(|r| r.unwrap().0.to_vec()).collect();
+    for t in tids {
+        s.db.tids.put(&mut txn, &t, &[]).unwrap();
+    }
+    let meta: Vec<(String, Vec<u8>)> =
+        s.db.meta.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_owned(), v.to_vec())).unwrap()).collect();
+    for (k, v) in meta {
+        if k != layout::MAGIC_KEY && k != layout::LAYOUT_KEY {
+            s.db.meta.put(&mut txn, &k, keys::open_meta(&k, &v).unwrap()).unwrap();
+        }
+    }
+    s.db.meta.put(&mut txn, layout::LAYOUT_KEY, &2u64.to_le_bytes()).unwrap();
+    s.commit(txn, "test").unwrap();
+}
+
+#[test]
+fn a_layout_2_store_is_upgraded_in_place_by_its_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut s) = pair(dir.path());
+    let mut t = MasterTxn::begin(&m).unwrap();
+    for obj in 0..40 {
+        t.create(1, 0x1000 + obj, 1, 0, 2, &[obj as u8; 128]).unwrap();
+        t.create(2, 0x1000 + obj, 0x10, 16384, 2, &vec![obj as u8; 16384]).unwrap();
+    }
+    let t1 = t.commit().unwrap();
+    let mut t = MasterTxn::begin(&m).unwrap();
+    let (k, _, _) = t.live_records_of(2, 0x1003).unwrap().remove(0);
+    t.delete(&k).unwrap();
+    let t2 = t.commit().unwrap();
+    mirror(&m, &mut s, SERIALBUF_SIZE, SERIALBUF_SIZE);
+    let views: Vec<_> = [t1, t2].iter().map(|&t| visible(&m, t)).collect();
+    let pfsd = m.get_pseudofs().unwrap();
+    let path = dir.path().join("master");
+    to_layout_2(&m);
+    drop(m);
+    assert_eq!(file::open_data(&path, Access::Read).unwrap().vetted.layout, 2);
+    // A reader upgrades it (it may write the file), then reads it checked.
+    let m = Store::open(&path, Access::Read).unwrap();
+    assert_eq!(file::open_data(&path, Access::Read).unwrap().vetted.layout, LAYOUT);
+    assert_eq!(m.get_pseudofs().unwrap(), pfsd);
+    for (t, v) in [t1, t2].iter().zip(&views) {
+        assert_eq!(&visible(&m, *t), v);
+    }
+    // The TID index still serves incremental reads, and agrees with a walk.
+    assert_eq!(read_all(&m, t1 + 1, t2, SERIALBUF_SIZE), {
+        *m.scan_cache.lock().unwrap() = Some(scan::ChangeCache::forced_walk(t1 + 1, t2, &m));
+        read_all(&m, t1 + 1, t2, SERIALBUF_SIZE)
+    });
+    drop(m);
+    // A reader that may not write it is told how to upgrade it.
+    let spath = dir.path().join("slave");
+    to_layout_2(&s);
+    drop(s);
+    let mut perms = std::fs::metadata(&spath).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o400);
+    std::fs::set_permissions(&spath, perms).unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        let err = Store::open(&spath, Access::Read).err().expect("refused").to_string();
+        assert!(err.contains("layout 2 must be upgraded") && err.contains("write access"), "{err}");
+    }
+}
