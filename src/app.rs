@@ -74,7 +74,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             Ok(Status::Success)
         }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
-        Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, *as_of),
+        Command::Scrub { pfs } => cmd_scrub(&cfg, pfs),
+        Command::Export { pfs, dir, as_of, keep_going } => cmd_export(&cfg, pfs, dir, *as_of, *keep_going),
         Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
     }
 }
@@ -146,7 +147,51 @@ fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyhow::Result<Status> {
+fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
+    use crate::store::scrub;
+    let store = crate::pfs::open_store(path, Access::Read).context("scrub")?;
+    let r = scrub::scrub(&store).with_context(|| format!("scrub {}", path.display()))?;
+    let mb_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-6);
+    if cfg.output.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["pfs"] = path.display().to_string().into();
+        v["damaged"] = r.damaged().into();
+        v["mb_per_s"] = ((mb_s * 10.0).round() / 10.0).into();
+        println!("{v}");
+    } else {
+        for f in &r.findings {
+            println!("damaged: {}", scrub::describe(f));
+        }
+        if r.more > 0 {
+            println!("damaged: and {} more (only the first {} are listed)", r.more, scrub::MAX_FINDINGS);
+        }
+        if !cfg.output.quiet {
+            eprintln!(
+                "Scrubbed {}: {} pages, {} records, {} index entries, {} blobs, {} bytes in {:.2} s ({mb_s:.1} MB/s): {}",
+                path.display(),
+                r.pages,
+                r.records,
+                r.index_entries,
+                r.blobs,
+                r.bytes,
+                r.seconds,
+                if r.damaged() == 0 { "no damage".to_string() } else { format!("{} damaged", r.damaged()) }
+            );
+        }
+    }
+    if r.damaged() > 0 {
+        eprintln!(
+            "hammer-mirror: scrub: {}: {} damaged (repair it from a replica: hammer-mirror repair {} --from <replica>)",
+            path.display(),
+            r.damaged(),
+            path.display()
+        );
+        return Ok(Status::Failure);
+    }
+    Ok(Status::Success)
+}
+
+fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>, keep_going: bool) -> anyhow::Result<Status> {
     let store = crate::pfs::open_store(path, Access::Read).context("export")?;
     let asof = match as_of {
         Some(t) => t,
@@ -162,7 +207,7 @@ fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<u64>) -> anyh
         )));
     }
     let created = !dir.exists();
-    let st = match crate::store::export::export(&store, dir, asof) {
+    let st = match crate::store::export::export(&store, dir, asof, keep_going) {
         Ok(st) => st,
         Err(e) => {
             // A failed export leaves no half tree behind in a directory it made.

@@ -176,7 +176,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, scrub)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -409,6 +409,27 @@ pub enum Command {
         /// Show the PFS as of this TID
         #[arg(long, value_name = "TID", value_parser = parse_tid)]
         as_of: Option<u64>,
+        /// Export what is intact when records are damaged (exit status 1)
+        ///
+        /// Without it, a damaged record (one that fails its checksum or
+        /// HAMMER's data CRC) fails the export, naming its path and TID,
+        /// and nothing is left behind. With it, the rest is exported: an
+        /// object whose inode or entry is damaged is left out, a file whose
+        /// data is damaged has a hole there, and each is named in a warning.
+        #[arg(long)]
+        keep_going: bool,
+    },
+
+    /// Check every record, index entry and page of a store PFS (exit 1 when anything is damaged)
+    ///
+    /// Reads the whole file: each LMDB page's structure, each record's
+    /// leaf and data against their checksums and HAMMER's data CRC, the TID
+    /// index against the records, the blobs and the PFS description.
+    /// Prints each damaged thing by path and TID; --json prints one object.
+    /// Run it weekly; repair what it finds with repair --from <replica>.
+    Scrub {
+        /// The PFS: a store file
+        pfs: PathBuf,
     },
 
     /// Compare two PFSs record by record as of a TID (exit 0 when identical, 1 when not)

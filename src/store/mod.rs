@@ -33,6 +33,7 @@ mod open_tests;
 mod partial;
 pub mod rollback;
 pub mod scan;
+pub mod scrub;
 pub mod snapshots;
 #[cfg(test)]
 mod tests;
@@ -51,7 +52,7 @@ use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
 use crate::hammerfs::SnapshotData;
 use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp, mapped};
-use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
+use crate::mrecord::{BaseElm, LeafElm, PFSD_SLAVE, PseudofsData};
 use layout::{LAYOUT, MAGIC};
 
 #[cfg(test)]
@@ -619,6 +620,34 @@ impl Store {
         Ok(())
     }
 
+    /// Like [`Store::for_each_as_of`], but a damaged record is handed to
+    /// `f` as [`Seen::Damaged`] instead of ending the walk: one whose data is
+    /// damaged when its (intact) leaf is visible as of `asof`, one whose leaf
+    /// is damaged always (whether it is visible cannot be known).
+    pub fn for_each_as_of_checked(&self, asof: u64, mut f: impl FnMut(Seen<'_>) -> Result<()>) -> Result<()> {
+        let txn = self.read_txn()?;
+        for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
+            let (k, v) = item.map_err(|e| self.err("read", e))?;
+            self.touched(v);
+            let key = || if k.len() == keys::KEY_LEN { keys::decode_key(k, self.pfs_id) } else { BaseElm::default() };
+            let leaf = match keys::decode_leaf(k, v, self.pfs_id) {
+                Ok((leaf, _)) => leaf,
+                Err(damage) => {
+                    f(Seen::Damaged { base: key(), leaf: None, damage })?;
+                    continue;
+                }
+            };
+            let b = &leaf.base;
+            if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
+                match self.record_data_checked(&txn, k, &leaf, v)? {
+                    (data, Ok(())) => f(Seen::Record(&leaf, &data))?,
+                    (_, Err(damage)) => f(Seen::Damaged { base: leaf.base, leaf: Some(leaf), damage })?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A record's data, checked (see [`keys::check_data`]): an error names
     /// the record when it is damaged.
     pub(crate) fn record_data<'t>(
@@ -718,6 +747,15 @@ impl Store {
         let txn = self.read_txn()?;
         self.db.recs.len(&txn).map_err(|e| self.err("read", e))
     }
+}
+
+/// What [`Store::for_each_as_of_checked`] finds.
+pub enum Seen<'a> {
+    /// A visible record and its data, both intact.
+    Record(&'a LeafElm, &'a [u8]),
+    /// A damaged record: its key fields as its key says, its leaf when that
+    /// is intact (then it is its data that is damaged), and what is wrong.
+    Damaged { base: BaseElm, leaf: Option<LeafElm>, damage: keys::Damage },
 }
 
 /// A record key as messages name it: "record obj=… rt=… key=… tid=…".

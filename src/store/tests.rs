@@ -366,7 +366,7 @@ proptest::proptest! {
             proptest::prop_assert_eq!(delocalized(&s, *tid), delocalized(&m, *tid), "records as of {:x}", tid);
             for (name, store) in [("m", &m), ("s", &s)] {
                 let out = dir.path().join(format!("out-{name}-{i}"));
-                super::export::export(store, &out, *tid).unwrap();
+                super::export::export(store, &out, *tid, false).unwrap();
                 proptest::prop_assert_eq!(&snapshot(&out), want, "{} as of {:x}", name, tid);
             }
         }
