@@ -188,7 +188,8 @@ impl Names {
             HAMMER_RECTYPE_FIX => "its symlink target".to_string(),
             t => format!("a record of type 0x{t:02x} (key 0x{:016x})", b.key),
         };
-        let seen = if h.data_only { String::new() } else { format!(" (whether visible as of 0x{asof:016x} is unknown)") };
+        let seen =
+            if h.data_only { String::new() } else { format!(" (whether visible as of 0x{asof:016x} is unknown)") };
         format!("{path}: {what}, TID 0x{:016x}: {}{seen}", b.create_tid, h.damage)
     }
 }

@@ -390,7 +390,14 @@ mod tests {
     fn every_bit_of_a_record_is_checked() {
         let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         let l = LeafElm {
-            base: BaseElm { obj_id: 9, rec_type: 0x10, key: 3000, create_tid: 7, btype: BTYPE_RECORD, ..Default::default() },
+            base: BaseElm {
+                obj_id: 9,
+                rec_type: 0x10,
+                key: 3000,
+                create_tid: 7,
+                btype: BTYPE_RECORD,
+                ..Default::default()
+            },
             data_len: data.len() as i32,
             data_crc: crate::hammerfs::leaf_data_crc(0x10, &data),
             ..Default::default()

@@ -322,7 +322,11 @@ impl<'f> Pages<'f> {
     /// length) and the leaf nodes' data sizes in bytes.
     pub fn walk(&self, db: &Db, named: bool, seen: &mut HashSet<u64>) -> Result<(u64, u64), Problem> {
         if db.root == P_INVALID {
-            return if db.entries == 0 { Ok((0, 0)) } else { bad(format!("an empty tree says it has {} entries", db.entries)) };
+            return if db.entries == 0 {
+                Ok((0, 0))
+            } else {
+                bad(format!("an empty tree says it has {} entries", db.entries))
+            };
         }
         let (mut pages, mut bytes, mut entries) = (0u64, 0u64, 0u64);
         let mut last: Option<Vec<u8>> = None;

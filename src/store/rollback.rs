@@ -71,9 +71,7 @@ fn undo(store: &Store, txn: &mut heed::RwTxn<'_>, key: &Key, trunc: u64, max_tid
     let mut h = keys::check_value(&key[..], &v).map_err(|d| store.damaged(&key[..], d))?;
     let create_tid = keys::decode_key(key, 0).create_tid;
     *max_tid = (*max_tid).max(create_tid).max(h.delete_tid);
-    let unindex = |txn: &mut heed::RwTxn<'_>, tid: u64| {
-        store.index_del(txn, tid, key).map_err(err)
-    };
+    let unindex = |txn: &mut heed::RwTxn<'_>, tid: u64| store.index_del(txn, tid, key).map_err(err);
     if create_tid >= trunc {
         let delete_tid = h.delete_tid;
         store.erase_record(txn, &key[..]).map_err(err)?;

@@ -197,11 +197,9 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                     }
                 }
                 let Some(c) = next_changed else { break };
-                let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| {
-                    PfsError::Damaged {
-                        path: path(),
-                        detail: format!("TID index names a missing {}", super::describe_key(c)),
-                    }
+                let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| PfsError::Damaged {
+                    path: path(),
+                    detail: format!("TID index names a missing {}", super::describe_key(c)),
                 })?;
                 store.touched(v);
                 let (leaf, front) = keys::decode_leaf(c, v, pfs_id).map_err(|d| store.damaged(c, d))?;

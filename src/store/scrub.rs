@@ -206,7 +206,12 @@ pub fn scrub(store: &Store) -> Result<Report> {
             let bad = |what: String| Finding { kind: "index", table: "tids".into(), record: None, what };
             if keys::check_tid_entry(t, v).is_err() {
                 let what = if t.len() == keys::TID_KEY_LEN {
-                    format!("the entry for TID {} of {}: {}", hex(tid_of(t)), super::describe_key(&t[8..]), Damage::Index)
+                    format!(
+                        "the entry for TID {} of {}: {}",
+                        hex(tid_of(t)),
+                        super::describe_key(&t[8..]),
+                        Damage::Index
+                    )
                 } else {
                     format!("an entry of {} bytes: {}", t.len(), Damage::Index)
                 };
