@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, a, b, *as_of),
         Command::Scrub { pfs } => cmd_scrub(&cfg, pfs),
+        Command::Repair { pfs, from } => cmd_repair(&cfg, pfs, from),
         Command::Export { pfs, dir, as_of, keep_going } => cmd_export(&cfg, pfs, dir, *as_of, *keep_going),
         Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
     }
@@ -185,6 +186,53 @@ fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
             path.display(),
             r.damaged(),
             path.display()
+        );
+        return Ok(Status::Failure);
+    }
+    Ok(Status::Success)
+}
+
+fn cmd_repair(cfg: &Config, path: &Path, from: &Path) -> anyhow::Result<Status> {
+    use crate::store::{repair, scrub};
+    let found = {
+        let store = crate::pfs::open_store(path, Access::Read).context("repair")?;
+        scrub::scrub(&store).with_context(|| format!("repair: scrub {}", path.display()))?
+    };
+    if found.damaged() == 0 {
+        if !cfg.output.quiet {
+            eprintln!("Repair {}: scrub finds no damage; nothing to repair", path.display());
+        }
+        return Ok(Status::Success);
+    }
+    let target = crate::pfs::open_store(path, Access::Write).context("repair")?;
+    let src = crate::pfs::open_store(from, Access::Read).context("repair: the replica")?;
+    let done = repair::repair(&target, &src, &found)
+        .with_context(|| format!("repair {} from {}", path.display(), from.display()))?;
+    for line in &done.rewritten {
+        println!("repaired: {line}");
+    }
+    for line in &done.left {
+        println!("not repaired: {line}");
+    }
+    let after = scrub::scrub(&target).with_context(|| format!("repair: scrub {} again", path.display()))?;
+    if !cfg.output.quiet {
+        eprintln!(
+            "Repair {} from {}: {} records rewritten, {} index entries and blobs fixed; scrub now finds {}",
+            path.display(),
+            from.display(),
+            done.rewritten.len(),
+            done.index_fixes,
+            if after.damaged() == 0 { "no damage".to_string() } else { format!("{} damaged", after.damaged()) }
+        );
+    }
+    if after.damaged() > 0 {
+        for f in &after.findings {
+            println!("damaged: {}", scrub::describe(f));
+        }
+        eprintln!(
+            "hammer-mirror: repair: {}: {} damaged things remain (listed above)",
+            path.display(),
+            after.damaged()
         );
         return Ok(Status::Failure);
     }

@@ -432,6 +432,22 @@ pub enum Command {
         pfs: PathBuf,
     },
 
+    /// Repair a store PFS's damaged records from a replica (lists every record it rewrites)
+    ///
+    /// Scrubs the PFS, then rewrites each damaged record from the replica's
+    /// intact copy at the same key (a slave from its master, or a master
+    /// from one of its slaves), fixes the TID index, and scrubs again: exit
+    /// 0 when the PFS is then clean, 1 when something could not be repaired
+    /// (listed: records newer than the replica's sync-end-tid, damaged
+    /// LMDB pages, a damaged PFS description). Both are local store files.
+    Repair {
+        /// The damaged PFS: a store file
+        pfs: PathBuf,
+        /// The replica to repair it from: a store file of the same shared uuid
+        #[arg(long, value_name = "REPLICA")]
+        from: PathBuf,
+    },
+
     /// Compare two PFSs record by record as of a TID (exit 0 when identical, 1 when not)
     ///
     /// Either side may be remote ([user@]host:pfs). The default TID is the

@@ -31,6 +31,7 @@ pub mod master;
 #[cfg(test)]
 mod open_tests;
 mod partial;
+pub mod repair;
 pub mod rollback;
 pub mod scan;
 pub mod scrub;

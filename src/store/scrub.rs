@@ -83,11 +83,11 @@ impl Report {
 
     /// The keys of the damaged records found (for `repair`), and whether
     /// each one's leaf is intact.
-    pub fn damaged_records(&self) -> Vec<(keys::Key, bool)> {
+    pub fn damaged_records(&self) -> Vec<(keys::Key, bool, Option<String>)> {
         self.findings
             .iter()
             .filter(|f| f.kind == "record")
-            .filter_map(|f| f.record.as_ref().and_then(|r| Some((r.raw?, r.leaf_intact))))
+            .filter_map(|f| f.record.as_ref().and_then(|r| Some((r.raw?, r.leaf_intact, r.path.clone()))))
             .collect()
     }
 }
