@@ -226,6 +226,16 @@ impl Reader {
         }
     }
 
+    /// `e`, or the error this side's half ended with when it failed.
+    fn cause(self, e: anyhow::Error) -> anyhow::Error {
+        drop(self.w);
+        drop(self.r);
+        match self.side.join() {
+            Ok(Ended::Local(Err(own))) => own,
+            _ => e,
+        }
+    }
+
     /// Acknowledges the pass and waits for the reader to end.
     fn finish(mut self) -> anyhow::Result<()> {
         let _ = self.w.write_record(&Record::Update { tid: self.pfsd.sync_end_tid });
@@ -285,6 +295,26 @@ pub fn verify(
 ) -> anyhow::Result<Report> {
     let mut sa = start(a, ssh_opts, obs)?;
     let mut sb = start(b, ssh_opts, obs)?;
+    match compare(&mut sa, &mut sb, a, b, as_of, obs) {
+        Ok(report) => {
+            sa.finish()?;
+            sb.finish()?;
+            Ok(report)
+        }
+        // A side that failed (on damage, say) tells why better than its stream's end.
+        Err(e) => Err(sa.cause(sb.cause(e))),
+    }
+}
+
+/// Merges the two sides' streams; see the module documentation.
+fn compare(
+    sa: &mut Reader,
+    sb: &mut Reader,
+    a: &Endpoint,
+    b: &Endpoint,
+    as_of: Option<u64>,
+    obs: &Arc<dyn Observer>,
+) -> anyhow::Result<Report> {
     if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
         obs.event(&Event::message(
             crate::log::Level::Warn,
@@ -296,7 +326,7 @@ pub fn verify(
         (false, true) => sb.pfsd.sync_end_tid,
         _ => sa.pfsd.sync_end_tid.min(sb.pfsd.sync_end_tid),
     });
-    for s in [&mut sa, &mut sb] {
+    for s in [&mut *sa, &mut *sb] {
         if asof > s.pfsd.sync_end_tid {
             bail!(
                 "verify: {} only reaches TID 0x{:016x}; cannot compare as of 0x{asof:016x}",
@@ -392,7 +422,7 @@ pub fn verify(
     };
     let now = crate::log::unix_now() as u64;
     report.newer =
-        [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
+        [&*sa, &*sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
             Newer {
                 side: s.name.clone(),
                 tid: crate::log::tid(s.pfsd.sync_end_tid),
@@ -400,8 +430,6 @@ pub fn verify(
                 oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
             }
         });
-    sa.finish()?;
-    sb.finish()?;
     Ok(report)
 }
 

@@ -609,8 +609,10 @@ impl Store {
     /// localized to this PFS. `f` gets each leaf and its data.
     pub fn for_each_as_of(&self, asof: u64, mut f: impl FnMut(&LeafElm, &[u8]) -> Result<()>) -> Result<()> {
         let txn = self.read_txn()?;
+        let mut order = KeyOrder::default();
         for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
             let (k, v) = item.map_err(|e| self.err("read", e))?;
+            order.check(self, k)?;
             let (leaf, _) = keys::decode_leaf(k, v, self.pfs_id).map_err(|d| self.damaged(k, d))?;
             let b = &leaf.base;
             self.touched(v);
@@ -627,8 +629,10 @@ impl Store {
     /// is damaged always (whether it is visible cannot be known).
     pub fn for_each_as_of_checked(&self, asof: u64, mut f: impl FnMut(Seen<'_>) -> Result<()>) -> Result<()> {
         let txn = self.read_txn()?;
+        let mut order = KeyOrder::default();
         for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
             let (k, v) = item.map_err(|e| self.err("read", e))?;
+            order.check(self, k)?;
             self.touched(v);
             let key = || if k.len() == keys::KEY_LEN { keys::decode_key(k, self.pfs_id) } else { BaseElm::default() };
             let leaf = match keys::decode_leaf(k, v, self.pfs_id) {
@@ -747,6 +751,26 @@ impl Store {
     pub fn record_count(&self) -> Result<u64> {
         let txn = self.read_txn()?;
         self.db.recs.len(&txn).map_err(|e| self.err("read", e))
+    }
+}
+
+/// Checks that a walk of the records meets its keys in strictly increasing
+/// order: a damaged branch page could send LMDB's cursor to a page twice,
+/// or to a stale one, which no record's checksum would show.
+#[derive(Default)]
+struct KeyOrder(Option<keys::Key>);
+
+impl KeyOrder {
+    fn check(&mut self, store: &Store, k: &[u8]) -> Result<()> {
+        let Ok(key) = <keys::Key>::try_from(k) else { return Err(store.damaged(k, keys::Damage::Shape)) };
+        if self.0.is_some_and(|last| last >= key) {
+            return Err(PfsError::Damaged {
+                path: store.path.clone(),
+                detail: format!("the records' B-tree is damaged: {} comes after a later key", describe_key(k)),
+            });
+        }
+        self.0 = Some(key);
+        Ok(())
     }
 }
 

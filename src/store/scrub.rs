@@ -281,7 +281,7 @@ fn page_finding(table: &str, p: lmdbfile::Problem) -> Finding {
         lmdbfile::Problem::Bad(s) => s,
         lmdbfile::Problem::Io(e) => format!("read error: {e}"),
     };
-    Finding { kind: "page", table: table.into(), record: None, what: format!("the {table} table's pages: {what}") }
+    Finding { kind: "page", table: table.into(), record: None, what }
 }
 
 fn record_finding(r: &mut Report, hurt: &mut Vec<(usize, i64)>, k: &[u8], leaf_intact: bool, what: String) {
