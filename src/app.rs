@@ -155,6 +155,8 @@ fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
     let mb_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-6);
     if cfg.output.json {
         let mut v = serde_json::to_value(&r)?;
+        v["time"] = crate::log::timestamp().into();
+        v["event"] = "scrub".into();
         v["pfs"] = path.display().to_string().into();
         v["damaged"] = r.damaged().into();
         v["mb_per_s"] = ((mb_s * 10.0).round() / 10.0).into();
