@@ -677,7 +677,7 @@ impl Store {
         key: &[u8],
         leaf: &LeafElm,
         v: &'t [u8],
-    ) -> Result<(std::borrow::Cow<'t, [u8]>, std::result::Result<(), keys::Damage>)> {
+    ) -> Result<Checked<'t>> {
         let front = &v[keys::VALUE_HEAD.min(v.len())..];
         let len = leaf.data_len as usize;
         let data: std::borrow::Cow<'t, [u8]> = if front.len() == len {
@@ -773,6 +773,9 @@ impl KeyOrder {
         Ok(())
     }
 }
+
+/// A record's data and whether it passed its checks.
+pub(crate) type Checked<'t> = (std::borrow::Cow<'t, [u8]>, std::result::Result<(), keys::Damage>);
 
 /// What [`Store::for_each_as_of_checked`] finds.
 pub enum Seen<'a> {

@@ -262,10 +262,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
 
 /// Data and whether it is intact; damaged data is cut to the leaf's length
 /// (a blob of the wrong size must not make a record too large to send).
-fn bounded<'d>(
-    (data, check): (std::borrow::Cow<'d, [u8]>, std::result::Result<(), keys::Damage>),
-    leaf: &LeafElm,
-) -> (std::borrow::Cow<'d, [u8]>, bool) {
+fn bounded<'d>((data, check): super::Checked<'d>, leaf: &LeafElm) -> (std::borrow::Cow<'d, [u8]>, bool) {
     let len = leaf.data_len.max(0) as usize;
     match (data, check.is_ok()) {
         (d, true) => (d, true),

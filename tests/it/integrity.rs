@@ -142,7 +142,7 @@ fn scrub_names_damage_by_path_and_tid_in_text_and_json() {
     let o = e.run(["scrub", "m"]);
     fails(&o, 1, "scrub: m: 2 damaged (repair it from a replica: hammer-mirror repair m --from <replica>)");
     let out = stdout(&o);
-    assert!(out.contains(&format!("damaged: /d/big: record obj=")), "{out}");
+    assert!(out.contains("damaged: /d/big: record obj="), "{out}");
     assert!(out.contains(&format!("TID {tid}: the record's data fails its checksum")), "{out}");
     assert!(out.contains("damaged: /f: record obj="), "{out}");
     let o = e.run(["--json", "scrub", "m"]);
