@@ -429,6 +429,9 @@ pub enum Command {
     /// Run it weekly; repair what it finds with repair --from <replica>.
     Scrub {
         /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is checked by the kernel as it reads it (its CRCs).
         pfs: PathBuf,
     },
 
@@ -442,6 +445,9 @@ pub enum Command {
     /// LMDB pages, a damaged PFS description). Both are local store files.
     Repair {
         /// The damaged PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is repaired with the kernel's own tools (hammer(8)).
         pfs: PathBuf,
         /// The replica to repair it from: a store file of the same shared uuid
         #[arg(long, value_name = "REPLICA")]
