@@ -152,6 +152,16 @@ fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
     use crate::store::scrub;
     let store = crate::pfs::open_store(path, Access::Read).context("scrub")?;
     let r = scrub::scrub(&store).with_context(|| format!("scrub {}", path.display()))?;
+    drop(store);
+    // A slave remembers its damaged records, so that the next pass from its
+    // master repairs them (when this process may write it).
+    let mut recorded = false;
+    if !r.damaged_records().is_empty()
+        && let Ok(w) = crate::pfs::open_store(path, Access::Write)
+    {
+        let found: Vec<_> = r.damaged_records().into_iter().map(|(k, intact, _)| (k, intact)).collect();
+        recorded = w.record_damage(&found).unwrap_or(false);
+    }
     let mb_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-6);
     if cfg.output.json {
         let mut v = serde_json::to_value(&r)?;
@@ -183,12 +193,15 @@ fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
         }
     }
     if r.damaged() > 0 {
-        eprintln!(
-            "hammer-mirror: scrub: {}: {} damaged (repair it from a replica: hammer-mirror repair {} --from <replica>)",
-            path.display(),
-            r.damaged(),
-            path.display()
-        );
+        let how = if recorded {
+            format!(
+                "the next copy or stream from its master repairs the records, or hammer-mirror repair {} --from <replica>",
+                path.display()
+            )
+        } else {
+            format!("repair it from a replica: hammer-mirror repair {} --from <replica>", path.display())
+        };
+        eprintln!("hammer-mirror: scrub: {}: {} damaged ({how})", path.display(), r.damaged());
         return Ok(Status::Failure);
     }
     Ok(Status::Success)

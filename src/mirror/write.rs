@@ -136,6 +136,19 @@ fn write_inner(
         let partial = pfs.partial_pass()?;
         if opts.two_way {
             let mut told = ours;
+            // Damaged records scrub recorded: ask for the pass from the
+            // oldest one's TID, so that the source sends them again.
+            if partial.is_none()
+                && let Some(floor) = pfs.repair_floor()?
+                && floor <= ours.sync_end_tid
+            {
+                obs.info(format!(
+                    "Mirror-write {fs}: damaged records (found by scrub): asking for a repair pass from TID {floor:016x}"
+                ));
+                // Two below: a pass whose begin TID equals its end is "no
+                // work" to hammer's reader, and the oldest may be the newest.
+                told.sync_end_tid = floor.saturating_sub(2).max(1);
+            }
             super::resume::put(
                 &mut told,
                 partial.map(|p| super::resume::Resume { tid_end: p.tid_end, key: p.resume_key }),
@@ -190,7 +203,11 @@ fn write_inner(
                     summary.bad_crc += 1;
                 }
             }
-            pfs.mirror_write(&mut m, batch.bytes).map_err(|e| match e {
+            let applied = pfs.mirror_write(&mut m, batch.bytes);
+            for line in pfs.take_repaired() {
+                obs.info(format!("Mirror-write {fs}: repaired: {line}"));
+            }
+            applied.map_err(|e| match e {
                 // The store refused a change to acknowledged history: retrying cannot fix it.
                 crate::ioctl::PfsError::Refused { .. } => refused(format!("{e} (records at stream byte {offset})")),
                 e => anyhow::Error::new(e).context(format!("applying the records at stream byte {offset}")),
@@ -211,6 +228,9 @@ fn write_inner(
             }
             Some(Record::Sync) => {
                 update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                for line in pfs.take_repaired() {
+                    obs.warn(format!("Mirror-write {fs}: {line}"));
+                }
                 pfs.synctid(SynctidOp::Sync2)?;
                 if opts.verbose >= 2 {
                     obs.info(format!("Mirror-write {fs}: succeeded"));

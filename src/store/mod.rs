@@ -164,6 +164,11 @@ pub struct Store {
     touched: std::sync::atomic::AtomicUsize,
     /// The next pass resumes the recorded partial pass ([`Pfs::resume_partial`]).
     resuming: std::sync::atomic::AtomicBool,
+    /// What mirror writes repaired, for [`Pfs::take_repaired`].
+    pub(crate) repaired: Mutex<Vec<String>>,
+    /// The pass under way is a repair pass ([`Pfs::repair_floor`] was
+    /// asked): its SYNC forgets the damaged records it did not repair.
+    repair_pass: std::sync::atomic::AtomicBool,
 }
 
 /// Bytes a process may touch in the map before its pages are released
@@ -369,6 +374,8 @@ impl Store {
             scan_cache: Mutex::new(None),
             touched: Default::default(),
             resuming: Default::default(),
+            repaired: Default::default(),
+            repair_pass: Default::default(),
         };
         if layout == upgrade::FROM {
             upgrade::to_current(&store)?;
@@ -426,6 +433,8 @@ impl Store {
                 scan_cache: Mutex::new(None),
                 touched: Default::default(),
                 resuming: Default::default(),
+                repaired: Default::default(),
+                repair_pass: Default::default(),
             };
             let mut txn = store.write_txn()?;
             store.put_meta(&mut txn, layout::MAGIC_KEY, MAGIC)?;
@@ -844,6 +853,15 @@ impl Pfs for Store {
         if partial::get(self, &txn)?.is_some_and(|p| p.tid_end <= pfsd.sync_end_tid) {
             partial::clear(self, &mut txn)?;
         }
+        // A repair pass is over: what it did not repair, its source could not give.
+        if self.repair_pass.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let left = self.damage_list(&txn)?;
+            let mut lines = self.repaired.lock().unwrap_or_else(|e| e.into_inner());
+            for k in left.keys() {
+                lines.push(format!("{}: not repaired (the source sent no intact copy)", describe_key(&k[..])));
+            }
+            self.put_damage_list(&mut txn, &Default::default())?;
+        }
         self.commit(txn, "set_pseudofs")
     }
 
@@ -921,5 +939,62 @@ impl Pfs for Store {
 
     fn snapshots(&self) -> Result<Vec<SnapshotData>> {
         snapshots::list(self)
+    }
+
+    fn repair_floor(&self) -> Result<Option<u64>> {
+        let txn = self.read_txn()?;
+        let floor = self.damage_list(&txn)?.keys().map(|k| keys::decode_key(&k[..], 0).create_tid).min();
+        self.repair_pass.store(floor.is_some(), std::sync::atomic::Ordering::Relaxed);
+        Ok(floor)
+    }
+
+    fn take_repaired(&self) -> Vec<String> {
+        std::mem::take(&mut *self.repaired.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The `meta` entry of the damaged records scrub found (see [`Store::record_damage`]).
+const DAMAGE_META: &str = "damaged";
+/// Damaged records recorded at most.
+const DAMAGE_MAX: usize = 10_000;
+
+impl Store {
+    /// The damaged records scrub recorded, and whether each one's leaf is intact.
+    pub(crate) fn damage_list(&self, txn: &RoTxn<'_>) -> Result<std::collections::BTreeMap<keys::Key, bool>> {
+        let v = self.get_meta(txn, DAMAGE_META)?.unwrap_or_default();
+        Ok(v.chunks_exact(keys::KEY_LEN + 1)
+            .map(|c| (c[..keys::KEY_LEN].try_into().expect("key length"), c[keys::KEY_LEN] != 0))
+            .collect())
+    }
+
+    /// Stores `list` as the damaged records (none: removes the entry).
+    pub(crate) fn put_damage_list(
+        &self,
+        txn: &mut RwTxn<'_>,
+        list: &std::collections::BTreeMap<keys::Key, bool>,
+    ) -> Result<()> {
+        if list.is_empty() {
+            return self.db.meta.delete(txn, DAMAGE_META).map(|_| ()).map_err(|e| self.err("write", e));
+        }
+        let mut v = Vec::with_capacity(list.len() * (keys::KEY_LEN + 1));
+        for (k, intact) in list.iter().take(DAMAGE_MAX) {
+            v.extend_from_slice(k);
+            v.push(u8::from(*intact));
+        }
+        self.put_meta(txn, DAMAGE_META, &v)
+    }
+
+    /// Records the damaged records `found` (by scrub, with whether each
+    /// one's leaf is intact) on a slave, replacing what was recorded, so
+    /// that the next pass from its master repairs them. Nothing for a master.
+    pub fn record_damage(&self, found: &[(keys::Key, bool)]) -> Result<bool> {
+        let mut txn = self.write_txn()?;
+        if !self.stored_pfsd(&txn)?.is_slave() {
+            return Ok(false);
+        }
+        let list = found.iter().copied().collect();
+        self.put_damage_list(&mut txn, &list)?;
+        self.commit(txn, "scrub")?;
+        Ok(true)
     }
 }

@@ -217,6 +217,32 @@ fn repair_rewrites_a_slaves_damaged_records_from_its_master_and_a_masters_from_i
 }
 
 #[test]
+fn a_copy_from_the_master_repairs_what_scrub_found_damaged_on_its_slave() {
+    let e = Env::new();
+    master(&e, "m");
+    ok(&e.run(["-y", "copy", "m", "s"]));
+    ok(&e.run(["export", "s", "s.good"]));
+    flip_in(&e, "s", b'Z', 700);
+    flip_in(&e, "s", b'F', 20);
+    // Without scrub's record a copy has nothing to send (the slave is up to date).
+    let o = e.run(["scrub", "s"]);
+    fails(&o, 1, "the next copy or stream from its master repairs the records");
+    let o = e.run(["-y", "copy", "m", "s"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("asking for a repair pass from TID"), "{}", show(&o));
+    assert_eq!(err.matches("Mirror-write s: repaired: record obj=").count(), 2, "every record listed:\n{}", show(&o));
+    ok(&e.run(["scrub", "s"]));
+    ok(&e.run(["verify", "m", "s"]));
+    ok(&e.run(["export", "s", "s.now"]));
+    assert_eq!(tree(&e.path("s.now")), tree(&e.path("s.good")));
+    // Repaired once: the next copy is an ordinary incremental one.
+    let o = e.run(["-y", "copy", "m", "s"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("repair"), "{}", show(&o));
+}
+
+#[test]
 fn repair_leaves_what_the_replica_cannot_give_and_says_so() {
     let e = Env::new();
     master(&e, "m");
