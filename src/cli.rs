@@ -220,6 +220,8 @@ pub const HELP_TOPICS: &[&str] = &[
     "pfs-destroy",
     "import",
     "export",
+    "scrub",
+    "repair",
     "verify",
     "ssh-remote",
     "completions",
