@@ -134,6 +134,7 @@ fn write_inner(
         };
         // A pass cut short earlier: tell our source where to resume it.
         let partial = pfs.partial_pass()?;
+        let mut repair_pass = false;
         if opts.two_way {
             let mut told = ours;
             // Damaged records scrub recorded: ask for the pass from the
@@ -148,6 +149,7 @@ fn write_inner(
                 // Two below: a pass whose begin TID equals its end is "no
                 // work" to hammer's reader, and the oldest may be the newest.
                 told.sync_end_tid = floor.saturating_sub(2).max(1);
+                repair_pass = true;
             }
             super::resume::put(
                 &mut told,
@@ -228,6 +230,11 @@ fn write_inner(
             }
             Some(Record::Sync) => {
                 update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                if repair_pass && ours.sync_end_tid == tid_end {
+                    // The SYNC that ends a repair pass, though the TID stays.
+                    let same = pfs.get_pseudofs()?;
+                    pfs.set_pseudofs(&same)?;
+                }
                 for line in pfs.take_repaired() {
                     obs.warn(format!("Mirror-write {fs}: {line}"));
                 }

@@ -174,6 +174,9 @@ pub fn repair(target: &Store, src: &Store, found: &Report) -> Result<Repaired> {
         restore_missing(target, src, &stxn, &mut txn, horizon, own_end, &mut out)?;
     }
     out.index_fixes = fix_index_and_blobs(target, &mut txn)?;
+    // What scrub recorded for a repair pass is repaired now (what is left,
+    // a pass could not repair either).
+    target.put_damage_list(&mut txn, &Default::default())?;
     target.commit(txn, "repair")?;
     Ok(out)
 }
