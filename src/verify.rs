@@ -295,26 +295,6 @@ pub fn verify(
 ) -> anyhow::Result<Report> {
     let mut sa = start(a, ssh_opts, obs)?;
     let mut sb = start(b, ssh_opts, obs)?;
-    match compare(&mut sa, &mut sb, a, b, as_of, obs) {
-        Ok(report) => {
-            sa.finish()?;
-            sb.finish()?;
-            Ok(report)
-        }
-        // A side that failed (on damage, say) tells why better than its stream's end.
-        Err(e) => Err(sa.cause(sb.cause(e))),
-    }
-}
-
-/// Merges the two sides' streams; see the module documentation.
-fn compare(
-    sa: &mut Reader,
-    sb: &mut Reader,
-    a: &Endpoint,
-    b: &Endpoint,
-    as_of: Option<u64>,
-    obs: &Arc<dyn Observer>,
-) -> anyhow::Result<Report> {
     if sa.pfsd.shared_uuid != sb.pfsd.shared_uuid {
         obs.event(&Event::message(
             crate::log::Level::Warn,
@@ -326,7 +306,7 @@ fn compare(
         (false, true) => sb.pfsd.sync_end_tid,
         _ => sa.pfsd.sync_end_tid.min(sb.pfsd.sync_end_tid),
     });
-    for s in [&mut *sa, &mut *sb] {
+    for s in [&sa, &sb] {
         if asof > s.pfsd.sync_end_tid {
             bail!(
                 "verify: {} only reaches TID 0x{:016x}; cannot compare as of 0x{asof:016x}",
@@ -334,6 +314,21 @@ fn compare(
                 s.pfsd.sync_end_tid
             );
         }
+    }
+    match compare(&mut sa, &mut sb, asof) {
+        Ok(report) => {
+            sa.finish()?;
+            sb.finish()?;
+            Ok(report)
+        }
+        // A side that failed (on damage, say) tells why better than its stream's end.
+        Err(e) => Err(sa.cause(sb.cause(e))),
+    }
+}
+
+/// Merges the two sides' streams; see the module documentation.
+fn compare(sa: &mut Reader, sb: &mut Reader, asof: u64) -> anyhow::Result<Report> {
+    for s in [&mut *sa, &mut *sb] {
         s.request()?;
     }
     let mut report = Report {

@@ -175,6 +175,24 @@ pub fn read_meta(f: &File) -> Result<(Meta, u64), Problem> {
     Ok((if m0.txnid < m1.txnid { m1 } else { m0 }, len))
 }
 
+/// A set of page numbers up to a file's last page (one bit each).
+pub struct PageSet(Vec<u64>);
+
+impl PageSet {
+    pub fn new(last_pg: u64) -> PageSet {
+        PageSet(vec![0; (last_pg / 64 + 1) as usize])
+    }
+
+    /// Adds `p`; false when it was there already or is past the last page.
+    pub fn insert(&mut self, p: u64) -> bool {
+        let Some(w) = self.0.get_mut((p / 64) as usize) else { return false };
+        let bit = 1u64 << (p % 64);
+        let new = *w & bit == 0;
+        *w |= bit;
+        new
+    }
+}
+
 /// Pages of a file as the newest meta describes them, read with bounds checks.
 pub struct Pages<'f> {
     f: &'f File,
@@ -320,7 +338,7 @@ impl<'f> Pages<'f> {
     /// runs of the right type and length, and as many entries as the tree
     /// says. Returns the pages it read (overflow runs counted by their
     /// length) and the leaf nodes' data sizes in bytes.
-    pub fn walk(&self, db: &Db, named: bool, seen: &mut HashSet<u64>) -> Result<(u64, u64), Problem> {
+    pub fn walk(&self, db: &Db, named: bool, seen: &mut PageSet) -> Result<(u64, u64), Problem> {
         if db.root == P_INVALID {
             return if db.entries == 0 {
                 Ok((0, 0))
@@ -335,10 +353,10 @@ impl<'f> Pages<'f> {
             if depth > db.depth || depth as usize > MAX_DEPTH {
                 return bad(format!("page {pgno} lies deeper than the tree's {} levels", db.depth));
             }
+            let page = self.read(pgno, 1)?;
             if !seen.insert(pgno) {
                 return bad(format!("page {pgno} is referenced twice"));
             }
-            let page = self.read(pgno, 1)?;
             pages += 1;
             let (flags, nodes) = self.nodes(pgno, &page)?;
             if flags & P_BRANCH != 0 {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::keys::{self, Damage};
 use super::layout::{LAYOUT_KEY, MAGIC_KEY, TABLES};
 use super::{Store, lmdbfile};
-use crate::hammerfs::{DirEntryData, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_DIRENTRY};
+use crate::hammerfs::{DirEntryData, HAMMER_OBJID_ROOT, HAMMER_OBJTYPE_DIRECTORY, HAMMER_RECTYPE_DIRENTRY};
 use crate::ioctl::{Pfs, Result};
 use crate::mrecord::PseudofsData;
 
@@ -106,7 +106,7 @@ pub fn scrub(store: &Store) -> Result<Report> {
     let (meta, len) = lmdbfile::read_meta(data).map_err(|p| super::file::problem(&path, p))?;
     let pages = lmdbfile::Pages::new(data, meta, len);
     let mut sound: HashSet<String> = HashSet::new();
-    let mut seen = HashSet::new();
+    let mut seen = lmdbfile::PageSet::new(meta.last_pg);
     match pages.trees(&TABLES) {
         Err(p) => r.add(page_finding("main", p)),
         Ok(trees) => {
@@ -169,14 +169,10 @@ pub fn scrub(store: &Store) -> Result<Report> {
                 continue;
             }
             let b = &leaf.base;
-            if b.rec_type == HAMMER_RECTYPE_DIRENTRY
-                && let Some(e) = DirEntryData::decode(&data)
-            {
-                // The newest live entry names an object best.
-                let rank = if b.delete_tid == 0 { u64::MAX } else { b.create_tid };
-                if parents.get(&e.obj_id).is_none_or(|(r0, ..)| rank >= *r0) {
-                    parents.insert(e.obj_id, (rank, b.obj_id, e.name));
-                }
+            // Directories' names are kept (a few per directory); other
+            // objects are looked up later, only when damaged.
+            if b.rec_type == HAMMER_RECTYPE_DIRENTRY && b.obj_type == HAMMER_OBJTYPE_DIRECTORY {
+                name_entry(&mut parents, &leaf, &data);
             }
             if sound.contains("tids") {
                 let key: &keys::Key = k.try_into().expect("checked length");
@@ -262,7 +258,23 @@ pub fn scrub(store: &Store) -> Result<Report> {
             }
         }
     }
-    // Name the damaged records' objects.
+    // Name the damaged records' objects: their entries, found in one more walk.
+    let wanted: HashSet<i64> = hurt.iter().map(|(_, o)| *o).filter(|o| !parents.contains_key(o)).collect();
+    if !wanted.is_empty() && sound.contains("recs") {
+        for item in store.db.recs.iter(&txn).map_err(err)? {
+            let (k, v) = item.map_err(err)?;
+            store.touched(v);
+            if k.len() != keys::KEY_LEN || keys::decode_key(k, 0).rec_type != HAMMER_RECTYPE_DIRENTRY {
+                continue;
+            }
+            let Ok((leaf, _)) = keys::decode_leaf(k, v, store.pfs_id) else { continue };
+            if let (data, Ok(())) = store.record_data_checked(&txn, k, &leaf, v)?
+                && DirEntryData::decode(&data).is_some_and(|e| wanted.contains(&e.obj_id))
+            {
+                name_entry(&mut parents, &leaf, &data);
+            }
+        }
+    }
     for (i, obj) in hurt {
         if let Some(rec) = r.findings.get_mut(i).and_then(|f| f.record.as_mut()) {
             rec.path = path_of(&parents, obj);
@@ -270,6 +282,17 @@ pub fn scrub(store: &Store) -> Result<Report> {
     }
     r.seconds = start.elapsed().as_secs_f64();
     Ok(r)
+}
+
+/// Keeps the entry `data` of directory record `leaf` as its target's name
+/// when it names it best (the newest live entry).
+fn name_entry(parents: &mut HashMap<i64, (u64, i64, Vec<u8>)>, leaf: &crate::mrecord::LeafElm, data: &[u8]) {
+    let Some(e) = DirEntryData::decode(data) else { return };
+    let b = &leaf.base;
+    let rank = if b.delete_tid == 0 { u64::MAX } else { b.create_tid };
+    if parents.get(&e.obj_id).is_none_or(|(r0, ..)| rank >= *r0) {
+        parents.insert(e.obj_id, (rank, b.obj_id, e.name));
+    }
 }
 
 fn tid_of(t: &[u8]) -> u64 {
