@@ -98,6 +98,9 @@ fn write_inner(
     let mut w = RecordWriter::new(back);
     let mut summary = WriteSummary::default();
     let mut pfs: Option<Box<dyn Pfs>> = None;
+    // A repair pass is under way: it lasts, over the chunks of the source's
+    // prescan, until a pass reaches the slave's sync_end_tid.
+    let mut repair_pass = false;
 
     loop {
         // The source's first PFSD: who it is.
@@ -134,12 +137,11 @@ fn write_inner(
         };
         // A pass cut short earlier: tell our source where to resume it.
         let partial = pfs.partial_pass()?;
-        let mut repair_pass = false;
         if opts.two_way {
             let mut told = ours;
             // Damaged records scrub recorded: ask for the pass from the
             // oldest one's TID, so that the source sends them again.
-            if partial.is_none()
+            if partial.is_none_or(|p| p.tid_end <= ours.sync_end_tid)
                 && let Some(floor) = pfs.repair_floor()?
                 && floor <= ours.sync_end_tid
             {
@@ -148,7 +150,7 @@ fn write_inner(
                 ));
                 // Two below: a pass whose begin TID equals its end is "no
                 // work" to hammer's reader, and the oldest may be the newest.
-                told.sync_end_tid = floor.saturating_sub(2).max(1);
+                told.sync_end_tid = floor.saturating_sub(2);
                 repair_pass = true;
             }
             super::resume::put(
@@ -166,7 +168,12 @@ fn write_inner(
             break;
         };
         let (tid_beg, tid_end) = (range.sync_beg_tid, range.sync_end_tid);
-        crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
+        // A repair pass may come in chunks (the source's prescan) that end
+        // below what the slave acknowledged: they only repair, and never
+        // move its sync_end_tid back.
+        if !(repair_pass && tid_end <= ours.sync_end_tid) {
+            crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
+        }
         let mut m = MirrorRw::for_write(tid_beg, tid_end);
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
@@ -229,11 +236,16 @@ fn write_inner(
                 break;
             }
             Some(Record::Sync) => {
-                update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
-                if repair_pass && ours.sync_end_tid == tid_end {
-                    // The SYNC that ends a repair pass, though the TID stays.
-                    let same = pfs.get_pseudofs()?;
-                    pfs.set_pseudofs(&same)?;
+                if repair_pass && tid_end < ours.sync_end_tid {
+                    // A chunk of a repair pass: the slave stays where it was.
+                } else {
+                    update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                    if repair_pass && ours.sync_end_tid == tid_end {
+                        // The SYNC that ends a repair pass, though the TID stays.
+                        let same = pfs.get_pseudofs()?;
+                        pfs.set_pseudofs(&same)?;
+                    }
+                    repair_pass = false;
                 }
                 for line in pfs.take_repaired() {
                     obs.warn(format!("Mirror-write {fs}: {line}"));

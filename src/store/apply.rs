@@ -108,7 +108,11 @@ impl<'s> Apply<'s> {
         let mut txn = self.txn.take().expect("open");
         store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
         store.put_meta(&mut txn, "last_tid", &self.max_tid.to_le_bytes())?;
-        partial::put(store, &mut txn, &PartialPass { tid_end: self.tid_end, resume_key: resume })?;
+        // (A chunk of a repair pass, ending at or below the slave's TID, is
+        // nothing to resume.)
+        if self.tid_end > self.sync_end_tid {
+            partial::put(store, &mut txn, &PartialPass { tid_end: self.tid_end, resume_key: resume })?;
+        }
         if self.repair_changed {
             store.put_damage_list(&mut txn, &self.repair)?;
             self.repair_changed = false;
@@ -472,7 +476,9 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
         if !resumes {
             rollback::discard_unsynced(store, false)?;
         }
-        if let Err(r) = guard::check_pass_end(pfsd.sync_end_tid, m.tid_end) {
+        // A chunk of a repair pass may end below it (see [`Store::repair_floor`]).
+        let repair_chunk = store.in_repair_pass() && m.tid_end <= pfsd.sync_end_tid;
+        if !repair_chunk && let Err(r) = guard::check_pass_end(pfsd.sync_end_tid, m.tid_end) {
             m.flags |= HEAD_ERROR;
             m.error = EINVAL;
             return Err(PfsError::Refused { path, op: "mirror-write", detail: r.to_string() });

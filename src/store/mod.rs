@@ -857,8 +857,24 @@ impl Pfs for Store {
         if self.repair_pass.swap(false, std::sync::atomic::Ordering::Relaxed) {
             let left = self.damage_list(&txn)?;
             let mut lines = self.repaired.lock().unwrap_or_else(|e| e.into_inner());
-            for k in left.keys() {
-                lines.push(format!("{}: not repaired (the source sent no intact copy)", describe_key(&k[..])));
+            for (k, intact) in &left {
+                // A damaged leaf the source sent nothing for (the sweep
+                // stops at the source's last key): its key is what is damaged.
+                let leaf_bad = self
+                    .db
+                    .recs
+                    .get(&txn, &k[..])
+                    .map_err(|e| self.err("write", e))?
+                    .is_some_and(|v| keys::check_value(&k[..], v).is_err());
+                if !intact && leaf_bad {
+                    self.erase_record(&mut txn, &k[..]).map_err(|e| self.err("write", e))?;
+                    lines.push(format!(
+                        "{}: erased (damaged, and the source has no record at its key)",
+                        describe_key(&k[..])
+                    ));
+                } else {
+                    lines.push(format!("{}: not repaired (the source sent no intact copy)", describe_key(&k[..])));
+                }
             }
             self.put_damage_list(&mut txn, &Default::default())?;
         }
@@ -943,8 +959,17 @@ impl Pfs for Store {
 
     fn repair_floor(&self) -> Result<Option<u64>> {
         let txn = self.read_txn()?;
-        let floor = self.damage_list(&txn)?.keys().map(|k| keys::decode_key(&k[..], 0).create_tid).min();
-        self.repair_pass.store(floor.is_some(), std::sync::atomic::Ordering::Relaxed);
+        // A damaged leaf's key may be damaged too: its TID says nothing, and
+        // the record it hid may be of any TID: the whole history then.
+        let floor = self
+            .damage_list(&txn)?
+            .iter()
+            .map(|(k, intact)| if *intact { keys::decode_key(&k[..], 0).create_tid } else { 1 })
+            .min();
+        if floor.is_some() {
+            // Cleared by the SYNC that ends the repair pass (set_pseudofs).
+            self.repair_pass.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(floor)
     }
 
@@ -959,6 +984,11 @@ const DAMAGE_META: &str = "damaged";
 const DAMAGE_MAX: usize = 10_000;
 
 impl Store {
+    /// A repair pass is under way (asked for through [`Pfs::repair_floor`]).
+    pub(crate) fn in_repair_pass(&self) -> bool {
+        self.repair_pass.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The damaged records scrub recorded, and whether each one's leaf is intact.
     pub(crate) fn damage_list(&self, txn: &RoTxn<'_>) -> Result<std::collections::BTreeMap<keys::Key, bool>> {
         let v = self.get_meta(txn, DAMAGE_META)?.unwrap_or_default();

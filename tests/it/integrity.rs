@@ -240,6 +240,24 @@ fn a_copy_from_the_master_repairs_what_scrub_found_damaged_on_its_slave() {
     let o = e.run(["-y", "copy", "m", "s"]);
     ok(&o);
     assert!(!stderr(&o).contains("repair"), "{}", show(&o));
+    // A long history comes in prescan chunks, each ending below the slave's
+    // TID: they repair, and the slave never moves back.
+    for (i, c) in [b'P', b'Q', b'R'].into_iter().enumerate() {
+        let body = String::from_utf8(vec![c; 120_000]).unwrap();
+        crate::util::write_tree(&e.path("m.tree"), &[(&format!("g{i}"), body.as_str())]);
+        ok(&e.run(["import", "m.tree", "m"]));
+    }
+    ok(&e.run(["-y", "copy", "m", "s"]));
+    let tid = crate::util::sync_end_tid(&e, &e.path("s"));
+    flip_in(&e, "s", b'Z', 900);
+    fails(&e.run(["scrub", "s"]), 1, "1 damaged");
+    let o = e.run(["-S", "100k", "-y", "copy", "m", "s"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Mirror-write s: repaired: record obj="), "{}", show(&o));
+    assert!(stderr(&o).matches(" synced ").count() > 1, "in chunks:\n{}", show(&o));
+    assert_eq!(crate::util::sync_end_tid(&e, &e.path("s")), tid);
+    ok(&e.run(["scrub", "s"]));
+    ok(&e.run(["verify", "m", "s"]));
 }
 
 #[test]
