@@ -294,13 +294,13 @@ impl<'s> Apply<'s> {
         let mut existing = self.store.db.recs.get(self.txn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec);
         // The lookup faults in map pages: counted so that they are released.
         self.store.count_resident(existing.as_ref().map_or(0, Vec::len) + PAGE);
-        // A record scrub found damaged, or whose leaf is damaged: the REC repairs it.
-        if let (Some(v), Some(data)) = (&existing, data) {
-            let listed = self.repair.get(&key).copied();
+        // A record scrub found damaged (and only one: a repair is explicit,
+        // never a source's choice): the REC repairs it.
+        if let (Some(v), Some(data)) = (&existing, data)
+            && self.repair.contains_key(&key)
+        {
             let leaf_ok = keys::check_value(&key[..], v).is_ok();
-            if listed.is_some() || !leaf_ok {
-                existing = Some(self.repair(leaf, data, &key, v, leaf_ok)?);
-            }
+            existing = Some(self.repair(leaf, data, &key, v, leaf_ok)?);
         }
         let refused = |r: guard::Refusal| Fail::Refused(r.to_string());
         match existing {
