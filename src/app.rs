@@ -113,7 +113,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             Ok(Status::Success)
         }
         Command::Verify { a, b, as_of } => cmd_verify(&cfg, g, a, b, *as_of),
-        Command::Export { pfs, dir, as_of } => cmd_export(&cfg, pfs, dir, as_of.as_deref()),
+        Command::Scrub { pfs } => cmd_scrub(&cfg, pfs),
+        Command::Repair { pfs, from } => cmd_repair(&cfg, pfs, from),
+        Command::Export { pfs, dir, as_of, keep_going } => cmd_export(&cfg, pfs, dir, as_of.as_deref(), *keep_going),
         Command::Watch { dir, pfs } => crate::watch::command(&cfg, g, dir, pfs),
         Command::Status { check, warn, crit, pair } => {
             let thresholds = match (check, warn, crit) {
@@ -213,7 +215,113 @@ fn cmd_import(cfg: &Config, dir: &Path, path: &Path) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<&str>) -> anyhow::Result<Status> {
+fn cmd_scrub(cfg: &Config, path: &Path) -> anyhow::Result<Status> {
+    use crate::store::scrub;
+    let store = crate::pfs::open_store(path, Access::Read).context("scrub")?;
+    let r = scrub::scrub(&store).with_context(|| format!("scrub {}", path.display()))?;
+    drop(store);
+    // A slave remembers its damaged records, so that the next pass from its
+    // master repairs them (when this process may write it).
+    let mut recorded = false;
+    if !r.damaged_records().is_empty()
+        && let Ok(w) = crate::pfs::open_store(path, Access::Write)
+    {
+        let found: Vec<_> = r.damaged_records().into_iter().map(|(k, intact, _)| (k, intact)).collect();
+        recorded = w.record_damage(&found).unwrap_or(false);
+    }
+    let mb_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-6);
+    if cfg.output.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["time"] = crate::log::timestamp().into();
+        v["event"] = "scrub".into();
+        v["pfs"] = path.display().to_string().into();
+        v["damaged"] = r.damaged().into();
+        v["mb_per_s"] = ((mb_s * 10.0).round() / 10.0).into();
+        println!("{v}");
+    } else {
+        for f in &r.findings {
+            println!("damaged: {}", scrub::describe(f));
+        }
+        if r.more > 0 {
+            println!("damaged: and {} more (only the first {} are listed)", r.more, scrub::MAX_FINDINGS);
+        }
+        if !cfg.output.quiet {
+            eprintln!(
+                "Scrubbed {}: {} pages, {} records, {} index entries, {} blobs, {} bytes in {:.2} s ({mb_s:.1} MB/s): {}",
+                path.display(),
+                r.pages,
+                r.records,
+                r.index_entries,
+                r.blobs,
+                r.bytes,
+                r.seconds,
+                if r.damaged() == 0 { "no damage".to_string() } else { format!("{} damaged", r.damaged()) }
+            );
+        }
+    }
+    if r.damaged() > 0 {
+        let how = if recorded {
+            format!(
+                "the next copy or stream from its master repairs the records, or hammer-mirror repair {} --from <replica>",
+                path.display()
+            )
+        } else {
+            format!("repair it from a replica: hammer-mirror repair {} --from <replica>", path.display())
+        };
+        eprintln!("hammer-mirror: scrub: {}: {} damaged ({how})", path.display(), r.damaged());
+        return Ok(Status::Failure);
+    }
+    Ok(Status::Success)
+}
+
+fn cmd_repair(cfg: &Config, path: &Path, from: &Path) -> anyhow::Result<Status> {
+    use crate::store::{repair, scrub};
+    let found = {
+        let store = crate::pfs::open_store(path, Access::Read).context("repair")?;
+        scrub::scrub(&store).with_context(|| format!("repair: scrub {}", path.display()))?
+    };
+    if found.damaged() == 0 {
+        if !cfg.output.quiet {
+            eprintln!("Repair {}: scrub finds no damage; nothing to repair", path.display());
+        }
+        return Ok(Status::Success);
+    }
+    let target = crate::pfs::open_store(path, Access::Write).context("repair")?;
+    let src = crate::pfs::open_store(from, Access::Read).context("repair: the replica")?;
+    let done = repair::repair(&target, &src, &found)
+        .with_context(|| format!("repair {} from {}", path.display(), from.display()))?;
+    for line in &done.rewritten {
+        println!("repaired: {line}");
+    }
+    for line in &done.left {
+        println!("not repaired: {line}");
+    }
+    let after = scrub::scrub(&target).with_context(|| format!("repair: scrub {} again", path.display()))?;
+    if !cfg.output.quiet {
+        eprintln!(
+            "Repair {} from {}: {} records rewritten, {} index entries and blobs fixed; scrub now finds {}",
+            path.display(),
+            from.display(),
+            done.rewritten.len(),
+            done.index_fixes,
+            if after.damaged() == 0 { "no damage".to_string() } else { format!("{} damaged", after.damaged()) }
+        );
+    }
+    if after.damaged() > 0 {
+        for f in &after.findings {
+            println!("damaged: {}", scrub::describe(f));
+        }
+        eprintln!(
+            "hammer-mirror: repair: {}: {} damaged things remain (listed above)",
+            path.display(),
+            after.damaged()
+        );
+        return Ok(Status::Failure);
+    }
+    Ok(Status::Success)
+}
+
+fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<&str>, keep_going: bool) -> anyhow::Result<Status> {
     let store = crate::pfs::open_store(path, Access::Read).context("export")?;
     let asof = match as_of {
         Some(s) => crate::retention::cmd::resolve_as_of(&store, path, s)?,
@@ -229,7 +337,7 @@ fn cmd_export(cfg: &Config, path: &Path, dir: &Path, as_of: Option<&str>) -> any
         )));
     }
     let created = !dir.exists();
-    let st = match crate::store::export::export(&store, dir, asof) {
+    let st = match crate::store::export::export(&store, dir, asof, keep_going) {
         Ok(st) => st,
         Err(e) => {
             // A failed export leaves no half tree behind in a directory it made.

@@ -176,7 +176,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, status, snapls, prune)
+    /// Machine-readable JSON Lines on stdout: each pass, progress, failure (copy, stream, verify, pfs-status, status, snapls, prune, scrub)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -291,6 +291,8 @@ pub const HELP_TOPICS: &[&str] = &[
     "pfs-destroy",
     "import",
     "export",
+    "scrub",
+    "repair",
     "verify",
     "ssh-remote",
     "completions",
@@ -491,6 +493,49 @@ pub enum Command {
         /// Show the PFS as of this TID, or of the snapshot with this note
         #[arg(long, value_name = "TID|NOTE")]
         as_of: Option<String>,
+        /// Export what is intact when records are damaged (exit status 1)
+        ///
+        /// Without it, a damaged record (one that fails its checksum or
+        /// HAMMER's data CRC) fails the export, naming its path and TID,
+        /// and nothing is left behind. With it, the rest is exported: an
+        /// object whose inode or entry is damaged is left out, a file whose
+        /// data is damaged has a hole there, and each is named in a warning.
+        #[arg(long)]
+        keep_going: bool,
+    },
+
+    /// Check every record, index entry and page of a store PFS (exit 1 when anything is damaged)
+    ///
+    /// Reads the whole file: each LMDB page's structure, each record's
+    /// leaf and data against their checksums and HAMMER's data CRC, the TID
+    /// index against the records, the blobs and the PFS description.
+    /// Prints each damaged thing by path and TID; --json prints one object.
+    /// Run it weekly; repair what it finds with repair --from <replica>.
+    Scrub {
+        /// The PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is checked by the kernel as it reads it (its CRCs).
+        pfs: PathBuf,
+    },
+
+    /// Repair a store PFS's damaged records from a replica (lists every record it rewrites)
+    ///
+    /// Scrubs the PFS, then rewrites each damaged record from the replica's
+    /// intact copy at the same key (a slave from its master, or a master
+    /// from one of its slaves), fixes the TID index, and scrubs again: exit
+    /// 0 when the PFS is then clean, 1 when something could not be repaired
+    /// (listed: records newer than the replica's sync-end-tid, damaged
+    /// LMDB pages, a damaged PFS description). Both are local store files.
+    Repair {
+        /// The damaged PFS: a store file
+        ///
+        /// A PFS path here names a hammer-mirror store file; a HAMMER PFS on
+        /// DragonFly is repaired with the kernel's own tools (hammer(8)).
+        pfs: PathBuf,
+        /// The replica to repair it from: a store file of the same shared uuid
+        #[arg(long, value_name = "REPLICA")]
+        from: PathBuf,
     },
 
     /// Compare two PFSs record by record as of a TID (exit 0 when identical, 1 when not)

@@ -10,6 +10,11 @@
 //! in constant memory, keeping the records visible as of the TID
 //! (`create_tid <= T < delete_tid`). Default TID: the slave's
 //! `sync_end_tid` (the smaller of the two when both are masters or slaves).
+//!
+//! Damage is not a difference: a record a side sends as REC_BADCRC (its
+//! data failed its checks there) is counted in `damaged`, named with its
+//! side, and the result is "damaged"; a side whose read fails on damage
+//! fails the verify with its error.
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -35,7 +40,7 @@ pub struct Difference {
     pub key: String,
     pub rec_type: String,
     pub create_tid: String,
-    /// "only in <a>", "only in <b>", or "data differs".
+    /// "only in <a>", "only in <b>", "data differs", or "damaged in <a>".
     pub what: String,
 }
 
@@ -62,8 +67,10 @@ pub struct Report {
     pub as_of: String,
     pub records: u64,
     pub differences: u64,
+    /// Records damaged on either side (listed in `first_differences` too).
+    pub damaged: u64,
     pub identical: bool,
-    /// "identical" or "different".
+    /// "identical", "different" or "damaged".
     pub result: &'static str,
     pub first_differences: Vec<Difference>,
     /// Newer history on either side, beyond `as_of` (null when neither has any).
@@ -189,11 +196,13 @@ impl Reader {
         }
     }
 
-    /// The next record visible as of `asof`, or None at the end of the pass.
-    fn next_visible(&mut self, asof: u64) -> anyhow::Result<Option<(LeafElm, Vec<u8>)>> {
+    /// The next record visible as of `asof`, or None at the end of the
+    /// pass; its data is empty when the side sent it as damaged (REC_BADCRC).
+    fn next_visible(&mut self, asof: u64) -> anyhow::Result<Option<(LeafElm, Vec<u8>, bool)>> {
         loop {
             match self.r.next_record().with_context(|| format!("reading {}", self.name))? {
-                Some(Record::Rec { leaf, data, .. }) => {
+                Some(Record::Rec { leaf, data, rtype: t }) => {
+                    let damaged = t & rtype::CRC_ERROR != 0;
                     let b = &leaf.base;
                     for (t, ts) in [(b.create_tid, leaf.create_ts), (b.delete_tid, leaf.delete_ts)] {
                         if t > asof {
@@ -204,7 +213,8 @@ impl Reader {
                         }
                     }
                     if b.create_tid <= asof && (b.delete_tid == 0 || b.delete_tid > asof) {
-                        return Ok(Some((leaf, data.to_vec())));
+                        let data = if damaged { Vec::new() } else { data.to_vec() };
+                        return Ok(Some((leaf, data, damaged)));
                     }
                 }
                 Some(Record::Pass { .. } | Record::Skip { .. }) => {}
@@ -213,6 +223,16 @@ impl Reader {
                     bail!("{}: unexpected {:?} in the stream", self.name, other.map(|r| rtype::name(r.type_word())))
                 }
             }
+        }
+    }
+
+    /// `e`, or the error this side's half ended with when it failed.
+    fn cause(self, e: anyhow::Error) -> anyhow::Error {
+        drop(self.w);
+        drop(self.r);
+        match self.side.join() {
+            Ok(Ended::Local(Err(own))) => own,
+            _ => e,
         }
     }
 
@@ -244,7 +264,7 @@ fn key(l: &LeafElm) -> (u32, i64, u16, i64, u64) {
 }
 
 /// Data compared PFS-independently (a directory entry names its own PFS).
-fn same_data(a: &(LeafElm, Vec<u8>), b: &(LeafElm, Vec<u8>)) -> bool {
+fn same_data(a: &(LeafElm, Vec<u8>, bool), b: &(LeafElm, Vec<u8>, bool)) -> bool {
     if a.0.base.obj_type != b.0.base.obj_type || a.1.len() != b.1.len() {
         return false;
     }
@@ -286,7 +306,7 @@ pub fn verify(
         (false, true) => sb.pfsd.sync_end_tid,
         _ => sa.pfsd.sync_end_tid.min(sb.pfsd.sync_end_tid),
     });
-    for s in [&mut sa, &mut sb] {
+    for s in [&sa, &sb] {
         if asof > s.pfsd.sync_end_tid {
             bail!(
                 "verify: {} only reaches TID 0x{:016x}; cannot compare as of 0x{asof:016x}",
@@ -294,6 +314,21 @@ pub fn verify(
                 s.pfsd.sync_end_tid
             );
         }
+    }
+    match compare(&mut sa, &mut sb, asof) {
+        Ok(report) => {
+            sa.finish()?;
+            sb.finish()?;
+            Ok(report)
+        }
+        // A side that failed (on damage, say) tells why better than its stream's end.
+        Err(e) => Err(sa.cause(sb.cause(e))),
+    }
+}
+
+/// Merges the two sides' streams; see the module documentation.
+fn compare(sa: &mut Reader, sb: &mut Reader, asof: u64) -> anyhow::Result<Report> {
+    for s in [&mut *sa, &mut *sb] {
         s.request()?;
     }
     let mut report = Report {
@@ -305,6 +340,7 @@ pub fn verify(
         as_of: format!("0x{asof:016x}"),
         records: 0,
         differences: 0,
+        damaged: 0,
         identical: true,
         result: "identical",
         first_differences: Vec::new(),
@@ -315,11 +351,34 @@ pub fn verify(
             report.first_differences.push(d);
         }
     };
+    let damage = |l: &LeafElm, side: &str, report: &mut Report| {
+        report.damaged += 1;
+        if report.first_differences.len() < SHOWN {
+            report.first_differences.push(diff(l, format!("damaged in {side}")));
+        }
+    };
     let mut ra = sa.next_visible(asof)?;
     let mut rb = sb.next_visible(asof)?;
     loop {
         match (&ra, &rb) {
             (None, None) => break,
+            (Some(x), _) if x.2 => {
+                damage(&x.0, &sa.name, &mut report);
+                if rb.as_ref().is_some_and(|y| key(&y.0) == key(&x.0)) {
+                    if rb.as_ref().is_some_and(|y| y.2) {
+                        damage(&x.0, &sb.name, &mut report);
+                    }
+                    rb = sb.next_visible(asof)?;
+                }
+                ra = sa.next_visible(asof)?;
+            }
+            (_, Some(y)) if y.2 => {
+                damage(&y.0, &sb.name, &mut report);
+                if ra.as_ref().is_some_and(|x| key(&x.0) == key(&y.0)) {
+                    ra = sa.next_visible(asof)?;
+                }
+                rb = sb.next_visible(asof)?;
+            }
             (Some(x), None) => {
                 note(diff(&x.0, format!("only in {}", sa.name)), &mut report);
                 ra = sa.next_visible(asof)?;
@@ -348,11 +407,17 @@ pub fn verify(
             },
         }
     }
-    report.identical = report.differences == 0;
-    report.result = if report.identical { "identical" } else { "different" };
+    report.identical = report.differences == 0 && report.damaged == 0;
+    report.result = if report.damaged > 0 {
+        "damaged"
+    } else if report.identical {
+        "identical"
+    } else {
+        "different"
+    };
     let now = crate::log::unix_now() as u64;
     report.newer =
-        [&sa, &sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
+        [&*sa, &*sb].into_iter().filter(|s| !s.beyond.tids.is_empty()).max_by_key(|s| s.beyond.tids.len()).map(|s| {
             Newer {
                 side: s.name.clone(),
                 tid: crate::log::tid(s.pfsd.sync_end_tid),
@@ -360,8 +425,6 @@ pub fn verify(
                 oldest_change_age: s.beyond.oldest_ts.filter(|&t| t > 0).map(|t| now.saturating_sub(u64::from(t))),
             }
         });
-    sa.finish()?;
-    sb.finish()?;
     Ok(report)
 }
 
@@ -372,8 +435,9 @@ pub fn text(r: &Report) -> String {
         s +=
             &format!("difference: obj={} key={} rt={} tid={}: {}\n", d.obj_id, d.key, d.rec_type, d.create_tid, d.what);
     }
-    if r.differences as usize > r.first_differences.len() {
-        s += &format!("... and {} more differences\n", r.differences as usize - r.first_differences.len());
+    let listed = (r.differences + r.damaged) as usize;
+    if listed > r.first_differences.len() {
+        s += &format!("... and {} more\n", listed - r.first_differences.len());
     }
     if let Some(n) = &r.newer {
         let more = if n.transactions as usize >= NEWER_TIDS_COUNTED { "at least " } else { "" };
@@ -385,7 +449,13 @@ pub fn text(r: &Report) -> String {
             n.side, n.transactions, n.tid
         );
     }
-    if r.identical {
+    if r.damaged > 0 {
+        s += &format!(
+            "{} and {} cannot be compared in full as of {}: {} damaged records, {} differences \
+             (hammer-mirror scrub names the damage; repair --from <replica> repairs it)\n",
+            r.a, r.b, r.as_of, r.damaged, r.differences
+        );
+    } else if r.identical {
         s += &format!("{} and {} are identical as of {} ({} records)\n", r.a, r.b, r.as_of, r.records);
     } else {
         s += &format!("{} and {} differ as of {}: {} differences\n", r.a, r.b, r.as_of, r.differences);

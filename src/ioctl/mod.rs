@@ -260,6 +260,18 @@ pub trait Pfs: Send {
     fn resume_partial(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// A slave with damaged records that scrub recorded: the create TID of
+    /// the oldest, where a repair pass from its master begins (the store
+    /// does; HAMMER checks its own CRCs: None).
+    fn repair_floor(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// What mirror writes since the last call repaired, one line each.
+    fn take_repaired(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// How far a pass that got no SYNC came on a slave: its end TID, and the

@@ -100,6 +100,8 @@ pub struct ReadSummary {
     pub interrupted: bool,
     /// The target sent TERM instead of its PFSD.
     pub peer_terminated: bool,
+    /// Records sent as REC_BADCRC (their data is damaged on the source).
+    pub bad_crc: u64,
 }
 
 /// Where the scan of one pass stands (for progress).
@@ -336,7 +338,19 @@ fn read_inner(
                 }
                 if n > 0 {
                     w.write_raw(&buf[..n]).map_err(|e| send_error(e, "target"))?;
-                    records += crate::mrecord::heads(&buf[..n]).count() as u64;
+                    for (_, head, body) in crate::mrecord::heads(&buf[..n]) {
+                        records += 1;
+                        if head.rtype & crate::mrecord::rtype::TYPE_MASK == crate::mrecord::rtype::REC_BADCRC {
+                            let l = crate::mrecord::LeafElm::decode(&body[crate::mrecord::HEAD_SIZE..]);
+                            obs.warn(format!(
+                                "Mirror-read {fs}: warning: obj={:016x} rt={:02x} key={:016x} tid={:016x} has \
+                                 damaged data: sent as REC_BADCRC (the target does not apply it; \
+                                 repair the source from a replica: hammer-mirror repair)",
+                                l.base.obj_id as u64, l.base.rec_type, l.base.key as u64, l.base.create_tid
+                            ));
+                            summary.bad_crc += 1;
+                        }
+                    }
                 }
                 total_bytes += n as u64;
                 obs.event(&Event::Progress { bytes: total_bytes });

@@ -98,6 +98,9 @@ fn write_inner(
     let mut w = RecordWriter::new(back);
     let mut summary = WriteSummary::default();
     let mut pfs: Option<Box<dyn Pfs>> = None;
+    // A repair pass is under way: it lasts, over the chunks of the source's
+    // prescan, until a pass reaches the slave's sync_end_tid.
+    let mut repair_pass = false;
 
     loop {
         // The source's first PFSD: who it is.
@@ -136,6 +139,20 @@ fn write_inner(
         let partial = pfs.partial_pass()?;
         if opts.two_way {
             let mut told = ours;
+            // Damaged records scrub recorded: ask for the pass from the
+            // oldest one's TID, so that the source sends them again.
+            if partial.is_none_or(|p| p.tid_end <= ours.sync_end_tid)
+                && let Some(floor) = pfs.repair_floor()?
+                && floor <= ours.sync_end_tid
+            {
+                obs.info(format!(
+                    "Mirror-write {fs}: damaged records (found by scrub): asking for a repair pass from TID {floor:016x}"
+                ));
+                // Two below: a pass whose begin TID equals its end is "no
+                // work" to hammer's reader, and the oldest may be the newest.
+                told.sync_end_tid = floor.saturating_sub(2);
+                repair_pass = true;
+            }
             super::resume::put(
                 &mut told,
                 partial.map(|p| super::resume::Resume { tid_end: p.tid_end, key: p.resume_key }),
@@ -151,7 +168,12 @@ fn write_inner(
             break;
         };
         let (tid_beg, tid_end) = (range.sync_beg_tid, range.sync_end_tid);
-        crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
+        // A repair pass may come in chunks (the source's prescan) that end
+        // below what the slave acknowledged: they only repair, and never
+        // move its sync_end_tid back.
+        if !(repair_pass && tid_end <= ours.sync_end_tid) {
+            crate::history::check_pass_end(ours.sync_end_tid, tid_end).map_err(|r| refused(r.to_string()))?;
+        }
         let mut m = MirrorRw::for_write(tid_beg, tid_end);
         m.pfs_id = pfs.pfs_id();
         m.shared_uuid = range.shared_uuid;
@@ -190,7 +212,11 @@ fn write_inner(
                     summary.bad_crc += 1;
                 }
             }
-            pfs.mirror_write(&mut m, batch.bytes).map_err(|e| match e {
+            let applied = pfs.mirror_write(&mut m, batch.bytes);
+            for line in pfs.take_repaired() {
+                obs.info(format!("Mirror-write {fs}: repaired: {line}"));
+            }
+            applied.map_err(|e| match e {
                 // The store refused a change to acknowledged history: retrying cannot fix it.
                 crate::ioctl::PfsError::Refused { .. } => refused(format!("{e} (records at stream byte {offset})")),
                 e => anyhow::Error::new(e).context(format!("applying the records at stream byte {offset}")),
@@ -210,7 +236,20 @@ fn write_inner(
                 break;
             }
             Some(Record::Sync) => {
-                update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                if repair_pass && tid_end < ours.sync_end_tid {
+                    // A chunk of a repair pass: the slave stays where it was.
+                } else {
+                    update_pfs_snapshot(pfs.as_mut(), tid_end, opts.verbose, obs)?;
+                    if repair_pass && ours.sync_end_tid == tid_end {
+                        // The SYNC that ends a repair pass, though the TID stays.
+                        let same = pfs.get_pseudofs()?;
+                        pfs.set_pseudofs(&same)?;
+                    }
+                    repair_pass = false;
+                }
+                for line in pfs.take_repaired() {
+                    obs.warn(format!("Mirror-write {fs}: {line}"));
+                }
                 pfs.synctid(SynctidOp::Sync2)?;
                 if opts.verbose >= 2 {
                     obs.info(format!("Mirror-write {fs}: succeeded"));

@@ -30,7 +30,7 @@ use std::ops::Bound;
 
 use heed::RwTxn;
 
-use super::keys::{self, Key, VALUE_HEAD, ValueHead};
+use super::keys::{self, Key};
 use super::master::DATA_ZONE;
 use super::{Store, now_secs, partial, rollback};
 use crate::hammerfs::{
@@ -80,6 +80,11 @@ struct Apply<'s> {
     now: u32,
     max_tid: u64,
     data_off: u64,
+    /// The damaged records scrub recorded (key → leaf intact): a REC for
+    /// one rewrites it (see [`Apply::repair`]).
+    repair: std::collections::BTreeMap<Key, bool>,
+    /// `repair` changed: stored with the next commit.
+    repair_changed: bool,
 }
 
 impl<'s> Apply<'s> {
@@ -103,7 +108,15 @@ impl<'s> Apply<'s> {
         let mut txn = self.txn.take().expect("open");
         store.put_meta(&mut txn, "data_off", &self.data_off.to_le_bytes())?;
         store.put_meta(&mut txn, "last_tid", &self.max_tid.to_le_bytes())?;
-        partial::put(store, &mut txn, &PartialPass { tid_end: self.tid_end, resume_key: resume })?;
+        // (A chunk of a repair pass, ending at or below the slave's TID, is
+        // nothing to resume.)
+        if self.tid_end > self.sync_end_tid {
+            partial::put(store, &mut txn, &PartialPass { tid_end: self.tid_end, resume_key: resume })?;
+        }
+        if self.repair_changed {
+            store.put_damage_list(&mut txn, &self.repair)?;
+            self.repair_changed = false;
+        }
         store.commit(txn, "mirror-write")?;
         self.dirty = 0;
         Ok(())
@@ -129,6 +142,7 @@ impl<'s> Apply<'s> {
         let mut inclusive = self.pos_inclusive;
         loop {
             let mut doomed: Vec<(Key, Vec<u8>)> = Vec::new();
+            let mut erased: Vec<Key> = Vec::new();
             let mut more = false;
             {
                 let lo = if inclusive { Bound::Included(&from[..]) } else { Bound::Excluded(&from[..]) };
@@ -137,7 +151,16 @@ impl<'s> Apply<'s> {
                     let (k, v) = item.map_err(|e| self.err(e))?;
                     self.store.count_resident(k.len() + v.len());
                     let key: Key = k.try_into().map_err(|_| self.store.corrupt("bad record key"))?;
-                    let h = ValueHead::decode(v).ok_or_else(|| self.store.corrupt("bad record value"))?;
+                    let h = match keys::check_value(k, v) {
+                        Ok(h) => h,
+                        // Damaged, recorded by scrub, and the source has no
+                        // record at its key: its key is what is damaged.
+                        Err(_) if self.repair.contains_key(&key) => {
+                            erased.push(key);
+                            continue;
+                        }
+                        Err(d) => return Err(Fail::Pfs(self.store.damaged(k, d))),
+                    };
                     let base = keys::decode_key(&key, 0);
                     // A slave keeps its snapshots, its own and those its master deleted (snapshots.rs).
                     let kept = base.rec_type == RECTYPE_CONFIG || base.rec_type == RECTYPE_SNAPSHOT;
@@ -153,15 +176,21 @@ impl<'s> Apply<'s> {
                     }
                 }
             }
-            if let Some((last, _)) = doomed.last() {
-                from = *last;
+            if let Some(last) = doomed.last().map(|d| d.0).into_iter().chain(erased.last().copied()).max() {
+                from = last;
                 inclusive = false;
             }
+            for key in erased {
+                let store = self.store;
+                store.erase_record(self.wtxn(), &key[..]).map_err(|e| store.err("mirror-write", e))?;
+                self.repaired(&key, "erased (damaged, and the source has no record at its key)");
+                self.dirtied(PAGE)?;
+            }
             for (key, mut v) in doomed {
-                let mut h = ValueHead::decode(&v).expect("decoded above");
+                let mut h = keys::check_value(&key[..], &v).expect("checked above");
                 h.delete_tid = self.tid_end;
                 h.delete_ts = self.now;
-                h.encode(&mut v[..VALUE_HEAD]);
+                keys::set_head(&key[..], &mut v, &h);
                 self.put_record(&key, &v)?;
                 self.index(self.tid_end, &key)?;
                 self.max_tid = self.max_tid.max(self.tid_end);
@@ -179,15 +208,13 @@ impl<'s> Apply<'s> {
     }
 
     fn index(&mut self, tid: u64, key: &Key) -> Result<()> {
-        let t = keys::tid_key(tid, key);
-        let db = self.store.db.tids;
-        db.put(self.wtxn(), &t[..], &()).map_err(|e| self.store.err("mirror-write", e))
+        let store = self.store;
+        store.index_put(self.wtxn(), tid, key).map_err(|e| store.err("mirror-write", e))
     }
 
     fn unindex(&mut self, tid: u64, key: &Key) -> Result<()> {
-        let t = keys::tid_key(tid, key);
-        let db = self.store.db.tids;
-        db.delete(self.wtxn(), &t[..]).map(|_| ()).map_err(|e| self.store.err("mirror-write", e))
+        let store = self.store;
+        store.index_del(self.wtxn(), tid, key).map_err(|e| store.err("mirror-write", e))
     }
 
     /// Refuses a record at or before the current position.
@@ -264,20 +291,28 @@ impl<'s> Apply<'s> {
         self.key_cur = *b;
         self.pos = key;
         self.pos_inclusive = false;
-        let existing = self.store.db.recs.get(self.txn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec);
+        let mut existing = self.store.db.recs.get(self.txn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec);
         // The lookup faults in map pages: counted so that they are released.
         self.store.count_resident(existing.as_ref().map_or(0, Vec::len) + PAGE);
+        // A record scrub found damaged (and only one: a repair is explicit,
+        // never a source's choice): the REC repairs it.
+        if let (Some(v), Some(data)) = (&existing, data)
+            && self.repair.contains_key(&key)
+        {
+            let leaf_ok = keys::check_value(&key[..], v).is_ok();
+            existing = Some(self.repair(leaf, data, &key, v, leaf_ok)?);
+        }
         let refused = |r: guard::Refusal| Fail::Refused(r.to_string());
         match existing {
             Some(mut v) => {
-                let mut h = ValueHead::decode(&v).ok_or_else(|| self.store.corrupt("bad record value"))?;
+                let mut h = keys::check_value(&key[..], &v).map_err(|d| self.store.damaged(&key[..], d))?;
                 if guard::check_delete(what, b, h.delete_tid, self.sync_end_tid).map_err(refused)? {
                     if h.delete_tid != 0 {
                         self.unindex(h.delete_tid, &key)?;
                     }
                     h.delete_tid = b.delete_tid;
                     h.delete_ts = leaf.delete_ts;
-                    h.encode(&mut v[..VALUE_HEAD]);
+                    keys::set_head(&key[..], &mut v, &h);
                     self.put_record(&key, &v)?;
                     self.index(b.delete_tid, &key)?;
                     self.max_tid = self.max_tid.max(b.delete_tid);
@@ -285,7 +320,15 @@ impl<'s> Apply<'s> {
                 }
             }
             None => {
+                // A damaged key may have hidden this record (scrub recorded
+                // damaged leaves): restored, in acknowledged history too.
+                let hidden = b.create_tid <= self.sync_end_tid && self.repair.values().any(|intact| !intact);
                 if let Some(data) = data
+                    && hidden
+                {
+                    self.create(leaf, data, &key)?;
+                    self.repaired(&key, "restored (a damaged key had hidden it)");
+                } else if let Some(data) = data
                     && guard::check_new_record(b, self.tid_beg, self.sync_end_tid).map_err(refused)?
                 {
                     self.create(leaf, data, &key)?;
@@ -293,6 +336,68 @@ impl<'s> Apply<'s> {
             }
         }
         Ok(())
+    }
+
+    /// Notes that the record at `key` was repaired (`how`) and is no longer damaged.
+    fn repaired(&mut self, key: &Key, how: &str) {
+        if self.repair.remove(key).is_some() {
+            self.repair_changed = true;
+        }
+        let line = format!("{}: {how}", super::describe_key(&key[..]));
+        self.store.repaired.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    /// Rewrites the damaged record at `key` (its value `old`) from a REC of
+    /// the source: with its own leaf fields when they are intact
+    /// (`keep_leaf`: only the data was damaged), else the source's. Returns
+    /// the new value; the caller goes on as for a record it holds.
+    fn repair(
+        &mut self,
+        leaf: &LeafElm,
+        data: &[u8],
+        key: &Key,
+        old: &[u8],
+        keep_leaf: bool,
+    ) -> std::result::Result<Vec<u8>, Fail> {
+        let b = &leaf.base;
+        if !data.is_empty() && !leaf_data_crc_ok(leaf, data) {
+            return Err(Fail::Invalid(format!("data crc mismatch on pipe: obj={:016x} key={:016x}", b.obj_id, b.key)));
+        }
+        let (mut new, data) = self.localized(leaf, data);
+        if keep_leaf && let Ok((own, _)) = keys::decode_leaf(&key[..], old, self.store.pfs_id) {
+            new.base.delete_tid = own.base.delete_tid;
+            new.delete_ts = own.delete_ts;
+        }
+        new.data_offset = if data.is_empty() { 0 } else { self.data_off };
+        self.data_off += doalign(data.len()) as u64;
+        let store = self.store;
+        let err = |e| store.err("mirror-write", e);
+        store.erase_record(self.wtxn(), &key[..]).map_err(err)?;
+        store.put_record(self.wtxn(), &key[..], &new, &data).map_err(err)?;
+        for tid in [new.base.create_tid, new.base.delete_tid] {
+            if tid != 0 {
+                self.index(tid, key)?;
+            }
+        }
+        self.max_tid = self.max_tid.max(new.base.delete_tid);
+        self.repaired(key, if keep_leaf { "data rewritten from the source" } else { "rewritten from the source" });
+        self.dirtied(data.len() + PAGE)?;
+        Ok(keys::encode_value(&key[..], &new, &data))
+    }
+
+    /// A record as this PFS stores it: localization without PFS bits, a
+    /// directory entry naming this PFS (its CRC recomputed), as
+    /// `hammer_cursor_localize_data` does.
+    fn localized<'d>(&self, leaf: &LeafElm, data: &'d [u8]) -> (LeafElm, std::borrow::Cow<'d, [u8]>) {
+        let mut leaf = *leaf;
+        leaf.base.localization &= LOCALIZE_MASK;
+        if leaf.base.rec_type == RECTYPE_DIRENTRY && data.len() >= 12 {
+            let mut d = data.to_vec();
+            d[8..12].copy_from_slice(&(self.store.pfs_id << 16).to_le_bytes());
+            leaf.data_crc = leaf_data_crc(leaf.base.rec_type, &d);
+            return (leaf, d.into());
+        }
+        (leaf, data.into())
     }
 
     /// `hammer_create_at_cursor(UMIRROR)`: inserts a new record.
@@ -371,7 +476,9 @@ pub fn mirror_write(store: &mut Store, m: &mut MirrorRw, buf: &[u8]) -> Result<(
         if !resumes {
             rollback::discard_unsynced(store, false)?;
         }
-        if let Err(r) = guard::check_pass_end(pfsd.sync_end_tid, m.tid_end) {
+        // A chunk of a repair pass may end below it (see [`Store::repair_floor`]).
+        let repair_chunk = store.in_repair_pass() && m.tid_end <= pfsd.sync_end_tid;
+        if !repair_chunk && let Err(r) = guard::check_pass_end(pfsd.sync_end_tid, m.tid_end) {
             m.flags |= HEAD_ERROR;
             m.error = EINVAL;
             return Err(PfsError::Refused { path, op: "mirror-write", detail: r.to_string() });
@@ -412,6 +519,7 @@ fn apply(store: &Store, m: &mut MirrorRw, buf: &[u8], sync_end_tid: u64) -> std:
         Ok((store.meta_u64(txn, "data_off")?.unwrap_or(DATA_ZONE), store.last_tid(txn)?))
     };
     let (data_off, max_tid) = meta(&txn).map_err(|e| (0, Fail::Pfs(e)))?;
+    let repair = store.damage_list(&txn).map_err(|e| (0, Fail::Pfs(e)))?;
     let fresh = m.cursor_state & AFTER_KEY == 0;
     let mut a = Apply {
         store,
@@ -433,6 +541,8 @@ fn apply(store: &Store, m: &mut MirrorRw, buf: &[u8], sync_end_tid: u64) -> std:
         now: now_secs(),
         max_tid,
         data_off,
+        repair,
+        repair_changed: false,
     };
     let mut off = 0;
     while off < buf.len() {
@@ -509,7 +619,7 @@ mod tests {
     fn everything(s: &Store) -> Dump {
         let txn = s.read_txn().unwrap();
         let recs = s.db.recs.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
-        let tids = s.db.tids.iter(&txn).unwrap().map(|r| r.map(|(k, ())| k.to_vec()).unwrap()).collect();
+        let tids = s.db.tids.iter(&txn).unwrap().map(|r| r.map(|(k, _)| k.to_vec()).unwrap()).collect();
         (recs, tids)
     }
 

@@ -8,6 +8,12 @@
 //! move their times. Names are checked: a name with a `/`, a NUL, `.` or
 //! `..` (only a damaged store could hold one) is skipped with a warning, so
 //! an export never writes outside its directory.
+//!
+//! Every record is checked as it is read (see [`super::keys`]). A damaged
+//! one fails the export, naming the path and TID of what it held, before
+//! anything is written when the tree's records are damaged; with
+//! `keep_going` the rest is exported (a file with damaged data keeps a
+//! hole there) and the damage comes back as warnings.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -47,12 +53,33 @@ pub fn default_asof(store: &Store) -> Result<u64> {
     Ok(store.get_pseudofs()?.sync_end_tid)
 }
 
-/// Exports the tree as of `asof` into `dir` (created if missing; must be empty).
-pub fn export(store: &Store, dir: &Path, asof: u64) -> Result<ExportStats> {
+/// One damaged record an export met.
+struct Hurt {
+    base: crate::mrecord::BaseElm,
+    /// Its data is damaged (its leaf is intact), so it is visible as of the TID.
+    data_only: bool,
+    damage: super::keys::Damage,
+}
+
+/// Damaged records named in an error at most.
+const NAMED: usize = 20;
+
+/// Exports the tree as of `asof` into `dir` (created if missing; must be
+/// empty); with `keep_going`, exports what is intact (see the module
+/// documentation).
+pub fn export(store: &Store, dir: &Path, asof: u64, keep_going: bool) -> Result<ExportStats> {
     prepare_target(dir)?;
     let mut tree = Tree::default();
     let mut bad = None;
-    store.for_each_as_of(asof, |leaf, data| {
+    let mut hurt: Vec<Hurt> = Vec::new();
+    store.for_each_as_of_checked(asof, |seen| {
+        let (leaf, data) = match seen {
+            super::Seen::Record(leaf, data) => (leaf, data),
+            super::Seen::Damaged { base, leaf, damage } => {
+                hurt.push(Hurt { base, data_only: leaf.is_some(), damage });
+                return Ok(());
+            }
+        };
         let b = &leaf.base;
         match b.rec_type {
             HAMMER_RECTYPE_INODE => match InodeData::decode(data) {
@@ -75,6 +102,10 @@ pub fn export(store: &Store, dir: &Path, asof: u64) -> Result<ExportStats> {
     if let Some(detail) = bad {
         return Err(PfsError::Corrupt { path: store.path().to_path_buf(), detail });
     }
+    let names = Names::of(&tree);
+    if !hurt.is_empty() && !keep_going {
+        return Err(damage_error(store, &names, &hurt, asof));
+    }
     let Some(root) = tree.inodes.get(&HAMMER_OBJID_ROOT).cloned() else {
         return Err(PfsError::invalid(
             store.path(),
@@ -88,7 +119,79 @@ pub fn export(store: &Store, dir: &Path, asof: u64) -> Result<ExportStats> {
     out.create_tree(&tree, dir)?;
     out.write_data(store, asof)?;
     out.set_metadata()?;
+    for h in &hurt {
+        let what = names.describe(h, asof);
+        out.warn(what);
+    }
     Ok(out.stats)
+}
+
+/// The error for damaged records met by an export.
+fn damage_error(store: &Store, names: &Names, hurt: &[Hurt], asof: u64) -> PfsError {
+    let mut detail = format!("{} damaged record{}: ", hurt.len(), if hurt.len() == 1 { "" } else { "s" });
+    let listed: Vec<String> = hurt.iter().take(NAMED).map(|h| names.describe(h, asof)).collect();
+    detail.push_str(&listed.join("; "));
+    if hurt.len() > NAMED {
+        detail.push_str(&format!("; and {} more", hurt.len() - NAMED));
+    }
+    detail.push_str(" (hammer-mirror scrub lists them all; export --keep-going exports the rest; repair --from <replica> repairs them)");
+    PfsError::Corrupt { path: store.path().to_path_buf(), detail }
+}
+
+/// Paths of the PFS's objects as of the export's TID, for messages.
+struct Names {
+    /// Object → (parent directory, name) of its first entry.
+    parent: HashMap<i64, (i64, Vec<u8>)>,
+}
+
+impl Names {
+    fn of(tree: &Tree) -> Names {
+        let mut parent = HashMap::new();
+        let mut dirs: Vec<&i64> = tree.entries.keys().collect();
+        dirs.sort_unstable();
+        for dir in dirs {
+            let mut entries: Vec<&(Vec<u8>, i64)> = tree.entries[dir].iter().collect();
+            entries.sort_unstable();
+            for (name, obj) in entries {
+                parent.entry(*obj).or_insert((*dir, name.clone()));
+            }
+        }
+        Names { parent }
+    }
+
+    /// "/a/b" for an object reached from the root, else its id.
+    fn path(&self, obj: i64) -> String {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut at = obj;
+        while at != HAMMER_OBJID_ROOT {
+            match self.parent.get(&at) {
+                Some((dir, name)) if parts.len() < 4096 => {
+                    parts.push(name);
+                    at = *dir;
+                }
+                _ => return format!("object 0x{obj:016x}"),
+            }
+        }
+        if parts.is_empty() {
+            return "/".into();
+        }
+        parts.iter().rev().map(|p| format!("/{}", String::from_utf8_lossy(p))).collect()
+    }
+
+    fn describe(&self, h: &Hurt, asof: u64) -> String {
+        let b = &h.base;
+        let path = self.path(b.obj_id);
+        let what = match b.rec_type {
+            HAMMER_RECTYPE_INODE => "its inode".to_string(),
+            HAMMER_RECTYPE_DATA => format!("its data ending at offset {}", b.key),
+            HAMMER_RECTYPE_DIRENTRY => format!("an entry of the directory (key 0x{:016x})", b.key),
+            HAMMER_RECTYPE_FIX => "its symlink target".to_string(),
+            t => format!("a record of type 0x{t:02x} (key 0x{:016x})", b.key),
+        };
+        let seen =
+            if h.data_only { String::new() } else { format!(" (whether visible as of 0x{asof:016x} is unknown)") };
+        format!("{path}: {what}, TID 0x{:016x}: {}{seen}", b.create_tid, h.damage)
+    }
 }
 
 /// Creates `dir` if it is missing; refuses anything but an empty directory.
@@ -239,12 +342,14 @@ impl Writer {
         Ok(true)
     }
 
-    /// Writes the DATA records of every exported file.
+    /// Writes the DATA records of every exported file (the first walk
+    /// found the damaged ones: they are left out, holes in their files).
     fn write_data(&mut self, store: &Store, asof: u64) -> Result<()> {
         let mut open: Option<(i64, File, PathBuf, u64)> = None;
         let mut bytes = 0u64;
         let files = &self.files;
-        store.for_each_as_of(asof, |leaf, data| {
+        store.for_each_as_of_checked(asof, |seen| {
+            let super::Seen::Record(leaf, data) = seen else { return Ok(()) };
             let b = &leaf.base;
             if b.rec_type != HAMMER_RECTYPE_DATA || b.localization & hfs::HAMMER_LOCALIZE_MASK != HAMMER_LOCALIZE_MISC {
                 return Ok(());

@@ -5,9 +5,17 @@
 //! `hammer_btree_cmp` order (only the low 16 localization bits are stored: a
 //! store file holds one PFS). The value holds the other leaf fields and the
 //! data, or its first bytes with the rest in the blob table under the same
-//! key (see [`inline_len`]). The TID index maps `tid ‖ record key` to nothing, one entry per
-//! non-zero create_tid and delete_tid, so that a scan for changes since a TID
-//! touches only the changed records.
+//! key (see [`inline_len`]). The TID index maps `tid ‖ record key` to its
+//! checksum, one entry per non-zero create_tid and delete_tid, so that a scan
+//! for changes since a TID touches only the changed records.
+//!
+//! Checksums (layout 3): HAMMER's `data_crc` covers a record's data but not
+//! its leaf fields, and not an inode's mtime and atime; so a value carries,
+//! after the leaf fields, `leaf_sum` (CRC-32C of the key, the leaf fields and
+//! `data_sum`) and `data_sum` (CRC-32C of the key and the whole data, blob
+//! included, so that a blob under the wrong key is caught too). A TID index
+//! entry's value is the CRC-32C of its key. Every read checks what it uses:
+//! [`decode_leaf`] the leaf, [`check_data`] the data.
 
 use crate::hammerfs::HAMMER_LOCALIZE_MASK;
 use crate::mrecord::{BTYPE_RECORD, BaseElm, LeafElm};
@@ -16,8 +24,121 @@ use crate::mrecord::{BTYPE_RECORD, BaseElm, LeafElm};
 pub const KEY_LEN: usize = 28;
 /// Bytes in a TID index key.
 pub const TID_KEY_LEN: usize = 8 + KEY_LEN;
-/// Bytes of leaf fields in front of the data in a record value.
-pub const VALUE_HEAD: usize = 34;
+/// Bytes of leaf fields in a record value.
+pub const LEAF_FIELDS: usize = 34;
+/// Bytes in front of the data in a record value: the leaf fields, `leaf_sum`, `data_sum`.
+pub const VALUE_HEAD: usize = LEAF_FIELDS + 8;
+/// Bytes of a TID index entry's value (its checksum).
+pub const TID_VALUE_LEN: usize = 4;
+
+/// What is wrong with a stored record or index entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The value is too short, or says it holds more data than its length.
+    Shape,
+    /// The key or leaf fields do not match `leaf_sum`.
+    Leaf,
+    /// The data (value and blob) does not match `data_sum`.
+    Data,
+    /// The data does not match the leaf's HAMMER `data_crc`.
+    DataCrc,
+    /// The data's length is not the leaf's (a blob missing or of the wrong size).
+    DataLen,
+    /// A TID index entry does not match its checksum, or has the wrong size.
+    Index,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Damage::Shape => "the record's value is malformed",
+            Damage::Leaf => "the record's key or leaf fields fail their checksum",
+            Damage::Data => "the record's data fails its checksum",
+            Damage::DataCrc => "the record's data fails HAMMER's data CRC",
+            Damage::DataLen => "the record's data is missing or of the wrong length",
+            Damage::Index => "a TID index entry fails its checksum",
+        })
+    }
+}
+
+fn sum(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0, |c, p| crc32c::crc32c_append(c, p))
+}
+
+/// The `leaf_sum` a value `v` (at least [`VALUE_HEAD`] long) under key `k` should carry.
+fn leaf_sum(k: &[u8], v: &[u8]) -> u32 {
+    sum(&[k, &v[..LEAF_FIELDS], &v[LEAF_FIELDS + 4..VALUE_HEAD]])
+}
+
+/// The `data_sum` of `data` under key `k`.
+pub fn data_sum(k: &[u8], data: &[u8]) -> u32 {
+    sum(&[k, data])
+}
+
+fn stored_u32(v: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(v[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Checks a value's shape and `leaf_sum`, and returns its leaf fields.
+pub fn check_value(k: &[u8], v: &[u8]) -> Result<ValueHead, Damage> {
+    let h = ValueHead::decode(v).ok_or(Damage::Shape)?;
+    if k.len() != KEY_LEN {
+        return Err(Damage::Shape);
+    }
+    if stored_u32(v, LEAF_FIELDS) != leaf_sum(k, v) {
+        return Err(Damage::Leaf);
+    }
+    if h.data_len < 0 || (h.data_len as usize) < v.len() - VALUE_HEAD {
+        return Err(Damage::Shape);
+    }
+    Ok(h)
+}
+
+/// Writes `h` into the value `v` of key `k` and seals it again (a new `leaf_sum`).
+pub fn set_head(k: &[u8], v: &mut [u8], h: &ValueHead) {
+    h.encode(&mut v[..LEAF_FIELDS]);
+    let s = leaf_sum(k, v);
+    v[LEAF_FIELDS..LEAF_FIELDS + 4].copy_from_slice(&s.to_le_bytes());
+}
+
+/// Checks a record's whole `data` against the `data_sum` of its value `v`
+/// and against the leaf's HAMMER `data_crc`.
+pub fn check_data(k: &[u8], v: &[u8], leaf: &LeafElm, data: &[u8]) -> Result<(), Damage> {
+    if data.len() != leaf.data_len as usize {
+        return Err(Damage::DataLen);
+    }
+    if stored_u32(v, LEAF_FIELDS + 4) != data_sum(k, data) {
+        return Err(Damage::Data);
+    }
+    if !crate::mrecord::leaf_data_crc_ok(leaf, data) {
+        return Err(Damage::DataCrc);
+    }
+    Ok(())
+}
+
+/// The value of the TID index entry `t`.
+pub fn tid_value(t: &[u8]) -> [u8; TID_VALUE_LEN] {
+    crc32c::crc32c(t).to_le_bytes()
+}
+
+/// Checks a TID index entry.
+pub fn check_tid_entry(t: &[u8], v: &[u8]) -> Result<(), Damage> {
+    if t.len() != TID_KEY_LEN || v != tid_value(t) { Err(Damage::Index) } else { Ok(()) }
+}
+
+/// A value of the `meta` table as stored: `v` and the CRC-32C of `key ‖ v`.
+pub fn seal_meta(key: &str, v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() + 4);
+    out.extend_from_slice(v);
+    out.extend_from_slice(&sum(&[key.as_bytes(), v]).to_le_bytes());
+    out
+}
+
+/// The value a sealed `meta` entry holds, or None when its checksum fails.
+pub fn open_meta<'v>(key: &str, v: &'v [u8]) -> Option<&'v [u8]> {
+    let n = v.len().checked_sub(4)?;
+    (stored_u32(v, n) == sum(&[key.as_bytes(), &v[..n]])).then_some(&v[..n])
+}
 
 pub type Key = [u8; KEY_LEN];
 
@@ -92,6 +213,7 @@ impl ValueHead {
         }
     }
 
+    /// Writes the leaf fields into `v[..LEAF_FIELDS]` (see [`set_head`] to seal them).
     pub fn encode(&self, v: &mut [u8]) {
         v[0..8].copy_from_slice(&self.delete_tid.to_le_bytes());
         v[8..12].copy_from_slice(&self.create_ts.to_le_bytes());
@@ -146,25 +268,24 @@ pub fn inline_len(len: usize) -> usize {
     if pages == 0 || front > MAX_INLINE { 0 } else { front }
 }
 
-/// A record value: leaf fields, then the first `inline_len` bytes of the
-/// data (the caller stores the rest in the blob table).
-pub fn encode_value(l: &LeafElm, data: &[u8]) -> Vec<u8> {
-    let data = &data[..inline_len(data.len())];
-    let mut v = vec![0u8; VALUE_HEAD + data.len()];
-    ValueHead::of_leaf(l).encode(&mut v);
-    v[VALUE_HEAD..].copy_from_slice(data);
+/// The value of a record under key `k`: leaf fields, checksums, then the
+/// first `inline_len` bytes of the data (the caller stores the rest in the
+/// blob table).
+pub fn encode_value(k: &[u8], l: &LeafElm, data: &[u8]) -> Vec<u8> {
+    let front = &data[..inline_len(data.len())];
+    let mut v = vec![0u8; VALUE_HEAD + front.len()];
+    v[LEAF_FIELDS + 4..VALUE_HEAD].copy_from_slice(&data_sum(k, data).to_le_bytes());
+    v[VALUE_HEAD..].copy_from_slice(front);
+    set_head(k, &mut v, &ValueHead::of_leaf(l));
     v
 }
 
 /// The full leaf of a stored record and the part of its data that the value
 /// holds (all of it when it is `data_len` long; the rest is in the blob
-/// table); None if the value is corrupt.
-pub fn decode_leaf<'v>(k: &[u8], v: &'v [u8], pfs_id: u32) -> Option<(LeafElm, &'v [u8])> {
-    let h = ValueHead::decode(v)?;
+/// table), once its key and leaf fields pass their checksum.
+pub fn decode_leaf<'v>(k: &[u8], v: &'v [u8], pfs_id: u32) -> Result<(LeafElm, &'v [u8]), Damage> {
+    let h = check_value(k, v)?;
     let data = &v[VALUE_HEAD..];
-    if h.data_len < 0 || (h.data_len as usize) < data.len() || k.len() != KEY_LEN {
-        return None;
-    }
     let mut base = decode_key(k, pfs_id);
     base.delete_tid = h.delete_tid;
     base.obj_type = h.obj_type;
@@ -177,7 +298,7 @@ pub fn decode_leaf<'v>(k: &[u8], v: &'v [u8], pfs_id: u32) -> Option<(LeafElm, &
         data_len: h.data_len,
         data_crc: h.data_crc,
     };
-    Some((leaf, data))
+    Ok((leaf, data))
 }
 
 /// The TID index key of `tid` for record key `k`.
@@ -258,11 +379,61 @@ mod tests {
             data_crc: 4,
         };
         let k = encode_key(&l.base);
-        let v = encode_value(&l, b"abc");
+        let v = encode_value(&k, &l, b"abc");
         let (back, data) = decode_leaf(&k, &v, 5).unwrap();
         assert_eq!(back, l);
         assert_eq!(data, b"abc");
-        assert!(decode_leaf(&k, &v[..10], 5).is_none());
+        assert_eq!(decode_leaf(&k, &v[..10], 5), Err(Damage::Shape));
+    }
+
+    #[test]
+    fn every_bit_of_a_record_is_checked() {
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let l = LeafElm {
+            base: BaseElm {
+                obj_id: 9,
+                rec_type: 0x10,
+                key: 3000,
+                create_tid: 7,
+                btype: BTYPE_RECORD,
+                ..Default::default()
+            },
+            data_len: data.len() as i32,
+            data_crc: crate::hammerfs::leaf_data_crc(0x10, &data),
+            ..Default::default()
+        };
+        let k = encode_key(&l.base);
+        let v = encode_value(&k, &l, &data);
+        let check = |k: &[u8], v: &[u8], data: &[u8]| {
+            let (leaf, _) = decode_leaf(k, v, 0)?;
+            check_data(k, v, &leaf, data)
+        };
+        assert_eq!(check(&k, &v, &data), Ok(()));
+        for bit in 0..KEY_LEN * 8 {
+            let mut k2 = k;
+            k2[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(check(&k2, &v, &data), Err(Damage::Leaf), "key bit {bit}");
+        }
+        for bit in 0..v.len() * 8 {
+            let mut v2 = v.clone();
+            v2[bit / 8] ^= 1 << (bit % 8);
+            let want = if bit / 8 < VALUE_HEAD { Damage::Leaf } else { Damage::Data };
+            assert!(check(&k, &v2, &data).is_err_and(|d| d == want || d == Damage::Shape), "value bit {bit}");
+        }
+        for byte in [0, 1500, 2999] {
+            let mut d2 = data.clone();
+            d2[byte] ^= 0x40;
+            assert_eq!(check(&k, &v, &d2), Err(Damage::Data), "data byte {byte}");
+        }
+        assert_eq!(check(&k, &v, &data[..2000]), Err(Damage::DataLen));
+        let t = tid_key(7, &k);
+        assert_eq!(check_tid_entry(&t, &tid_value(&t)), Ok(()));
+        let mut t2 = t;
+        t2[3] ^= 1;
+        assert_eq!(check_tid_entry(&t2, &tid_value(&t)), Err(Damage::Index));
+        let m = seal_meta("pfsd", b"xyz");
+        assert_eq!(open_meta("pfsd", &m), Some(&b"xyz"[..]));
+        assert_eq!(open_meta("last_tid", &m), None);
     }
 
     #[test]

@@ -15,8 +15,9 @@ pub const MAGIC_KEY: &str = "magic";
 /// The key of the record layout (a little-endian u64) in the `meta` table.
 pub const LAYOUT_KEY: &str = "layout";
 /// The record layout: 2 since data beyond a record value's first bytes went
-/// to the blob table.
-pub const LAYOUT: u64 = 2;
+/// to the blob table, 3 since records, TID index entries and meta entries
+/// carry checksums (a layout-2 file is upgraded in place: `store::upgrade`).
+pub const LAYOUT: u64 = 3;
 /// Address space reserved for a map at most; the file only grows as data arrives.
 pub const MAP_SIZE: usize = 1 << 40;
 /// Address space reserved for a map at least.

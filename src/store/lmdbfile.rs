@@ -35,6 +35,9 @@ const P_OVERFLOW: u16 = 0x04;
 const P_META: u16 = 0x08;
 const F_BIGDATA: u16 = 0x01;
 const F_SUBDATA: u16 = 0x02;
+const F_DUPDATA: u16 = 0x04;
+/// `MDB_INTEGERKEY`, a tree's flag.
+const MDB_INTEGERKEY: u16 = 0x08;
 /// `offsetof(MDB_node, mn_data)`.
 const NODESIZE: usize = 8;
 /// `P_INVALID`: an empty tree's root.
@@ -172,6 +175,24 @@ pub fn read_meta(f: &File) -> Result<(Meta, u64), Problem> {
     Ok((if m0.txnid < m1.txnid { m1 } else { m0 }, len))
 }
 
+/// A set of page numbers up to a file's last page (one bit each).
+pub struct PageSet(Vec<u64>);
+
+impl PageSet {
+    pub fn new(last_pg: u64) -> PageSet {
+        PageSet(vec![0; (last_pg / 64 + 1) as usize])
+    }
+
+    /// Adds `p`; false when it was there already or is past the last page.
+    pub fn insert(&mut self, p: u64) -> bool {
+        let Some(w) = self.0.get_mut((p / 64) as usize) else { return false };
+        let bit = 1u64 << (p % 64);
+        let new = *w & bit == 0;
+        *w |= bit;
+        new
+    }
+}
+
 /// Pages of a file as the newest meta describes them, read with bounds checks.
 pub struct Pages<'f> {
     f: &'f File,
@@ -307,6 +328,97 @@ impl<'f> Pages<'f> {
             };
         }
         bad(format!("a B-tree deeper than {MAX_DEPTH} levels (page {pgno})"))
+    }
+
+    /// Walks every page of the tree `db` (`named`: the main tree, whose
+    /// leaves name databases), checking what LMDB would trust: each page is
+    /// the one referenced and referenced once (`seen`), a branch or a leaf
+    /// at the depth the tree says, its nodes within the page, keys in
+    /// strictly increasing order, no node flagged as duplicates, overflow
+    /// runs of the right type and length, and as many entries as the tree
+    /// says. Returns the pages it read (overflow runs counted by their
+    /// length) and the leaf nodes' data sizes in bytes.
+    pub fn walk(&self, db: &Db, named: bool, seen: &mut PageSet) -> Result<(u64, u64), Problem> {
+        if db.root == P_INVALID {
+            return if db.entries == 0 {
+                Ok((0, 0))
+            } else {
+                bad(format!("an empty tree says it has {} entries", db.entries))
+            };
+        }
+        let (mut pages, mut bytes, mut entries) = (0u64, 0u64, 0u64);
+        let mut last: Option<Vec<u8>> = None;
+        let mut stack = vec![(db.root, 1u16)];
+        while let Some((pgno, depth)) = stack.pop() {
+            if depth > db.depth || depth as usize > MAX_DEPTH {
+                return bad(format!("page {pgno} lies deeper than the tree's {} levels", db.depth));
+            }
+            let page = self.read(pgno, 1)?;
+            if !seen.insert(pgno) {
+                return bad(format!("page {pgno} is referenced twice"));
+            }
+            pages += 1;
+            let (flags, nodes) = self.nodes(pgno, &page)?;
+            if flags & P_BRANCH != 0 {
+                if nodes.is_empty() || depth == db.depth {
+                    return bad(format!("page {pgno} is damaged (a branch page where a leaf belongs, or empty)"));
+                }
+                // Depth first, in key order: the first child on top.
+                stack.extend(nodes.iter().rev().map(|n| (n.child, depth + 1)));
+                continue;
+            }
+            if depth != db.depth {
+                return bad(format!("leaf page {pgno} at level {depth} of a tree of {} levels", db.depth));
+            }
+            for n in &nodes {
+                // MDB_INTEGERKEY trees (the free list) order keys as integers.
+                if db.flags & MDB_INTEGERKEY == 0 && last.as_ref().is_some_and(|l| *l >= n.key) {
+                    return bad(format!("page {pgno} is damaged (its keys are out of order)"));
+                }
+                last = Some(n.key.clone());
+                if n.flags & F_DUPDATA != 0 || (n.flags & F_SUBDATA != 0 && !named) {
+                    return bad(format!("page {pgno} is damaged (node flags {:#x} in a table without them)", n.flags));
+                }
+                if n.flags & F_BIGDATA != 0 {
+                    let first = u64_at(&n.data, 0);
+                    let head = self.read(first, 1)?;
+                    let count = u64::from(u32_at(&head, 12));
+                    if u16_at(&head, 10) & P_OVERFLOW == 0
+                        || count == 0
+                        || n.dsize > count * u64::from(self.meta.psize) - PAGEHDRSZ as u64
+                    {
+                        return bad(format!("page {first} is damaged (not the overflow run page {pgno} points to)"));
+                    }
+                    if first.saturating_add(count - 1) > self.meta.last_pg {
+                        return bad(format!("overflow run at page {first} runs past the last page"));
+                    }
+                    for p in first..first + count {
+                        if !seen.insert(p) {
+                            return bad(format!("page {p} is referenced twice"));
+                        }
+                    }
+                    pages += count;
+                }
+                bytes += n.dsize;
+                entries += 1;
+            }
+        }
+        if entries != db.entries {
+            return bad(format!("the tree holds {entries} entries but says it has {}", db.entries));
+        }
+        Ok((pages, bytes))
+    }
+
+    /// The trees of the file: the free list, the main tree, and the named
+    /// databases `names` (those the main tree has).
+    pub fn trees(&self, names: &[&str]) -> Result<Vec<(String, Db)>, Problem> {
+        let mut out = vec![("free list".to_string(), self.meta.free), ("main".to_string(), self.meta.main)];
+        for name in names {
+            if let Some(db) = self.named_db(name)? {
+                out.push((name.to_string(), db));
+            }
+        }
+        Ok(out)
     }
 
     /// The named database `name` of the main tree.

@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use heed::RwTxn;
 
-use super::keys::{self, Key, VALUE_HEAD, ValueHead};
+use super::keys::{self, Key};
 use super::{Store, now_secs};
 use crate::hammerfs::{HAMMER_LOCALIZE_MASK, leaf_data_crc};
 use crate::ioctl::{Pfs, PfsError, Result};
@@ -138,8 +138,7 @@ impl<'s> MasterTxn<'s> {
         let k = keys::encode_key(&leaf.base);
         let (store, tid) = (self.store, self.tid);
         store.put_record(self.wtxn(), &k[..], &leaf, data).map_err(|e| store.err("write", e))?;
-        let t = keys::tid_key(tid, &k);
-        store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
+        store.index_put(self.wtxn(), tid, &k).map_err(|e| store.err("write", e))?;
         // Inserting faults in B-tree pages of the map (and the pages around
         // them): released like a reader's, so import's resident set stays bounded.
         store.count_resident(data.len().max(64 << 10));
@@ -158,17 +157,16 @@ impl<'s> MasterTxn<'s> {
             return Ok(false);
         };
         self.store.count_resident(v.len() + 4096);
-        let mut h = ValueHead::decode(&v).ok_or_else(|| self.store.corrupt("bad record value"))?;
+        let mut h = keys::check_value(&key[..], &v).map_err(|d| self.store.damaged(&key[..], d))?;
         if h.delete_tid != 0 {
             return Ok(false);
         }
         h.delete_tid = self.tid;
         h.delete_ts = self.now;
-        h.encode(&mut v[..VALUE_HEAD]);
+        keys::set_head(&key[..], &mut v, &h);
         let (store, tid) = (self.store, self.tid);
         store.db.recs.put(self.wtxn(), &key[..], &v).map_err(|e| store.err("write", e))?;
-        let t = keys::tid_key(tid, key);
-        store.db.tids.put(self.wtxn(), &t[..], &()).map_err(|e| store.err("write", e))?;
+        store.index_put(self.wtxn(), tid, key).map_err(|e| store.err("write", e))?;
         self.changed += 1;
         // A deletion rewrites a record in place: count the page it dirties.
         self.pending += 4096;
@@ -253,20 +251,19 @@ impl<'s> MasterTxn<'s> {
         let Some(mut v) = store.db.recs.get(self.rtxn(), &key[..]).map_err(|e| self.err(e))?.map(<[u8]>::to_vec) else {
             return Ok(false);
         };
-        let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;
+        let mut h = keys::check_value(&key[..], &v).map_err(|d| store.damaged(&key[..], d))?;
         let create_tid = keys::decode_key(key, 0).create_tid;
-        let t = keys::tid_key(tid, key);
         if create_tid == tid {
             store.erase_record(self.wtxn(), &key[..]).map_err(|e| store.err("write", e))?;
         } else if h.delete_tid == tid {
             h.delete_tid = 0;
             h.delete_ts = 0;
-            h.encode(&mut v[..VALUE_HEAD]);
+            keys::set_head(&key[..], &mut v, &h);
             store.db.recs.put(self.wtxn(), &key[..], &v).map_err(|e| store.err("write", e))?;
         } else {
             return Ok(false);
         }
-        store.db.tids.delete(self.wtxn(), &t[..]).map_err(|e| store.err("write", e))?;
+        store.index_del(self.wtxn(), tid, key).map_err(|e| store.err("write", e))?;
         self.changed = self.changed.saturating_sub(1);
         Ok(true)
     }
@@ -342,9 +339,8 @@ impl<'s> MasterTxn<'s> {
             let (k, v) = item.map_err(|e| self.err(e))?;
             // Map pages faulted in by the walk are counted so that they are released.
             self.store.count_resident(v.len() + 4096);
-            let (leaf, front) =
-                keys::decode_leaf(k, v, self.store.pfs_id).ok_or_else(|| self.store.corrupt("bad record"))?;
-            let data = if with_data { self.store.record_data(self.rtxn(), k, &leaf, front)? } else { (&[][..]).into() };
+            let (leaf, _) = keys::decode_leaf(k, v, self.store.pfs_id).map_err(|d| self.store.damaged(k, d))?;
+            let data = if with_data { self.store.record_data(self.rtxn(), k, &leaf, v)? } else { (&[][..]).into() };
             let k: &Key = k.try_into().map_err(|_| self.store.corrupt("bad key length"))?;
             if !f(k, &leaf, &data) {
                 break;

@@ -34,11 +34,14 @@ pub mod master;
 mod open_tests;
 mod partial;
 pub mod prune;
+pub mod repair;
 pub mod rollback;
 pub mod scan;
+pub mod scrub;
 pub mod snapshots;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -48,12 +51,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heed::types::{Bytes, Str, Unit};
+use heed::types::{Bytes, Str};
 use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
 
 use crate::hammerfs::SnapshotData;
 use crate::ioctl::{MirrorRw, Pfs, PfsError, Result, SynctidOp, mapped};
-use crate::mrecord::{LeafElm, PFSD_SLAVE, PseudofsData};
+use crate::mrecord::{BaseElm, LeafElm, PFSD_SLAVE, PseudofsData};
 use layout::{LAYOUT, MAGIC};
 
 #[cfg(test)]
@@ -91,7 +94,8 @@ pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) meta: Database<Str, Bytes>,
     pub(crate) recs: Database<Bytes, Bytes>,
-    pub(crate) tids: Database<Bytes, Unit>,
+    /// TID index entries and their checksums (see [`keys::tid_value`]).
+    pub(crate) tids: Database<Bytes, Bytes>,
     /// The data of records beyond what their values hold (see [`keys::inline_len`]).
     pub(crate) blobs: Database<Bytes, Bytes>,
     /// The data file's inode, and where it is mapped in this process once
@@ -177,6 +181,11 @@ pub struct Store {
     resuming: std::sync::atomic::AtomicBool,
     /// What `wait_pseudofs` sleeps on (made on first use).
     change: std::sync::OnceLock<change::Change>,
+    /// What mirror writes repaired, for [`Pfs::take_repaired`].
+    pub(crate) repaired: Mutex<Vec<String>>,
+    /// The pass under way is a repair pass ([`Pfs::repair_floor`] was
+    /// asked): its SYNC forgets the damaged records it did not repair.
+    repair_pass: std::sync::atomic::AtomicBool,
 }
 
 /// Bytes a process may touch in the map before its pages are released
@@ -190,7 +199,7 @@ pub(crate) fn lmdb_err(path: &Path, op: &'static str, e: heed::Error) -> PfsErro
             PfsError::NotPfs { path: path.to_path_buf(), detail: "not a hammer-mirror PFS store file".into() }
         }
         heed::Error::Mdb(heed::MdbError::Corrupted) | heed::Error::Mdb(heed::MdbError::PageNotFound) => {
-            PfsError::Corrupt { path: path.to_path_buf(), detail: format!("{op}: {e}") }
+            PfsError::Damaged { path: path.to_path_buf(), detail: format!("{op}: LMDB found a damaged page ({e})") }
         }
         heed::Error::Mdb(heed::MdbError::MapFull) => {
             PfsError::io(path, op, std::io::Error::new(std::io::ErrorKind::StorageFull, "the store's map is full"))
@@ -362,8 +371,17 @@ impl Store {
     /// same file that already holds the writer lock.
     fn open_with(path: &Path, access: Access, held: Option<File>, wait: Duration) -> Result<Store> {
         let data = file::open_data(path, access)?;
-        if data.vetted.layout != LAYOUT {
-            let layout = data.vetted.layout;
+        let layout = data.vetted.layout;
+        if layout == upgrade::FROM && access == Access::Read {
+            // Upgraded by a writer first (which needs write access).
+            if !data.writable {
+                return Err(upgrade::needs_write_access(path));
+            }
+            drop(data);
+            drop(Self::open_waiting(path, Access::Write, lock_wait())?);
+            return Self::open_waiting(path, access, wait);
+        }
+        if layout != LAYOUT && layout != upgrade::FROM {
             return Err(PfsError::NotPfs {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -409,7 +427,12 @@ impl Store {
             touched: Default::default(),
             resuming: Default::default(),
             change: Default::default(),
+            repaired: Default::default(),
+            repair_pass: Default::default(),
         };
+        if layout == upgrade::FROM {
+            upgrade::to_current(&store)?;
+        }
         store.pfs_id = {
             let txn = store.read_txn()?;
             store.meta_u64(&txn, "pfs_id")?.unwrap_or(0) as u32
@@ -464,6 +487,8 @@ impl Store {
                 touched: Default::default(),
                 resuming: Default::default(),
                 change: Default::default(),
+                repaired: Default::default(),
+                repair_pass: Default::default(),
             };
             let mut txn = store.write_txn()?;
             store.put_meta(&mut txn, layout::MAGIC_KEY, MAGIC)?;
@@ -597,12 +622,30 @@ impl Store {
         PfsError::Corrupt { path: self.path.clone(), detail: detail.into() }
     }
 
+    /// Stores a `meta` entry, sealed with its checksum (but for the magic
+    /// and the layout, which identify the file and are checked by value).
     pub(crate) fn put_meta(&self, txn: &mut RwTxn<'_>, key: &str, v: &[u8]) -> Result<()> {
-        self.db.meta.put(txn, key, v).map_err(|e| self.err("write", e))
+        let r = if key == layout::MAGIC_KEY || key == layout::LAYOUT_KEY {
+            self.db.meta.put(txn, key, v)
+        } else {
+            self.db.meta.put(txn, key, &keys::seal_meta(key, v))
+        };
+        r.map_err(|e| self.err("write", e))
+    }
+
+    /// A sealed `meta` entry, once its checksum passes.
+    pub(crate) fn get_meta<'t>(&self, txn: &'t RoTxn<'_>, key: &str) -> Result<Option<&'t [u8]>> {
+        match self.db.meta.get(txn, key).map_err(|e| self.err("read", e))? {
+            None => Ok(None),
+            Some(v) => keys::open_meta(key, v).map(Some).ok_or_else(|| PfsError::Damaged {
+                path: self.path.clone(),
+                detail: format!("the store's {key:?} entry fails its checksum"),
+            }),
+        }
     }
 
     pub(crate) fn meta_u64(&self, txn: &RoTxn<'_>, key: &str) -> Result<Option<u64>> {
-        match self.db.meta.get(txn, key).map_err(|e| self.err("read", e))? {
+        match self.get_meta(txn, key)? {
             None => Ok(None),
             Some(v) if v.len() == 8 || v.len() == 4 => {
                 let mut b = [0u8; 8];
@@ -615,7 +658,7 @@ impl Store {
 
     /// The stored PFS description (without the master's live sync_end_tid).
     pub(crate) fn stored_pfsd(&self, txn: &RoTxn<'_>) -> Result<PseudofsData> {
-        match self.db.meta.get(txn, "pfsd").map_err(|e| self.err("read", e))? {
+        match self.get_meta(txn, "pfsd")? {
             Some(v) if v.len() == PseudofsData::SIZE => Ok(PseudofsData::decode(v)),
             _ => Err(self.corrupt("PFS description missing")),
         }
@@ -646,7 +689,7 @@ impl Store {
         let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Unbounded);
         let mut it = self.db.tids.range(&txn, &range).map_err(|e| self.err("status", e))?;
         match it.next().transpose().map_err(|e| self.err("status", e))? {
-            Some((k, ())) if k.len() >= 8 => Ok(Some(u64::from_be_bytes(k[..8].try_into().expect("8 bytes")))),
+            Some((k, _)) if k.len() >= 8 => Ok(Some(u64::from_be_bytes(k[..8].try_into().expect("8 bytes")))),
             _ => Ok(None),
         }
     }
@@ -664,60 +707,134 @@ impl Store {
     /// localized to this PFS. `f` gets each leaf and its data.
     pub fn for_each_as_of(&self, asof: u64, mut f: impl FnMut(&LeafElm, &[u8]) -> Result<()>) -> Result<()> {
         let txn = self.read_txn()?;
+        let mut order = KeyOrder::default();
         for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
             let (k, v) = item.map_err(|e| self.err("read", e))?;
-            let (leaf, front) =
-                keys::decode_leaf(k, v, self.pfs_id).ok_or_else(|| self.corrupt("undecodable record"))?;
+            order.check(self, k)?;
+            let (leaf, _) = keys::decode_leaf(k, v, self.pfs_id).map_err(|d| self.damaged(k, d))?;
             let b = &leaf.base;
             self.touched(v);
             if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
-                f(&leaf, &self.record_data(&txn, k, &leaf, front)?)?;
+                f(&leaf, &self.record_data(&txn, k, &leaf, v)?)?;
             }
         }
         Ok(())
     }
 
-    /// A record's data: `front`, the part its value holds, then the rest
-    /// from the blob table (borrowed from the map when there is no rest).
+    /// Like [`Store::for_each_as_of`], but a damaged record is handed to
+    /// `f` as [`Seen::Damaged`] instead of ending the walk: one whose data is
+    /// damaged when its (intact) leaf is visible as of `asof`, one whose leaf
+    /// is damaged always (whether it is visible cannot be known).
+    pub fn for_each_as_of_checked(&self, asof: u64, mut f: impl FnMut(Seen<'_>) -> Result<()>) -> Result<()> {
+        let txn = self.read_txn()?;
+        let mut order = KeyOrder::default();
+        for item in self.db.recs.iter(&txn).map_err(|e| self.err("read", e))? {
+            let (k, v) = item.map_err(|e| self.err("read", e))?;
+            order.check(self, k)?;
+            self.touched(v);
+            let key = || if k.len() == keys::KEY_LEN { keys::decode_key(k, self.pfs_id) } else { BaseElm::default() };
+            let leaf = match keys::decode_leaf(k, v, self.pfs_id) {
+                Ok((leaf, _)) => leaf,
+                Err(damage) => {
+                    f(Seen::Damaged { base: key(), leaf: None, damage })?;
+                    continue;
+                }
+            };
+            let b = &leaf.base;
+            if b.create_tid <= asof && (b.delete_tid == 0 || asof < b.delete_tid) {
+                match self.record_data_checked(&txn, k, &leaf, v)? {
+                    (data, Ok(())) => f(Seen::Record(&leaf, &data))?,
+                    (_, Err(damage)) => f(Seen::Damaged { base: leaf.base, leaf: Some(leaf), damage })?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A record's data, checked (see [`keys::check_data`]): an error names
+    /// the record when it is damaged.
     pub(crate) fn record_data<'t>(
         &self,
         txn: &'t RoTxn<'_>,
         key: &[u8],
         leaf: &LeafElm,
-        front: &'t [u8],
+        v: &'t [u8],
     ) -> Result<std::borrow::Cow<'t, [u8]>> {
+        let (data, check) = self.record_data_checked(txn, key, leaf, v)?;
+        check.map_err(|d| self.damaged(key, d))?;
+        Ok(data)
+    }
+
+    /// A record's data, whose leaf `v` already passed its checksum: the
+    /// part the value holds, then the rest from the blob table (borrowed
+    /// from the map when there is no rest), and whether it passes its
+    /// checks (when a blob is missing or of the wrong size: what there is).
+    pub(crate) fn record_data_checked<'t>(
+        &self,
+        txn: &'t RoTxn<'_>,
+        key: &[u8],
+        leaf: &LeafElm,
+        v: &'t [u8],
+    ) -> Result<Checked<'t>> {
+        let front = &v[keys::VALUE_HEAD.min(v.len())..];
         let len = leaf.data_len as usize;
-        if front.len() == len {
-            return Ok(front.into());
-        }
-        let rest = self.db.blobs.get(txn, key).map_err(|e| self.err("read", e))?;
-        match rest {
-            Some(rest) if front.len() + rest.len() == len => {
-                self.touched(rest);
-                if front.is_empty() {
-                    return Ok(rest.into());
+        let data: std::borrow::Cow<'t, [u8]> = if front.len() == len {
+            front.into()
+        } else {
+            match self.db.blobs.get(txn, key).map_err(|e| self.err("read", e))? {
+                Some(rest) => {
+                    self.touched(rest);
+                    if front.is_empty() {
+                        rest.into()
+                    } else {
+                        let mut d = Vec::with_capacity(front.len() + rest.len().min(crate::mrecord::MAX_REC_SIZE));
+                        d.extend_from_slice(front);
+                        d.extend_from_slice(rest);
+                        d.into()
+                    }
                 }
-                let mut d = Vec::with_capacity(len);
-                d.extend_from_slice(front);
-                d.extend_from_slice(rest);
-                Ok(d.into())
+                None => front.into(),
             }
-            _ => Err(self.corrupt(format!(
-                "record obj={:016x} key={:016x}: data missing from the blob table",
-                leaf.base.obj_id, leaf.base.key
-            ))),
-        }
+        };
+        let check = keys::check_data(key, v, leaf, &data);
+        Ok((data, check))
+    }
+
+    /// The error for a damaged record or index entry at key `k`, named by
+    /// what its key says (the key itself may be what is damaged).
+    pub(crate) fn damaged(&self, k: &[u8], d: keys::Damage) -> PfsError {
+        self.corrupt(format!("{}: {d}", describe_key(k)))
     }
 
     /// Stores a new record under `key`: its value, and the blob of what the
     /// value does not hold.
     pub(crate) fn put_record(&self, txn: &mut RwTxn<'_>, key: &[u8], leaf: &LeafElm, data: &[u8]) -> heed::Result<()> {
         let front = keys::inline_len(data.len());
-        self.db.recs.put(txn, key, &keys::encode_value(leaf, data))?;
+        self.db.recs.put(txn, key, &keys::encode_value(key, leaf, data))?;
         if front < data.len() {
             self.db.blobs.put(txn, key, &data[front..])?;
         }
         Ok(())
+    }
+
+    /// Adds the TID index entry of `tid` for the record at `key`.
+    pub(crate) fn index_put(&self, txn: &mut RwTxn<'_>, tid: u64, key: &keys::Key) -> heed::Result<()> {
+        let t = keys::tid_key(tid, key);
+        self.db.tids.put(txn, &t[..], &keys::tid_value(&t))
+    }
+
+    /// Removes the TID index entry of `tid` for the record at `key`.
+    pub(crate) fn index_del(&self, txn: &mut RwTxn<'_>, tid: u64, key: &keys::Key) -> heed::Result<()> {
+        self.db.tids.delete(txn, &keys::tid_key(tid, key)[..]).map(|_| ())
+    }
+
+    /// Checks a TID index entry read from the table; its record key.
+    pub(crate) fn index_entry(&self, t: &[u8], v: &[u8]) -> Result<keys::Key> {
+        keys::check_tid_entry(t, v).map_err(|d| {
+            let what = if t.len() == keys::TID_KEY_LEN { describe_key(&t[8..]) } else { "an entry".into() };
+            PfsError::Damaged { path: self.path.clone(), detail: format!("TID index, {what}: {d}") }
+        })?;
+        Ok(t[8..].try_into().expect("checked length"))
     }
 
     /// Erases the record under `key` (slave rollback only: history is
@@ -733,6 +850,50 @@ impl Store {
         let txn = self.read_txn()?;
         self.db.recs.len(&txn).map_err(|e| self.err("read", e))
     }
+}
+
+/// Checks that a walk of the records meets its keys in strictly increasing
+/// order: a damaged branch page could send LMDB's cursor to a page twice,
+/// or to a stale one, which no record's checksum would show.
+#[derive(Default)]
+struct KeyOrder(Option<keys::Key>);
+
+impl KeyOrder {
+    fn check(&mut self, store: &Store, k: &[u8]) -> Result<()> {
+        let Ok(key) = <keys::Key>::try_from(k) else { return Err(store.damaged(k, keys::Damage::Shape)) };
+        if self.0.is_some_and(|last| last >= key) {
+            return Err(PfsError::Damaged {
+                path: store.path.clone(),
+                detail: format!("the records' B-tree is damaged: {} comes after a later key", describe_key(k)),
+            });
+        }
+        self.0 = Some(key);
+        Ok(())
+    }
+}
+
+/// A record's data and whether it passed its checks.
+pub(crate) type Checked<'t> = (std::borrow::Cow<'t, [u8]>, std::result::Result<(), keys::Damage>);
+
+/// What [`Store::for_each_as_of_checked`] finds.
+pub enum Seen<'a> {
+    /// A visible record and its data, both intact.
+    Record(&'a LeafElm, &'a [u8]),
+    /// A damaged record: its key fields as its key says, its leaf when that
+    /// is intact (then it is its data that is damaged), and what is wrong.
+    Damaged { base: BaseElm, leaf: Option<LeafElm>, damage: keys::Damage },
+}
+
+/// A record key as messages name it: "record obj=… rt=… key=… tid=…".
+pub(crate) fn describe_key(k: &[u8]) -> String {
+    if k.len() != keys::KEY_LEN {
+        return format!("a record key of {} bytes", k.len());
+    }
+    let b = keys::decode_key(k, 0);
+    format!(
+        "record obj=0x{:016x} rt=0x{:02x} key=0x{:016x} create_tid=0x{:016x}",
+        b.obj_id, b.rec_type, b.key, b.create_tid
+    )
 }
 
 impl Store {
@@ -780,6 +941,31 @@ impl Pfs for Store {
         // The SYNC of a pass ends it: nothing partial is left to resume.
         if partial::get(self, &txn)?.is_some_and(|p| p.tid_end <= pfsd.sync_end_tid) {
             partial::clear(self, &mut txn)?;
+        }
+        // A repair pass is over: what it did not repair, its source could not give.
+        if self.repair_pass.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let left = self.damage_list(&txn)?;
+            let mut lines = self.repaired.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, intact) in &left {
+                // A damaged leaf the source sent nothing for (the sweep
+                // stops at the source's last key): its key is what is damaged.
+                let leaf_bad = self
+                    .db
+                    .recs
+                    .get(&txn, &k[..])
+                    .map_err(|e| self.err("write", e))?
+                    .is_some_and(|v| keys::check_value(&k[..], v).is_err());
+                if !intact && leaf_bad {
+                    self.erase_record(&mut txn, &k[..]).map_err(|e| self.err("write", e))?;
+                    lines.push(format!(
+                        "{}: erased (damaged, and the source has no record at its key)",
+                        describe_key(&k[..])
+                    ));
+                } else {
+                    lines.push(format!("{}: not repaired (the source sent no intact copy)", describe_key(&k[..])));
+                }
+            }
+            self.put_damage_list(&mut txn, &Default::default())?;
         }
         self.commit(txn, "set_pseudofs")
     }
@@ -891,5 +1077,76 @@ impl Pfs for Store {
 
     fn pruned_to(&self) -> Result<u64> {
         prune::pruned_to(self)
+    }
+
+    fn repair_floor(&self) -> Result<Option<u64>> {
+        let txn = self.read_txn()?;
+        // A damaged leaf's key may be damaged too: its TID says nothing, and
+        // the record it hid may be of any TID: the whole history then.
+        let floor = self
+            .damage_list(&txn)?
+            .iter()
+            .map(|(k, intact)| if *intact { keys::decode_key(&k[..], 0).create_tid } else { 1 })
+            .min();
+        if floor.is_some() {
+            // Cleared by the SYNC that ends the repair pass (set_pseudofs).
+            self.repair_pass.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(floor)
+    }
+
+    fn take_repaired(&self) -> Vec<String> {
+        std::mem::take(&mut *self.repaired.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The `meta` entry of the damaged records scrub found (see [`Store::record_damage`]).
+const DAMAGE_META: &str = "damaged";
+/// Damaged records recorded at most.
+const DAMAGE_MAX: usize = 10_000;
+
+impl Store {
+    /// A repair pass is under way (asked for through [`Pfs::repair_floor`]).
+    pub(crate) fn in_repair_pass(&self) -> bool {
+        self.repair_pass.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The damaged records scrub recorded, and whether each one's leaf is intact.
+    pub(crate) fn damage_list(&self, txn: &RoTxn<'_>) -> Result<std::collections::BTreeMap<keys::Key, bool>> {
+        let v = self.get_meta(txn, DAMAGE_META)?.unwrap_or_default();
+        Ok(v.chunks_exact(keys::KEY_LEN + 1)
+            .map(|c| (c[..keys::KEY_LEN].try_into().expect("key length"), c[keys::KEY_LEN] != 0))
+            .collect())
+    }
+
+    /// Stores `list` as the damaged records (none: removes the entry).
+    pub(crate) fn put_damage_list(
+        &self,
+        txn: &mut RwTxn<'_>,
+        list: &std::collections::BTreeMap<keys::Key, bool>,
+    ) -> Result<()> {
+        if list.is_empty() {
+            return self.db.meta.delete(txn, DAMAGE_META).map(|_| ()).map_err(|e| self.err("write", e));
+        }
+        let mut v = Vec::with_capacity(list.len() * (keys::KEY_LEN + 1));
+        for (k, intact) in list.iter().take(DAMAGE_MAX) {
+            v.extend_from_slice(k);
+            v.push(u8::from(*intact));
+        }
+        self.put_meta(txn, DAMAGE_META, &v)
+    }
+
+    /// Records the damaged records `found` (by scrub, with whether each
+    /// one's leaf is intact) on a slave, replacing what was recorded, so
+    /// that the next pass from its master repairs them. Nothing for a master.
+    pub fn record_damage(&self, found: &[(keys::Key, bool)]) -> Result<bool> {
+        let mut txn = self.write_txn()?;
+        if !self.stored_pfsd(&txn)?.is_slave() {
+            return Ok(false);
+        }
+        let list = found.iter().copied().collect();
+        self.put_damage_list(&mut txn, &list)?;
+        self.commit(txn, "scrub")?;
+        Ok(true)
     }
 }

@@ -20,7 +20,7 @@ const META: &str = "partial";
 
 /// The partial pass recorded in the store, if any.
 pub(crate) fn get(store: &Store, txn: &RoTxn<'_>) -> Result<Option<PartialPass>> {
-    match store.db.meta.get(txn, META).map_err(|e| store.err("read", e))? {
+    match store.get_meta(txn, META)? {
         None => Ok(None),
         Some(v) if v.len() == 8 + BaseElm::SIZE => Ok(Some(PartialPass {
             tid_end: u64::from_le_bytes(v[..8].try_into().expect("8 bytes")),

@@ -152,7 +152,7 @@ fn u64_at(v: &[u8]) -> u64 {
 /// The TIDs whose state is whole: (`prune_h`, the listed ones below it).
 fn whole(store: &Store, txn: &RoTxn<'_>) -> Result<(u64, Vec<u64>)> {
     let h = store.meta_u64(txn, KEY_H)?.unwrap_or(0);
-    let kept = match store.db.meta.get(txn, KEY_KEPT).map_err(|e| store.err("prune", e))? {
+    let kept = match store.get_meta(txn, KEY_KEPT)? {
         None => Vec::new(),
         Some(v) if v.len().is_multiple_of(8) => v.chunks_exact(8).map(u64_at).collect(),
         Some(_) => return Err(store.corrupt("meta prune_kept has a bad length")),
@@ -188,6 +188,10 @@ fn targets_in(store: &Store, txn: &RoTxn<'_>) -> Result<Vec<Target>> {
     let mut out = Vec::new();
     for item in store.db.meta.prefix_iter(txn, TARGET_PREFIX).map_err(|e| store.err("read", e))? {
         let (k, v) = item.map_err(|e| store.err("read", e))?;
+        let v = keys::open_meta(k, v).ok_or_else(|| PfsError::Damaged {
+            path: store.path.clone(),
+            detail: format!("the store's {k:?} entry fails its checksum"),
+        })?;
         let hex = &k[TARGET_PREFIX.len()..];
         let uuid = uuid::Uuid::try_parse(hex).map_err(|_| store.corrupt(format!("meta {k}: not a uuid")))?;
         if v.len() < 16 {
@@ -238,7 +242,8 @@ fn tid_times(store: &Store, txn: &RoTxn<'_>, last: u64) -> Result<Vec<(u64, u64)
         let lo = keys::tid_key(from, &[0; KEY_LEN]);
         let range = (Bound::Included(&lo[..]), Bound::Unbounded);
         let Some(item) = store.db.tids.range(txn, &range).map_err(err)?.next() else { break };
-        let (k, ()) = item.map_err(err)?;
+        let (k, v) = item.map_err(err)?;
+        keys::check_tid_entry(k, v).map_err(|d| store.damaged(k, d))?;
         let k: [u8; TID_KEY_LEN] = k.try_into().map_err(|_| store.corrupt("bad TID index entry"))?;
         let tid = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
         if tid > last {
@@ -246,7 +251,7 @@ fn tid_times(store: &Store, txn: &RoTxn<'_>, last: u64) -> Result<Vec<(u64, u64)
         }
         let rec = &k[8..];
         let v = store.db.recs.get(txn, rec).map_err(err)?;
-        let time = match v.and_then(|v| keys::decode_leaf(rec, v, 0)) {
+        let time = match v.and_then(|v| keys::decode_leaf(rec, v, 0).ok()) {
             Some((leaf, _)) if leaf.base.create_tid == tid => leaf.create_ts,
             Some((leaf, _)) => leaf.delete_ts,
             None => 0,
@@ -372,7 +377,7 @@ fn doomed(store: &Store, txn: &RoTxn<'_>, p: &Plan, from: Option<Key>) -> Result
         let key: Key = k.try_into().map_err(|_| store.corrupt("bad record key"))?;
         last = Some(key);
         store.touched(v);
-        let (leaf, _) = keys::decode_leaf(k, v, store.pfs_id).ok_or_else(|| store.corrupt("undecodable record"))?;
+        let (leaf, _) = keys::decode_leaf(k, v, store.pfs_id).map_err(|d| store.damaged(k, d))?;
         let (c, d) = (leaf.base.create_tid, leaf.base.delete_tid);
         if d == 0 || d > p.horizon {
             continue;

@@ -17,7 +17,7 @@
 use std::ops::Bound;
 
 use super::Store;
-use super::keys::{self, KEY_LEN, Key, TID_KEY_LEN, VALUE_HEAD, ValueHead};
+use super::keys::{self, KEY_LEN, Key, TID_KEY_LEN};
 use crate::ioctl::{Pfs, PfsError, Result};
 
 /// TID index entries undone per LMDB commit.
@@ -43,8 +43,9 @@ pub(crate) fn rollback_above(store: &Store, last: u64) -> Result<(u64, usize)> {
         {
             let range = (Bound::Included(&lo[..]), Bound::Unbounded);
             for item in store.db.tids.range(&txn, &range).map_err(|e| store.err("rollback", e))?.take(CHUNK) {
-                let (k, ()) = item.map_err(|e| store.err("rollback", e))?;
-                entries.push(k.try_into().map_err(|_| store.corrupt("bad TID index entry"))?);
+                let (k, v) = item.map_err(|e| store.err("rollback", e))?;
+                store.index_entry(k, v)?;
+                entries.push(k.try_into().expect("checked length"));
             }
         }
         if entries.is_empty() {
@@ -67,12 +68,20 @@ fn undo(store: &Store, txn: &mut heed::RwTxn<'_>, key: &Key, trunc: u64, max_tid
         return Ok(0);
     };
     store.count_resident(4096);
-    let mut h = ValueHead::decode(&v).ok_or_else(|| store.corrupt("bad record value"))?;
     let create_tid = keys::decode_key(key, 0).create_tid;
-    *max_tid = (*max_tid).max(create_tid).max(h.delete_tid);
-    let unindex = |txn: &mut heed::RwTxn<'_>, tid: u64| {
-        store.db.tids.delete(txn, &keys::tid_key(tid, key)[..]).map(|_| ()).map_err(err)
+    let mut h = match keys::check_value(&key[..], &v) {
+        Ok(h) => h,
+        // A damaged record the undone pass created goes with it; one it
+        // only deleted is left for scrub to report (its delete TID is lost).
+        Err(_) if create_tid >= trunc => {
+            store.erase_record(txn, &key[..]).map_err(err)?;
+            store.index_del(txn, create_tid, key).map_err(err)?;
+            return Ok(1);
+        }
+        Err(_) => return Ok(0),
     };
+    *max_tid = (*max_tid).max(create_tid).max(h.delete_tid);
+    let unindex = |txn: &mut heed::RwTxn<'_>, tid: u64| store.index_del(txn, tid, key).map_err(err);
     if create_tid >= trunc {
         let delete_tid = h.delete_tid;
         store.erase_record(txn, &key[..]).map_err(err)?;
@@ -85,7 +94,7 @@ fn undo(store: &Store, txn: &mut heed::RwTxn<'_>, key: &Key, trunc: u64, max_tid
         unindex(txn, h.delete_tid)?;
         h.delete_tid = 0;
         h.delete_ts = 0;
-        h.encode(&mut v[..VALUE_HEAD]);
+        keys::set_head(&key[..], &mut v, &h);
         store.db.recs.put(txn, &key[..], &v).map_err(err)?;
         Ok(1)
     } else {

@@ -15,7 +15,7 @@
 use std::ops::Bound;
 
 use super::Store;
-use super::keys::{self, KEY_LEN, Key, TID_KEY_LEN};
+use super::keys::{self, KEY_LEN, Key};
 use crate::ioctl::Pfs;
 use crate::ioctl::{MIRROR_NODATA, MirrorRw, PfsError, Result};
 use crate::mrecord::{BaseElm, LeafElm, Record, rtype};
@@ -61,14 +61,12 @@ fn collect_changes(store: &Store, beg: u64, end: u64, limit: u64) -> Result<Opti
     let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
     let mut out = Vec::new();
     for item in store.db.tids.range(&txn, &range).map_err(|e| store.err("mirror-read", e))? {
-        let (k, ()) = item.map_err(|e| store.err("mirror-read", e))?;
-        if k.len() != TID_KEY_LEN {
-            return Err(store.corrupt("bad TID index entry"));
-        }
+        let (k, v) = item.map_err(|e| store.err("mirror-read", e))?;
+        let key = store.index_entry(k, v)?;
         if out.len() as u64 >= limit {
             return Ok(None);
         }
-        out.push(k[8..].try_into().expect("key length"));
+        out.push(key);
         // The index's pages lie among data pages, and the faults that bring
         // them in map the data around them too: about 10 KiB per entry.
         store.count_resident(16 << 10);
@@ -103,8 +101,8 @@ fn sends_data(leaf: &LeafElm, m: &MirrorRw) -> bool {
 }
 
 /// Builds the record the scan sends for a changed leaf (`data`: all of it
-/// when [`sends_data`], else anything).
-fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d> {
+/// when [`sends_data`], else anything; `intact`: whether it passed its checks).
+fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], intact: bool, m: &MirrorRw) -> Record<'d> {
     // A deletion after the pass's end is not part of it (the kernel sends it
     // on a PASS anyway; a slave used as a source would pass on a deletion of
     // a pass it has not acknowledged).
@@ -118,7 +116,7 @@ fn changed_record<'d>(leaf: LeafElm, data: &'d [u8], m: &MirrorRw) -> Record<'d>
     }
     if m.flags & MIRROR_NODATA != 0 && leaf.data_len != 0 {
         Record::Rec { rtype: rtype::REC_NODATA, leaf, data: &[] }
-    } else if !data.is_empty() && !crate::mrecord::leaf_data_crc_ok(&leaf, data) {
+    } else if !intact {
         // As the kernel does on EDOM: send it flagged, with the bad data; the
         // target drops it and says which record.
         Record::Rec { rtype: rtype::REC_BADCRC | rtype::DATA_CRC_BAD, leaf, data }
@@ -199,11 +197,18 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                     }
                 }
                 let Some(c) = next_changed else { break };
-                let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| bad(c))?;
+                let v = recs.get(&txn, &c[..]).map_err(err)?.ok_or_else(|| PfsError::Damaged {
+                    path: path(),
+                    detail: format!("TID index names a missing {}", super::describe_key(c)),
+                })?;
                 store.touched(v);
-                let (leaf, front) = keys::decode_leaf(c, v, pfs_id).ok_or_else(|| bad(c))?;
-                let data = if sends_data(&leaf, m) { store.record_data(&txn, c, &leaf, front)? } else { front.into() };
-                if !out.put(&changed_record(leaf, &data, m)) {
+                let (leaf, front) = keys::decode_leaf(c, v, pfs_id).map_err(|d| store.damaged(c, d))?;
+                let (data, intact) = if sends_data(&leaf, m) {
+                    bounded(store.record_data_checked(&txn, c, &leaf, v)?, &leaf)
+                } else {
+                    (front.into(), true)
+                };
+                if !out.put(&changed_record(leaf, &data, intact, m)) {
                     m.key_cur = strip(leaf.base);
                     return Ok(out.count);
                 }
@@ -222,7 +227,7 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
             for item in recs.range(&txn, &r).map_err(err)? {
                 let (k, v) = item.map_err(err)?;
                 store.touched(v);
-                let (leaf, front) = keys::decode_leaf(k, v, pfs_id).ok_or_else(|| bad(k))?;
+                let (leaf, front) = keys::decode_leaf(k, v, pfs_id).map_err(|d| store.damaged(k, d))?;
                 if !changed(&leaf, m.tid_beg, m.tid_end) {
                     run.get_or_insert(leaf.base);
                     continue;
@@ -233,8 +238,12 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
                     m.key_cur = strip(beg);
                     return Ok(out.count);
                 }
-                let data = if sends_data(&leaf, m) { store.record_data(&txn, k, &leaf, front)? } else { front.into() };
-                if !out.put(&changed_record(leaf, &data, m)) {
+                let (data, intact) = if sends_data(&leaf, m) {
+                    bounded(store.record_data_checked(&txn, k, &leaf, v)?, &leaf)
+                } else {
+                    (front.into(), true)
+                };
+                if !out.put(&changed_record(leaf, &data, intact, m)) {
                     m.key_cur = strip(leaf.base);
                     return Ok(out.count);
                 }
@@ -249,6 +258,20 @@ pub fn mirror_read(store: &Store, m: &mut MirrorRw, buf: &mut [u8]) -> Result<us
     }
     m.key_cur = strip(m.key_end);
     Ok(out.count)
+}
+
+/// Data and whether it is intact; damaged data is cut to the leaf's length
+/// (a blob of the wrong size must not make a record too large to send).
+fn bounded<'d>((data, check): super::Checked<'d>, leaf: &LeafElm) -> (std::borrow::Cow<'d, [u8]>, bool) {
+    let len = leaf.data_len.max(0) as usize;
+    match (data, check.is_ok()) {
+        (d, true) => (d, true),
+        (std::borrow::Cow::Borrowed(d), false) => (d[..d.len().min(len)].into(), false),
+        (std::borrow::Cow::Owned(mut d), false) => {
+            d.truncate(len);
+            (d.into(), false)
+        }
+    }
 }
 
 /// A key as the kernel returns it: PFS bits stripped, only the key fields.

@@ -49,7 +49,7 @@ fn live(store: &Store, txn: &RoTxn<'_>, tid: u64) -> Result<Vec<(Key, u64)>> {
     let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
     for item in store.db.recs.range(txn, &range).map_err(|e| store.err("snapshot", e))? {
         let (k, v) = item.map_err(|e| store.err("snapshot", e))?;
-        let (leaf, _) = keys::decode_leaf(k, v, store.pfs_id).ok_or_else(|| store.corrupt("undecodable record"))?;
+        let (leaf, _) = keys::decode_leaf(k, v, store.pfs_id).map_err(|d| store.damaged(k, d))?;
         if leaf.base.delete_tid == 0 {
             out.push((k.try_into().map_err(|_| store.corrupt("bad record key"))?, leaf.base.create_tid));
         }
@@ -108,8 +108,7 @@ fn add_on_slave(store: &Store, snaps: &[SnapshotData]) -> Result<()> {
         }
         data_off += doalign(data.len()) as u64;
         store.put_record(&mut txn, &k[..], &leaf, &data).map_err(|e| store.err("snapshot", e))?;
-        let t = keys::tid_key(create_tid, &k);
-        store.db.tids.put(&mut txn, &t[..], &()).map_err(|e| store.err("snapshot", e))?;
+        store.index_put(&mut txn, create_tid, &k).map_err(|e| store.err("snapshot", e))?;
     }
     store.put_meta(&mut txn, "data_off", &data_off.to_le_bytes())?;
     store.commit(txn, "snapshot")?;
@@ -128,8 +127,7 @@ pub fn delete(store: &Store, tids: &[u64]) -> Result<()> {
         }
         for (k, create_tid) in doomed {
             store.erase_record(&mut txn, &k[..]).map_err(|e| store.err("snapshot", e))?;
-            let t = keys::tid_key(create_tid, &k);
-            store.db.tids.delete(&mut txn, &t[..]).map_err(|e| store.err("snapshot", e))?;
+            store.index_del(&mut txn, create_tid, &k).map_err(|e| store.err("snapshot", e))?;
         }
     }
     store.commit(txn, "snapshot")?;
@@ -145,11 +143,11 @@ pub fn list(store: &Store) -> Result<Vec<SnapshotData>> {
     let mut out = Vec::new();
     for item in store.db.recs.range(&txn, &range).map_err(|e| store.err("snapshot", e))? {
         let (k, v) = item.map_err(|e| store.err("snapshot", e))?;
-        let (leaf, front) = keys::decode_leaf(k, v, store.pfs_id).ok_or_else(|| store.corrupt("undecodable record"))?;
+        let (leaf, _) = keys::decode_leaf(k, v, store.pfs_id).map_err(|d| store.damaged(k, d))?;
         if leaf.base.delete_tid != 0 {
             continue;
         }
-        let data = store.record_data(&txn, k, &leaf, front)?;
+        let data = store.record_data(&txn, k, &leaf, v)?;
         let tid = leaf.base.key as u64;
         let mut s = SnapshotData::decode(&data).ok_or_else(|| {
             store.corrupt(format!("the snapshot record of TID 0x{tid:016x} holds {} bytes, not 128", data.len()))

@@ -366,7 +366,7 @@ proptest::proptest! {
             proptest::prop_assert_eq!(delocalized(&s, *tid), delocalized(&m, *tid), "records as of {:x}", tid);
             for (name, store) in [("m", &m), ("s", &s)] {
                 let out = dir.path().join(format!("out-{name}-{i}"));
-                super::export::export(store, &out, *tid).unwrap();
+                super::export::export(store, &out, *tid, false).unwrap();
                 proptest::prop_assert_eq!(&snapshot(&out), want, "{} as of {:x}", name, tid);
             }
         }
@@ -417,4 +417,187 @@ fn a_store_of_the_old_record_layout_is_refused_by_name() {
     }
     let err = Store::open(&path, Access::Read).err().expect("refused").to_string();
     assert!(err.contains("store record layout 1") && err.contains("old"), "{err}");
+}
+
+/// Rewrites a store of the current layout as layout 2 wrote it: values
+/// without checksums, empty TID index values, unsealed meta entries.
+fn to_layout_2(s: &Store) {
+    let mut txn = s.write_txn().unwrap();
+    let recs: Vec<(Vec<u8>, Vec<u8>)> =
+        s.db.recs.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect();
+    for (k, v) in recs {
+        let mut v2 = v[..keys::LEAF_FIELDS].to_vec();
+        v2.extend_from_slice(&v[keys::VALUE_HEAD..]);
+        s.db.recs.put(&mut txn, &k, &v2).unwrap();
+    }
+    let tids: Vec<Vec<u8>> = s.db.tids.iter(&txn).unwrap().map(|r| r.unwrap().0.to_vec()).collect();
+    for t in tids {
+        s.db.tids.put(&mut txn, &t, &[]).unwrap();
+    }
+    let meta: Vec<(String, Vec<u8>)> =
+        s.db.meta.iter(&txn).unwrap().map(|r| r.map(|(k, v)| (k.to_owned(), v.to_vec())).unwrap()).collect();
+    for (k, v) in meta {
+        if k != layout::MAGIC_KEY && k != layout::LAYOUT_KEY {
+            s.db.meta.put(&mut txn, &k, keys::open_meta(&k, &v).unwrap()).unwrap();
+        }
+    }
+    s.db.meta.put(&mut txn, layout::LAYOUT_KEY, &2u64.to_le_bytes()).unwrap();
+    s.commit(txn, "test").unwrap();
+}
+
+#[test]
+fn a_layout_2_store_is_upgraded_in_place_by_its_first_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut s) = pair(dir.path());
+    let mut t = MasterTxn::begin(&m).unwrap();
+    for obj in 0..40 {
+        t.create(1, 0x1000 + obj, 1, 0, 2, &[obj as u8; 128]).unwrap();
+        t.create(2, 0x1000 + obj, 0x10, 16384, 2, &vec![obj as u8; 16384]).unwrap();
+    }
+    let t1 = t.commit().unwrap();
+    let mut t = MasterTxn::begin(&m).unwrap();
+    let (k, _, _) = t.live_records_of(2, 0x1003).unwrap().remove(0);
+    t.delete(&k).unwrap();
+    let t2 = t.commit().unwrap();
+    mirror(&m, &mut s, SERIALBUF_SIZE, SERIALBUF_SIZE);
+    let views: Vec<_> = [t1, t2].iter().map(|&t| visible(&m, t)).collect();
+    let pfsd = m.get_pseudofs().unwrap();
+    let path = dir.path().join("master");
+    to_layout_2(&m);
+    drop(m);
+    assert_eq!(file::open_data(&path, Access::Read).unwrap().vetted.layout, 2);
+    // A reader upgrades it (it may write the file), then reads it checked.
+    let m = Store::open(&path, Access::Read).unwrap();
+    assert_eq!(file::open_data(&path, Access::Read).unwrap().vetted.layout, LAYOUT);
+    assert_eq!(m.get_pseudofs().unwrap(), pfsd);
+    for (t, v) in [t1, t2].iter().zip(&views) {
+        assert_eq!(&visible(&m, *t), v);
+    }
+    // The TID index still serves incremental reads, and agrees with a walk.
+    assert_eq!(read_all(&m, t1 + 1, t2, SERIALBUF_SIZE), {
+        *m.scan_cache.lock().unwrap() = Some(scan::ChangeCache::forced_walk(t1 + 1, t2, &m));
+        read_all(&m, t1 + 1, t2, SERIALBUF_SIZE)
+    });
+    drop(m);
+    // A reader that may not write it is told how to upgrade it.
+    let spath = dir.path().join("slave");
+    to_layout_2(&s);
+    drop(s);
+    let mut perms = std::fs::metadata(&spath).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o400);
+    std::fs::set_permissions(&spath, perms).unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        let err = Store::open(&spath, Access::Read).err().expect("refused").to_string();
+        assert!(err.contains("layout 2 must be upgraded") && err.contains("write access"), "{err}");
+    }
+}
+
+/// Moves the record at `key` of `s` to a key one bit away (as a damaged
+/// key would show it): its leaf then fails its checksum there.
+fn damage_key(s: &Store, key: &keys::Key) -> keys::Key {
+    let mut txn = s.write_txn().unwrap();
+    let v = s.db.recs.get(&txn, &key[..]).unwrap().unwrap().to_vec();
+    let blob = s.db.blobs.get(&txn, &key[..]).unwrap().map(<[u8]>::to_vec);
+    s.erase_record(&mut txn, &key[..]).unwrap();
+    let mut bad = *key;
+    bad[5] ^= 0x20;
+    s.db.recs.put(&mut txn, &bad[..], &v).unwrap();
+    if let Some(b) = blob {
+        s.db.blobs.put(&mut txn, &bad[..], &b).unwrap();
+    }
+    s.commit(txn, "test").unwrap();
+    bad
+}
+
+/// Flips a byte of the data of the record at `key`.
+fn damage_data(s: &Store, key: &keys::Key) {
+    let mut txn = s.write_txn().unwrap();
+    match s.db.blobs.get(&txn, &key[..]).unwrap().map(<[u8]>::to_vec) {
+        Some(mut b) => {
+            b[7] ^= 1;
+            s.db.blobs.put(&mut txn, &key[..], &b).unwrap();
+        }
+        None => {
+            let mut v = s.db.recs.get(&txn, &key[..]).unwrap().unwrap().to_vec();
+            let n = v.len() - 1;
+            v[n] ^= 1;
+            s.db.recs.put(&mut txn, &key[..], &v).unwrap();
+        }
+    }
+    s.commit(txn, "test").unwrap();
+}
+
+/// A master of 30 objects mirrored to a slave, the slave's damage found
+/// by scrub: (master, slave, the TID, the keys of two data records and an inode).
+fn damaged_pair(dir: &Path) -> (Store, Store, u64, Vec<keys::Key>) {
+    let (m, mut s) = pair(dir);
+    let mut t = MasterTxn::begin(&m).unwrap();
+    for obj in 0..30 {
+        t.create(1, 0x1000 + obj, 1, 0, 2, &[obj as u8; 128]).unwrap();
+        t.create(2, 0x1000 + obj, 0x10, 16384, 2, &vec![obj as u8 + 1; 16384]).unwrap();
+    }
+    let t1 = t.commit().unwrap();
+    mirror(&m, &mut s, SERIALBUF_SIZE, SERIALBUF_SIZE);
+    let key = |loc: u32, obj: i64, rt: u16, k: i64| {
+        keys::encode_key(&crate::mrecord::BaseElm {
+            localization: loc,
+            obj_id: obj,
+            rec_type: rt,
+            key: k,
+            create_tid: t1,
+            ..Default::default()
+        })
+    };
+    let keys = vec![key(2, 0x1003, 0x10, 16384), key(2, 0x1011, 0x10, 16384), key(1, 0x1007, 1, 0)];
+    (m, s, t1, keys)
+}
+
+#[test]
+fn a_repair_pass_rewrites_damaged_data_erases_damaged_keys_and_restores_what_they_hid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut s, t1, k) = damaged_pair(dir.path());
+    damage_data(&s, &k[0]);
+    damage_data(&s, &k[2]);
+    let bad = damage_key(&s, &k[1]);
+    let found = scrub::scrub(&s).unwrap();
+    // The three records, and the index entry of the key the damage hid.
+    assert_eq!(found.damaged(), 4, "{:?}", found.findings);
+    let listed: Vec<(keys::Key, bool)> = found.damaged_records().into_iter().map(|(k, i, _)| (k, i)).collect();
+    assert!(listed.contains(&(k[0], true)) && listed.contains(&(bad, false)), "{listed:?}");
+    assert!(s.record_damage(&listed).unwrap());
+    // The write half asks from two below the oldest; here, straight through the store.
+    // A damaged leaf: the whole history is asked for.
+    let floor = s.repair_floor().unwrap().unwrap();
+    assert_eq!(floor, 1);
+    let stream = read_all(&m, floor, t1, SERIALBUF_SIZE);
+    apply_all(&mut s, &stream, 1, t1, 64 << 10);
+    let said = s.take_repaired();
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(said.iter().any(|l| l.contains("erased")) && said.iter().any(|l| l.contains("restored")), "{said:?}");
+    let after = scrub::scrub(&s).unwrap();
+    assert_eq!(after.damaged(), 0, "{:?}", after.findings);
+    assert_eq!(visible(&s, t1), visible(&m, t1));
+    assert!(s.repair_floor().unwrap().is_none(), "the damage list is cleared");
+}
+
+#[test]
+fn repair_from_a_replica_mends_data_leaves_and_keys_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, s, t1, k) = damaged_pair(dir.path());
+    damage_data(&s, &k[0]);
+    damage_key(&s, &k[1]);
+    let found = scrub::scrub(&s).unwrap();
+    let done = repair::repair(&s, &m, &found).unwrap();
+    assert_eq!(done.rewritten.len(), 3, "{done:?}");
+    assert!(done.left.is_empty(), "{done:?}");
+    assert_eq!(scrub::scrub(&s).unwrap().damaged(), 0);
+    assert_eq!(visible(&s, t1), visible(&m, t1));
+    // A master from its slave.
+    damage_data(&m, &k[2]);
+    damage_key(&m, &k[0]);
+    let found = scrub::scrub(&m).unwrap();
+    let done = repair::repair(&m, &s, &found).unwrap();
+    assert!(done.left.is_empty(), "{done:?}");
+    assert_eq!(scrub::scrub(&m).unwrap().damaged(), 0, "{:?}", scrub::scrub(&m).unwrap().findings);
+    assert_eq!(visible(&s, t1), visible(&m, t1));
 }

@@ -580,6 +580,10 @@ fn mutate(stream: &[u8], muts: &[Mutation], s: u64, acked: &[u64]) -> Vec<u8> {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48),
+        // Seeded: the same cases on every run, another set with PROPTEST_RNG_SEED.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(
+            std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(19),
+        ),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

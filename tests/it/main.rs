@@ -17,6 +17,7 @@ mod fuzz;
 mod golden;
 mod history;
 mod importexport;
+mod integrity;
 mod kill;
 mod messages;
 mod operator;

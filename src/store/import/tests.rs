@@ -308,7 +308,7 @@ fn a_file_changed_while_read_is_read_again_never_recorded_torn() {
     import_changes(&s, &tree, &c, &mut v).unwrap().unwrap();
     assert!(v.unstable.is_empty());
     let out = dir.path().join("out1");
-    crate::store::export::export(&s, &out, s.get_pseudofs().unwrap().sync_end_tid).unwrap();
+    crate::store::export::export(&s, &out, s.get_pseudofs().unwrap().sync_end_tid, false).unwrap();
     assert_eq!(std::fs::read(out.join("hot")).unwrap(), vec![b'n'; 20_000]);
 }
 
@@ -338,7 +338,7 @@ fn a_file_that_keeps_changing_keeps_its_recorded_version_and_a_new_one_is_left_o
     import_changes(&s, &tree, &Changes::all(), &mut v).unwrap().unwrap();
     assert_eq!(v.unstable, vec![PathBuf::from("hot")]);
     let out = dir.path().join("out");
-    crate::store::export::export(&s, &out, s.get_pseudofs().unwrap().sync_end_tid).unwrap();
+    crate::store::export::export(&s, &out, s.get_pseudofs().unwrap().sync_end_tid, false).unwrap();
     assert_eq!(std::fs::read(out.join("other")).unwrap(), b"2");
     assert_eq!(std::fs::read(out.join("hot")).unwrap(), b"old", "the name keeps its recorded object");
 
@@ -350,14 +350,14 @@ fn a_file_that_keeps_changing_keeps_its_recorded_version_and_a_new_one_is_left_o
     let tid = import_changes(&s, &tree, &c, &mut v).unwrap().unwrap().tid;
     assert_eq!(v.unstable, vec![PathBuf::from("fresh")]);
     let out = dir.path().join("out2");
-    crate::store::export::export(&s, &out, tid).unwrap();
+    crate::store::export::export(&s, &out, tid, false).unwrap();
     assert!(!out.join("fresh").exists());
 
     // Once quiet, both are recorded as they are.
     let st = import(&s, &tree).unwrap();
     assert_eq!(st.unstable, 0);
     let out = dir.path().join("out3");
-    crate::store::export::export(&s, &out, st.tid).unwrap();
+    crate::store::export::export(&s, &out, st.tid, false).unwrap();
     assert_eq!(std::fs::read(out.join("hot")).unwrap().len(), 20_000);
     assert_eq!(std::fs::read(out.join("fresh")).unwrap().len(), 20_000);
 }
