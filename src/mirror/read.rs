@@ -399,7 +399,11 @@ fn read_inner(
             summary.acked_tid = Some(tid);
             summary.passes += 1;
             // Heartbeats acknowledge the same TID again: recorded once.
+            // Never this PFS itself (verify answers with our own PFSD) nor
+            // a peer without a unique uuid: neither is a target to wait for.
             if let Some(t) = &peer
+                && t.unique_uuid != own.unique_uuid
+                && t.unique_uuid != [0; 16]
                 && recorded != Some((t.unique_uuid, tid))
                 && record_ack(pfs, t, tid, obs, &mut ack_warned)
             {

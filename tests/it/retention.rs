@@ -558,3 +558,21 @@ fn watch_goes_on_recording_into_a_compacted_store() {
     let o = watch.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", show(&o));
 }
+
+/// `verify` plays the target of both its readers with their own PFSDs: no
+/// PFS records itself as a target (one would hold its own prunes back).
+#[test]
+fn verify_records_no_acknowledgement() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let s = e.path("s");
+    ok(&e.run([OsStr::new("-y"), OsStr::new("copy"), m.as_os_str(), s.as_os_str()]));
+    ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
+    let targets = |p: &std::path::Path| {
+        let o = e.run([OsStr::new("prune"), OsStr::new("--dry-run"), p.as_os_str()]);
+        ok(&o);
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o)).matches(" acknowledged ").count()
+    };
+    assert_eq!(targets(&m), 1, "the master knows its one target");
+    assert_eq!(targets(&s), 0, "the slave is nobody's master");
+}
