@@ -314,6 +314,8 @@ fn run_pair(cfg: &Config, src: &Endpoint, dst: &Endpoint, streaming: bool, sig: 
                 tid_end: o.acked_tid.map(crate::log::tid),
                 records: 0,
                 bytes: o.bytes,
+                link_bytes: o.bytes,
+                ratio: crate::progress::ratio(o.bytes, o.bytes),
                 seconds: crate::progress::since(started),
                 result: "synced",
                 reason: None,

@@ -13,6 +13,7 @@ use crate::mirror::read::ReadOpts;
 use crate::mirror::write::WriteOpts;
 use crate::ssh::SshOpts;
 use crate::transport::LinkOpts;
+use crate::transport::frame::Compress;
 
 pub use crate::defaults;
 
@@ -121,7 +122,16 @@ impl Config {
             bulk: g.bulk,
             delay: (g.delay != defaults::DELAY).then_some(g.delay),
             stall_timeout: (g.stall_timeout != defaults::STALL_TIMEOUT).then_some(g.stall_timeout),
+            link_compress: (g.compression != Compress::None).then_some(g.compression),
         };
+        if ssh.stock_remote() && matches!(g.compression, Compress::Zstd(_) | Compress::Lz4) {
+            return Err(crate::error::usage(format!(
+                "--compress {} needs hammer-mirror on the remote side: stock hammer (--remote-cmd {}) cannot decompress; \
+                 use --compress none (or -X for ssh -C)",
+                g.compression.word(),
+                g.remote_cmd
+            )));
+        }
         let first = Duration::from_secs(g.retry_delay.unwrap_or(defaults::RETRY_BASE + g.delay));
         Ok(Config {
             output: Output { bars, forced: bars && !term.stderr, quiet: g.quiet, json: g.json, verbose: g.verbose },
@@ -139,7 +149,13 @@ impl Config {
                 gate: None,
             },
             write: WriteOpts { verbose: g.verbose, two_way: g.two_way },
-            link: LinkOpts { bandwidth: g.bandwidth.as_ref().map(|b| b.bytes), read_ahead: None, budget: None },
+            link: LinkOpts {
+                bandwidth: g.bandwidth.as_ref().map(|b| b.bytes),
+                read_ahead: None,
+                budget: None,
+                frame: g.link_compress.filter(|c| *c != Compress::None),
+                stats: None,
+            },
             ssh,
             create: if g.yes {
                 CreatePolicy::Yes

@@ -287,7 +287,7 @@ fn read_inner(
         } else {
             if let Some(g) = &opts.gate {
                 // Queued behind other passes: not a stall.
-                permit = g.acquire(|| obs.event(&Event::Progress { bytes: 0 }), || stop.load(Ordering::Relaxed));
+                permit = g.acquire(|| obs.event(&Event::Progress { bytes: 0, link_bytes: None }), || stop.load(Ordering::Relaxed));
             }
             if let Some(t) = resume_at {
                 // The target holds everything before the key: say so with a
@@ -310,7 +310,7 @@ fn read_inner(
                     records += crate::mrecord::heads(&buf[..n]).count() as u64;
                 }
                 total_bytes += n as u64;
-                obs.event(&Event::Progress { bytes: total_bytes });
+                obs.event(&Event::Progress { bytes: total_bytes, link_bytes: None });
                 if streaming != 0 && v > 0 {
                     write!(log, "{}", scan_line(&m, total_bytes))?;
                     sameline = false;
@@ -342,6 +342,7 @@ fn read_inner(
             bytes: total_bytes,
             seconds: pass_start.elapsed().as_secs_f64(),
             idle: !didwork,
+            link_bytes: None,
         };
 
         if opts.two_way && !interrupted {

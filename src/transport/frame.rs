@@ -1,0 +1,534 @@
+//! Compression frames on the ssh link (`--compress`): the frame format, its bounded decoder, the encoder and `auto`'s level choice.
+//!
+//! Only a link to our own remote half is framed, and only when both ends
+//! were told so (the remote half's hidden `--link-compress`): the halves and
+//! the mirror stream itself never see a frame. Each direction starts with
+//! an 8-byte hello ([`HELLO`]), then carries frames:
+//!
+//! ```text
+//! flag u8 (0 raw, 1 zstd, 2 lz4) | 3 zero bytes | stored_len u32 LE | raw_len u32 LE | stored_len bytes
+//! ```
+//!
+//! A frame is one write of the sending half (whole record batches), or
+//! several queued ones joined, at most [`MAX_RAW`] bytes. A compressed frame
+//! is always smaller than its raw bytes: one that does not shrink is sent
+//! raw. The decoder trusts nothing: a flag it does not know, a length over
+//! [`MAX_RAW`], a compressed frame that does not decode to exactly its
+//! `raw_len`, or a link that ends inside a frame is an error naming the
+//! link byte offset, and it never allocates more than two frames' worth.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The first bytes of each direction of a framed link.
+pub const HELLO: [u8; 8] = *b"HMLINK1\n";
+/// The size of a frame header.
+pub const HEADER: usize = 12;
+/// The largest frame payload (raw or stored) a decoder accepts.
+pub const MAX_RAW: usize = 4 << 20;
+/// Writes queued behind each other are joined into frames of up to this many bytes.
+pub const JOIN: usize = 2 << 20;
+
+const FLAG_RAW: u8 = 0;
+const FLAG_ZSTD: u8 = 1;
+const FLAG_LZ4: u8 = 2;
+
+/// The highest zstd level accepted (zstd's own maximum).
+pub const MAX_ZSTD_LEVEL: i32 = 19;
+
+/// `--compress`: what the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compress {
+    /// zstd at a level that follows the link (remote endpoints); none locally.
+    #[default]
+    Auto,
+    Zstd(i32),
+    Lz4,
+    None,
+}
+
+impl Compress {
+    /// Parses `auto`, `zstd`, `zstd:LEVEL` (1..=19), `lz4` or `none`.
+    pub fn parse(s: &str) -> Result<Compress, String> {
+        match s {
+            "auto" => Ok(Compress::Auto),
+            "zstd" => Ok(Compress::Zstd(3)),
+            "lz4" => Ok(Compress::Lz4),
+            "none" => Ok(Compress::None),
+            _ => {
+                if let Some(l) = s.strip_prefix("zstd:") {
+                    match l.parse::<i32>() {
+                        Ok(n) if (1..=MAX_ZSTD_LEVEL).contains(&n) => return Ok(Compress::Zstd(n)),
+                        _ => {
+                            return Err(format!(
+                                "invalid zstd level '{l}' in '{s}': expected a number from 1 to {MAX_ZSTD_LEVEL}"
+                            ));
+                        }
+                    }
+                }
+                Err(format!("invalid compression '{s}': expected auto, zstd, zstd:LEVEL (1-{MAX_ZSTD_LEVEL}), lz4 or none"))
+            }
+        }
+    }
+
+    /// The word that names it on a command line (`--link-compress` of the remote half).
+    pub fn word(self) -> String {
+        match self {
+            Compress::Auto => "auto".into(),
+            Compress::Zstd(l) => format!("zstd:{l}"),
+            Compress::Lz4 => "lz4".into(),
+            Compress::None => "none".into(),
+        }
+    }
+}
+
+/// Byte counts of a link, both directions: what the halves wrote and read
+/// (stream bytes) and what crossed the link (link bytes, hellos and headers included).
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub stream_out: AtomicU64,
+    pub link_out: AtomicU64,
+    pub stream_in: AtomicU64,
+    pub link_in: AtomicU64,
+    /// The zstd level `auto` uses now (0: raw), for messages and tests.
+    pub level: AtomicU64,
+}
+
+impl LinkStats {
+    pub fn new() -> Arc<LinkStats> {
+        Arc::new(LinkStats::default())
+    }
+    fn add(c: &AtomicU64, n: usize) {
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+fn bad(at: u64, what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("compressed link: bad frame at link byte {at}: {what}"))
+}
+
+/// Reads a framed link and hands on the stream it carries.
+pub struct FrameReader<R> {
+    inner: R,
+    /// Link bytes consumed so far.
+    at: u64,
+    hello: bool,
+    out: Vec<u8>,
+    pos: usize,
+    stored: Vec<u8>,
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+    stats: Option<Arc<LinkStats>>,
+    ended: bool,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R, stats: Option<Arc<LinkStats>>) -> Self {
+        FrameReader {
+            inner,
+            at: 0,
+            hello: false,
+            out: Vec::new(),
+            pos: 0,
+            stored: Vec::new(),
+            zstd: None,
+            stats,
+            ended: false,
+        }
+    }
+
+    /// Fills `buf` from the link; false when the link ended before the
+    /// first byte. Ending after it is a truncated frame.
+    fn fill(&mut self, buf_len: usize, into_stored: bool, what: &str) -> io::Result<bool> {
+        let start = self.at;
+        let mut got = 0;
+        while got < buf_len {
+            let dst = if into_stored { &mut self.stored[got..buf_len] } else { &mut self.out[got..buf_len] };
+            match self.inner.read(dst) {
+                Ok(0) if got == 0 && what != "payload" => return Ok(false),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "compressed link: the link ended inside a frame's {what} at link byte {}: {buf_len} bytes announced at byte {start}, {got} arrived",
+                            start + got as u64
+                        ),
+                    ));
+                }
+                Ok(n) => {
+                    got += n;
+                    self.at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(s) = &self.stats {
+            LinkStats::add(&s.link_in, buf_len);
+        }
+        Ok(true)
+    }
+
+    /// Reads the next frame into `out`; false at a clean end of the link.
+    fn next_frame(&mut self) -> io::Result<bool> {
+        if !self.hello {
+            self.stored.resize(HELLO.len(), 0);
+            if !self.fill(HELLO.len(), true, "hello")? {
+                return Ok(false);
+            }
+            if self.stored[..] != HELLO {
+                let looks = if self.stored[..4] == crate::mrecord::SIGNATURE.to_le_bytes()
+                    || self.stored[..4] == crate::mrecord::SIGNATURE_REV.to_le_bytes()
+                {
+                    "an uncompressed mirror stream: the peer does not frame the link (is it a hammer-mirror that was given --link-compress?)"
+                } else {
+                    "not a compressed link"
+                };
+                return Err(bad(0, format!("expected the hello {:?}, got {:02x?}: {looks}", HELLO, &self.stored[..])));
+            }
+            self.hello = true;
+        }
+        let at = self.at;
+        self.stored.resize(HEADER, 0);
+        if !self.fill(HEADER, true, "header")? {
+            return Ok(false);
+        }
+        let h = &self.stored[..HEADER];
+        let flag = h[0];
+        let stored = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) as usize;
+        let raw = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")) as usize;
+        if h[1..4] != [0, 0, 0] {
+            return Err(bad(at, format!("reserved header bytes {:02x?} are not zero", &h[1..4])));
+        }
+        if !matches!(flag, FLAG_RAW | FLAG_ZSTD | FLAG_LZ4) {
+            return Err(bad(at, format!("flag {flag:#04x} is none of raw (0), zstd (1), lz4 (2)")));
+        }
+        if raw == 0 || raw > MAX_RAW {
+            return Err(bad(at, format!("raw length {raw} is outside 1..={MAX_RAW}")));
+        }
+        if flag == FLAG_RAW && stored != raw {
+            return Err(bad(at, format!("a raw frame stores {stored} bytes but announces {raw}")));
+        }
+        if flag != FLAG_RAW && (stored == 0 || stored >= raw) {
+            return Err(bad(at, format!("a compressed frame stores {stored} bytes for {raw}: it must shrink")));
+        }
+        self.pos = 0;
+        if flag == FLAG_RAW {
+            self.out.resize(raw, 0);
+            self.fill(raw, false, "payload")?;
+        } else {
+            self.stored.resize(stored, 0);
+            self.fill(stored, true, "payload")?;
+            self.out.resize(raw, 0);
+            let n = if flag == FLAG_ZSTD {
+                let d = match &mut self.zstd {
+                    Some(d) => d,
+                    None => self.zstd.insert(zstd::bulk::Decompressor::new()?),
+                };
+                d.decompress_to_buffer(&self.stored[..], &mut self.out[..])
+                    .map_err(|e| bad(at, format!("zstd data does not decode into {raw} bytes: {e}")))?
+            } else {
+                lz4_flex::block::decompress_into(&self.stored, &mut self.out)
+                    .map_err(|e| bad(at, format!("lz4 data does not decode into {raw} bytes: {e}")))?
+            };
+            if n != raw {
+                return Err(bad(at, format!("decodes into {n} bytes, not the {raw} announced")));
+            }
+        }
+        if let Some(s) = &self.stats {
+            LinkStats::add(&s.stream_in, raw);
+        }
+        Ok(true)
+    }
+}
+
+impl<R: Read> Read for FrameReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos >= self.out.len() {
+            if self.ended || !self.next_frame()? {
+                self.ended = true;
+                // Give the buffers back: an ended link holds nothing.
+                self.out = Vec::new();
+                self.stored = Vec::new();
+                self.pos = 0;
+                return Ok(0);
+            }
+            // A small frame (an acknowledgement) needs no big buffer kept.
+            if self.out.capacity() > 4 * self.out.len().max(64 << 10) {
+                self.out.shrink_to(self.out.len());
+            }
+        }
+        let k = buf.len().min(self.out.len() - self.pos);
+        buf[..k].copy_from_slice(&self.out[self.pos..self.pos + k]);
+        self.pos += k;
+        Ok(k)
+    }
+}
+
+/// How a frame is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Raw,
+    Zstd(i32),
+    Lz4,
+}
+
+/// `auto`'s rungs: raw, then zstd levels.
+const RUNGS: [Method; 6] =
+    [Method::Raw, Method::Zstd(1), Method::Zstd(3), Method::Zstd(6), Method::Zstd(9), Method::Zstd(12)];
+
+/// `auto`'s level choice, a hill climb on measured throughput: the stream
+/// bytes a rung moves per second the link thread is busy (compressing or
+/// blocked on the link; time waiting for the half does not count, so a
+/// slow producer does not look like a slow link). It stays on a rung for a
+/// window, then tries a neighbour for a shorter one and moves when that
+/// did at least 5 % better; a neighbour that lost is tried again after
+/// twice as many windows (at most 16). A fast link makes raw win (the
+/// compressor is the bottleneck); a slow one makes higher levels win.
+#[derive(Debug)]
+pub struct Adapt {
+    cur: usize,
+    trial: Option<usize>,
+    frames: u32,
+    bytes: u64,
+    busy: Duration,
+    cur_rate: f64,
+    /// Windows to wait before trying down (index 0) or up (1) again, and the current wait.
+    backoff: [u32; 2],
+    wait: [u32; 2],
+    next_dir: usize,
+}
+
+const WINDOW: u32 = 12;
+const TRIAL: u32 = 4;
+
+impl Default for Adapt {
+    fn default() -> Self {
+        Adapt {
+            cur: 1,
+            trial: None,
+            frames: 0,
+            bytes: 0,
+            busy: Duration::ZERO,
+            cur_rate: 0.0,
+            backoff: [1, 1],
+            wait: [0, 0],
+            next_dir: 1,
+        }
+    }
+}
+
+impl Adapt {
+    /// The method of the next frame.
+    pub fn method(&self) -> Method {
+        RUNGS[self.trial.unwrap_or(self.cur)]
+    }
+
+    /// The rung it stays on (between trials).
+    pub fn settled(&self) -> Method {
+        RUNGS[self.cur]
+    }
+
+    /// Learns how the last frame went: `raw` stream bytes, `busy` time compressing and writing.
+    pub fn record(&mut self, raw: usize, busy: Duration) {
+        self.frames += 1;
+        self.bytes += raw as u64;
+        self.busy += busy;
+        let rate = |a: &Adapt| a.bytes as f64 / a.busy.as_secs_f64().max(1e-6);
+        match self.trial {
+            None if self.frames >= WINDOW => {
+                self.cur_rate = rate(self);
+                self.reset();
+                // Pick a neighbour to try, alternating, honouring the back-off.
+                for _ in 0..2 {
+                    let dir = self.next_dir;
+                    self.next_dir ^= 1;
+                    let to = if dir == 0 { self.cur.checked_sub(1) } else { Some(self.cur + 1).filter(|&i| i < RUNGS.len()) };
+                    let Some(to) = to else { continue };
+                    if self.wait[dir] > 0 {
+                        self.wait[dir] -= 1;
+                        continue;
+                    }
+                    self.trial = Some(to);
+                    break;
+                }
+            }
+            Some(t) if self.frames >= TRIAL => {
+                let tried = rate(self);
+                let dir = usize::from(t > self.cur);
+                if tried > self.cur_rate * 1.05 {
+                    self.cur = t;
+                    self.backoff = [1, 1];
+                    self.wait = [0, 0];
+                    // Keep going the same way first.
+                    self.next_dir = dir;
+                } else {
+                    self.backoff[dir] = (self.backoff[dir] * 2).min(16);
+                    self.wait[dir] = self.backoff[dir];
+                }
+                self.trial = None;
+                self.reset();
+            }
+            _ => {}
+        }
+    }
+
+    fn reset(&mut self) {
+        self.frames = 0;
+        self.bytes = 0;
+        self.busy = Duration::ZERO;
+    }
+}
+
+/// The compression policy of an encoder.
+#[derive(Debug)]
+pub enum Policy {
+    Fixed(Method),
+    Auto(Adapt),
+}
+
+impl Policy {
+    /// The policy for a `--compress` choice on a framed link.
+    pub fn of(c: Compress) -> Policy {
+        match c {
+            Compress::Auto => Policy::Auto(Adapt::default()),
+            Compress::Zstd(l) => Policy::Fixed(Method::Zstd(l)),
+            Compress::Lz4 => Policy::Fixed(Method::Lz4),
+            Compress::None => Policy::Fixed(Method::Raw),
+        }
+    }
+}
+
+/// Writes frames: each `write` becomes one frame (of at most [`JOIN`] bytes).
+pub struct FrameWriter<W> {
+    inner: W,
+    policy: Policy,
+    hello: bool,
+    zstd: Option<(zstd::bulk::Compressor<'static>, i32)>,
+    buf: Vec<u8>,
+    stats: Option<Arc<LinkStats>>,
+}
+
+/// zstd's worker threads for the higher levels (zstdmt): jobs of 512 KiB
+/// of a joined frame are compressed in parallel.
+fn workers(level: i32) -> u32 {
+    if level < 6 {
+        return 0;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
+}
+
+impl<W: Write> FrameWriter<W> {
+    pub fn new(inner: W, policy: Policy, stats: Option<Arc<LinkStats>>) -> Self {
+        FrameWriter { inner, policy, hello: false, zstd: None, buf: Vec::new(), stats }
+    }
+
+    fn compressor(&mut self, level: i32) -> io::Result<&mut zstd::bulk::Compressor<'static>> {
+        if self.zstd.as_ref().is_none_or(|(_, l)| *l != level) {
+            let mut c = zstd::bulk::Compressor::new(level)?;
+            let n = workers(level);
+            if n > 0 {
+                // Without worker threads in this libzstd, stay single-threaded.
+                if c.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(n)).is_ok() {
+                    let _ = c.set_parameter(zstd::zstd_safe::CParameter::JobSize(512 << 10));
+                }
+            }
+            self.zstd = Some((c, level));
+        }
+        Ok(&mut self.zstd.as_mut().expect("set above").0)
+    }
+
+    /// Compresses `data` into `self.buf` as one frame (header included).
+    fn encode(&mut self, data: &[u8], method: Method) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(HEADER + data.len(), 0);
+        let stored = match method {
+            Method::Raw => None,
+            // Output that would not fit in fewer bytes than the input is an
+            // error here: the frame goes raw.
+            Method::Zstd(l) => self.compressor(l)?.compress_to_buffer(data, &mut buf[HEADER..HEADER + data.len() - 1]).ok(),
+            Method::Lz4 => {
+                // lz4_flex wants room for its worst case.
+                buf.resize(HEADER + lz4_flex::block::get_maximum_output_size(data.len()), 0);
+                lz4_flex::block::compress_into(data, &mut buf[HEADER..]).ok()
+            }
+        };
+        let (flag, len) = match (method, stored) {
+            (Method::Zstd(_), Some(n)) if n > 0 && n < data.len() => (FLAG_ZSTD, n),
+            (Method::Lz4, Some(n)) if n > 0 && n < data.len() => (FLAG_LZ4, n),
+            _ => {
+                buf.truncate(HEADER + data.len());
+                buf[HEADER..].copy_from_slice(data);
+                (FLAG_RAW, data.len())
+            }
+        };
+        buf[0] = flag;
+        buf[1..4].fill(0);
+        buf[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        buf[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        buf.truncate(HEADER + len);
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Sends `data` as one frame.
+    pub fn frame(&mut self, data: &[u8]) -> io::Result<()> {
+        debug_assert!(!data.is_empty() && data.len() <= MAX_RAW);
+        let t = Instant::now();
+        if !self.hello {
+            self.inner.write_all(&HELLO)?;
+            self.hello = true;
+            if let Some(s) = &self.stats {
+                LinkStats::add(&s.link_out, HELLO.len());
+            }
+        }
+        let method = match &self.policy {
+            Policy::Fixed(m) => *m,
+            Policy::Auto(a) => a.method(),
+        };
+        self.encode(data, method)?;
+        self.inner.write_all(&self.buf)?;
+        if let Some(s) = &self.stats {
+            LinkStats::add(&s.stream_out, data.len());
+            LinkStats::add(&s.link_out, self.buf.len());
+        }
+        if let Policy::Auto(a) = &mut self.policy {
+            a.record(data.len(), t.elapsed());
+            if let Some(s) = &self.stats {
+                let level = match a.method() {
+                    Method::Zstd(l) => l as u64,
+                    _ => 0,
+                };
+                s.level.store(level, Ordering::Relaxed);
+            }
+        }
+        // A big buffer is not kept for small frames (an idle stream's acknowledgements).
+        if self.buf.capacity() > 4 * self.buf.len().max(64 << 10) {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for FrameWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min(JOIN);
+        self.frame(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;
