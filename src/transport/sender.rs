@@ -63,8 +63,9 @@ impl Sender {
                         // Join what is already queued behind it.
                         while data.len() < JOIN {
                             match rx.try_recv() {
-                                Ok(Msg::Data(more)) if data.len() + more.len() <= JOIN => {
+                                Ok(Msg::Data(mut more)) if data.len() + more.len() <= JOIN => {
                                     data.extend_from_slice(&more);
+                                    more.clear();
                                     let _ = free_tx.try_send(more);
                                 }
                                 Ok(m) => {
@@ -110,6 +111,7 @@ impl Write for Sender {
         }
         let n = buf.len().min(JOIN);
         let mut v = self.free.try_recv().unwrap_or_default();
+        v.clear();
         v.extend_from_slice(&buf[..n]);
         // A big buffer is not kept around for a small write.
         if v.capacity() > 4 * n.max(64 << 10) {
