@@ -105,6 +105,8 @@ impl Config {
             Some(cmd) => crate::ssh::split_command(cmd).map_err(crate::error::usage)?,
             None => vec![defaults::SSH.into()],
         };
+        // -X asks for ssh's compression: ours would only feed it what it cannot shrink.
+        let compression = g.compression.unwrap_or(if g.compress { Compress::None } else { Compress::Auto });
         let ssh = SshOpts {
             program,
             compress: g.compress,
@@ -122,13 +124,13 @@ impl Config {
             bulk: g.bulk,
             delay: (g.delay != defaults::DELAY).then_some(g.delay),
             stall_timeout: (g.stall_timeout != defaults::STALL_TIMEOUT).then_some(g.stall_timeout),
-            link_compress: (g.compression != Compress::None).then_some(g.compression),
+            link_compress: (compression != Compress::None).then_some(compression),
         };
-        if ssh.stock_remote() && matches!(g.compression, Compress::Zstd(_) | Compress::Lz4) {
+        if ssh.stock_remote() && matches!(compression, Compress::Zstd(_) | Compress::Lz4) {
             return Err(crate::error::usage(format!(
                 "--compress {} needs hammer-mirror on the remote side: stock hammer (--remote-cmd {}) cannot decompress; \
                  use --compress none (or -X for ssh -C)",
-                g.compression.word(),
+                compression.word(),
                 g.remote_cmd
             )));
         }
