@@ -281,43 +281,80 @@ pub enum Method {
 const RUNGS: [Method; 6] =
     [Method::Raw, Method::Zstd(1), Method::Zstd(3), Method::Zstd(6), Method::Zstd(9), Method::Zstd(12)];
 
-/// `auto`'s level choice, a hill climb on measured throughput: the stream
-/// bytes a rung moves per second the link thread is busy (compressing or
-/// blocked on the link; time waiting for the half does not count, so a
-/// slow producer does not look like a slow link). It stays on a rung for a
-/// window, then tries a neighbour for a shorter one and moves when that
-/// did at least 5 % better; a neighbour that lost is tried again after
-/// twice as many windows (at most 16). A fast link makes raw win (the
-/// compressor is the bottleneck); a slow one makes higher levels win.
+/// `auto`'s level choice. Each rung (raw, then zstd levels) is judged by the
+/// stream bytes it would move per second, from what the link thread measures
+/// per frame: compressing time (the compressor's speed `C`), link bytes per
+/// stream byte (the ratio `r`) and the time blocked writing to the link.
+/// Time spent waiting for the half does not count, so a slow producer does
+/// not look like a slow link.
+///
+/// When the thread is mostly blocked on the link, the link is the
+/// bottleneck: its speed `S` (link bytes per busy second) is measured over
+/// the window, and a rung is worth `min(C, S / r)`. A higher level is then
+/// tried for a few frames, which measures its `C` and `r` exactly (neither
+/// depends on the buffers between us and the link), and taken when it is
+/// worth 5 % more; raw is never worth more there (`S < S / r`). When the
+/// thread is mostly compressing, the compressor is the bottleneck: a lower
+/// rung is tried, down to raw, and its measured rate decides. A rung that
+/// lost waits twice as many windows before its next try (at most 16).
 #[derive(Debug)]
 pub struct Adapt {
     cur: usize,
     trial: Option<usize>,
-    frames: u32,
-    bytes: u64,
-    busy: Duration,
-    cur_rate: f64,
+    win: Window,
+    /// The current rung's last window.
+    last: Window,
+    /// The link's speed in link bytes per second, while it was the bottleneck.
+    link_speed: Option<f64>,
     /// Windows to wait before trying down (index 0) or up (1) again, and the current wait.
     backoff: [u32; 2],
     wait: [u32; 2],
-    next_dir: usize,
+}
+
+/// What a run of frames on one rung measured.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    frames: u32,
+    raw: u64,
+    link: u64,
+    compress: Duration,
+    blocked: Duration,
+}
+
+impl Window {
+    fn busy(&self) -> f64 {
+        (self.compress + self.blocked).as_secs_f64().max(1e-6)
+    }
+    /// Stream bytes per busy second, as measured.
+    fn rate(&self) -> f64 {
+        self.raw as f64 / self.busy()
+    }
+    fn link_bound(&self) -> bool {
+        self.blocked.as_secs_f64() > LINK_BOUND * self.busy()
+    }
+    /// Stream bytes per second on a link of `speed` link bytes per second.
+    fn worth(&self, speed: f64) -> f64 {
+        let c = if self.compress.is_zero() { f64::INFINITY } else { self.raw as f64 / self.compress.as_secs_f64() };
+        let r = self.link as f64 / (self.raw as f64).max(1.0);
+        c.min(speed / r.max(1e-6))
+    }
 }
 
 const WINDOW: u32 = 12;
 const TRIAL: u32 = 4;
+/// The share of busy time blocked on the link above which the link is the bottleneck.
+const LINK_BOUND: f64 = 0.25;
 
 impl Default for Adapt {
     fn default() -> Self {
         Adapt {
             cur: 1,
             trial: None,
-            frames: 0,
-            bytes: 0,
-            busy: Duration::ZERO,
-            cur_rate: 0.0,
+            win: Window::default(),
+            last: Window::default(),
+            link_speed: None,
             backoff: [1, 1],
             wait: [0, 0],
-            next_dir: 1,
         }
     }
 }
@@ -333,54 +370,56 @@ impl Adapt {
         RUNGS[self.cur]
     }
 
-    /// Learns how the last frame went: `raw` stream bytes, `busy` time compressing and writing.
-    pub fn record(&mut self, raw: usize, busy: Duration) {
-        self.frames += 1;
-        self.bytes += raw as u64;
-        self.busy += busy;
-        let rate = |a: &Adapt| a.bytes as f64 / a.busy.as_secs_f64().max(1e-6);
+    /// Learns how the last frame went: `raw` stream bytes sent as `link`
+    /// bytes, `compress` time compressing, `blocked` time writing.
+    pub fn record(&mut self, raw: usize, link: usize, compress: Duration, blocked: Duration) {
+        let w = &mut self.win;
+        w.frames += 1;
+        w.raw += raw as u64;
+        w.link += link as u64;
+        w.compress += compress;
+        w.blocked += blocked;
         match self.trial {
-            None if self.frames >= WINDOW => {
-                self.cur_rate = rate(self);
-                self.reset();
-                // Pick a neighbour to try, alternating, honouring the back-off.
-                for _ in 0..2 {
-                    let dir = self.next_dir;
-                    self.next_dir ^= 1;
-                    let to = if dir == 0 { self.cur.checked_sub(1) } else { Some(self.cur + 1).filter(|&i| i < RUNGS.len()) };
-                    let Some(to) = to else { continue };
-                    if self.wait[dir] > 0 {
-                        self.wait[dir] -= 1;
-                        continue;
+            None if w.frames >= WINDOW => {
+                let w = std::mem::take(&mut self.win);
+                self.last = w;
+                let up = Some(self.cur + 1).filter(|&i| i < RUNGS.len());
+                let down = self.cur.checked_sub(1);
+                let dir = if w.link_bound() {
+                    let s = w.link as f64 / w.busy();
+                    self.link_speed = Some(self.link_speed.map_or(s, |old| (old + s) / 2.0));
+                    up.map(|u| (u, 1))
+                } else {
+                    down.map(|d| (d, 0))
+                };
+                if let Some((to, d)) = dir {
+                    if self.wait[d] == 0 {
+                        self.trial = Some(to);
+                    } else {
+                        self.wait[d] -= 1;
                     }
-                    self.trial = Some(to);
-                    break;
                 }
             }
-            Some(t) if self.frames >= TRIAL => {
-                let tried = rate(self);
+            Some(t) if w.frames >= TRIAL => {
+                let tried = std::mem::take(&mut self.win);
                 let dir = usize::from(t > self.cur);
-                if tried > self.cur_rate * 1.05 {
+                let better = match (dir, self.link_speed) {
+                    // Up on a bottleneck link: judged on the same link speed.
+                    (1, Some(s)) => tried.worth(s) > self.last.worth(s) * 1.05,
+                    _ => tried.rate() > self.last.rate() * 1.05,
+                };
+                if better {
                     self.cur = t;
                     self.backoff = [1, 1];
                     self.wait = [0, 0];
-                    // Keep going the same way first.
-                    self.next_dir = dir;
                 } else {
                     self.backoff[dir] = (self.backoff[dir] * 2).min(16);
                     self.wait[dir] = self.backoff[dir];
                 }
                 self.trial = None;
-                self.reset();
             }
             _ => {}
         }
-    }
-
-    fn reset(&mut self) {
-        self.frames = 0;
-        self.bytes = 0;
-        self.busy = Duration::ZERO;
     }
 }
 
@@ -492,13 +531,16 @@ impl<W: Write> FrameWriter<W> {
             Policy::Auto(a) => a.method(),
         };
         self.encode(data, method)?;
+        let compressing = t.elapsed();
+        let w = Instant::now();
         self.inner.write_all(&self.buf)?;
+        let blocked = w.elapsed();
         if let Some(s) = &self.stats {
             LinkStats::add(&s.stream_out, data.len());
             LinkStats::add(&s.link_out, self.buf.len());
         }
         if let Policy::Auto(a) = &mut self.policy {
-            a.record(data.len(), t.elapsed());
+            a.record(data.len(), self.buf.len(), compressing, blocked);
             if let Some(s) = &self.stats {
                 let level = match a.method() {
                     Method::Zstd(l) => l as u64,

@@ -189,8 +189,8 @@ fn settle(link_rate: f64, compress_secs_per_mb: impl Fn(Method) -> f64, ratio: i
         let raw = 1 << 20;
         let c = compress_secs_per_mb(m);
         let link = raw as f64 * ratio(m) / link_rate;
-        // The link thread is busy for the longer of compressing and the link (pipelined).
-        a.record(raw, Duration::from_secs_f64(c.max(link)));
+        // Pipelined: the thread compresses, then is blocked for what is left of the link's time.
+        a.record(raw, (raw as f64 * ratio(m)) as usize, Duration::from_secs_f64(c), Duration::from_secs_f64((link - c).max(0.0)));
     }
     a.settled()
 }
@@ -224,6 +224,21 @@ fn auto_goes_raw_on_a_fast_link_and_climbs_on_a_slow_one() {
     // 300 MB/s: level 1 keeps up (2 ms per MiB = 500 MB/s) and saves 30 %.
     let mid = settle(3e8, level_cost, level_ratio);
     assert!(matches!(mid, Method::Zstd(_)), "{mid:?}");
+}
+
+#[test]
+fn auto_seldom_sends_raw_frames_where_the_link_is_the_bottleneck() {
+    let mut a = Adapt::default();
+    let mut raw_frames = 0;
+    for _ in 0..500 {
+        let m = a.method();
+        raw_frames += usize::from(m == Method::Raw);
+        let c = level_cost(m);
+        let link = (2 << 20) as f64 * if m == Method::Raw { 1.0 } else { 0.6 } / 12.5e6;
+        let r = if m == Method::Raw { 1.0 } else { 0.6 };
+        a.record(2 << 20, ((2 << 20) as f64 * r) as usize, Duration::from_secs_f64(c), Duration::from_secs_f64((link - c).max(0.0)));
+    }
+    assert_eq!(raw_frames, 0, "raw is never worth more on a bottleneck link");
 }
 
 proptest! {
