@@ -339,3 +339,21 @@ fn damaged_framed_links_fail_with_the_link_offset_and_leave_the_target_at_its_la
     ok(&o);
     same(&e, &m, &s);
 }
+
+#[test]
+fn through_a_real_sshd_every_mode_copies_and_auto_reports_its_link_bytes() {
+    let e = Env::new();
+    let Some(d) = crate::sshd::start_sshd(&e) else { return };
+    let m = mixed_master(&e, "m");
+    for (i, mode) in ["auto", "zstd:1", "lz4", "none"].iter().enumerate() {
+        let s = e.path(&format!("s{i}"));
+        let o = crate::sshd::hm(&e, &d).args(["-y", "--json", "--compress", mode, "copy"]).arg(&m).arg(format!("127.0.0.1:{}", s.display())).output().unwrap();
+        ok(&o);
+        same(&e, &m, &s);
+        let p = pass_json(&o);
+        assert!(p["link_bytes"].as_u64().unwrap() <= p["bytes"].as_u64().unwrap() + 4096, "{mode}: {p}");
+        let back = e.path(&format!("b{i}"));
+        ok(&crate::sshd::hm(&e, &d).args(["-y", "--compress", mode, "copy"]).arg(format!("127.0.0.1:{}", m.display())).arg(&back).output().unwrap());
+        same(&e, &m, &back);
+    }
+}
