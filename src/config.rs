@@ -232,6 +232,22 @@ mod tests {
     }
 
     #[test]
+    fn compression_is_auto_unless_told_or_ssh_compresses() {
+        assert_eq!(cfg(&[], NOHUP).ssh.link_compress, Some(Compress::Auto));
+        assert_eq!(cfg(&["--compress", "zstd:7"], NOHUP).ssh.link_compress, Some(Compress::Zstd(7)));
+        assert_eq!(cfg(&["--compress", "none"], NOHUP).ssh.link_compress, None);
+        assert_eq!(cfg(&["-X"], NOHUP).ssh.link_compress, None, "-X alone: ssh compresses");
+        assert_eq!(cfg(&["-X", "--compress", "lz4"], NOHUP).ssh.link_compress, Some(Compress::Lz4));
+        let stock = cfg(&["--remote-cmd", "/sbin/hammer"], NOHUP);
+        assert_eq!(stock.ssh.framing(), None, "stock hammer gets no frames");
+        let g = Cli::try_parse_from(["hammer-mirror", "--remote-cmd", "hammer", "--compress", "zstd", "dump"]).unwrap().global;
+        let e = Config::from_cli(&g, NOHUP).unwrap_err();
+        assert!(e.to_string().contains("needs hammer-mirror on the remote side"), "{e:#}");
+        assert_eq!(cfg(&[], NOHUP).link.frame, None, "only a remote half is framed");
+        assert_eq!(cfg(&["--link-compress", "zstd:2"], NOHUP).link.frame, Some(Compress::Zstd(2)));
+    }
+
+    #[test]
     fn a_bad_ssh_command_is_a_usage_error() {
         let g = Cli::try_parse_from(["hammer-mirror", "--ssh", "ssh 'x", "dump"]).unwrap().global;
         let e = Config::from_cli(&g, NOHUP).unwrap_err();
