@@ -240,7 +240,9 @@ mod tests {
         assert_eq!(cfg(&["-X", "--compress", "lz4"], NOHUP).ssh.link_compress, Some(Compress::Lz4));
         let stock = cfg(&["--remote-cmd", "/sbin/hammer"], NOHUP);
         assert_eq!(stock.ssh.framing(), None, "stock hammer gets no frames");
-        let g = Cli::try_parse_from(["hammer-mirror", "--remote-cmd", "hammer", "--compress", "zstd", "dump"]).unwrap().global;
+        let g = Cli::try_parse_from(["hammer-mirror", "--remote-cmd", "hammer", "--compress", "zstd", "dump"])
+            .unwrap()
+            .global;
         let e = Config::from_cli(&g, NOHUP).unwrap_err();
         assert!(e.to_string().contains("needs hammer-mirror on the remote side"), "{e:#}");
         assert_eq!(cfg(&[], NOHUP).link.frame, None, "only a remote half is framed");

@@ -546,7 +546,8 @@ mod tests {
         let r = Reporter::for_stream(out(false), "m".into(), "s".into());
         r.event(&Event::PassStarted { tid_beg: 0x11, tid_end: 0x20, estimate: None });
         assert_eq!(r.target_tid(), Some(0x10), "before any ack: where the first pass started from");
-        let pass = Pass { tid_beg: 0x11, tid_end: 0x20, records: 3, bytes: 10, seconds: 0.1, idle: false, link_bytes: None };
+        let pass =
+            Pass { tid_beg: 0x11, tid_end: 0x20, records: 3, bytes: 10, seconds: 0.1, idle: false, link_bytes: None };
         r.event(&Event::PassDone(pass.clone()));
         assert_eq!(r.target_tid(), Some(0x20));
         r.event(&Event::PassDone(Pass { idle: true, tid_beg: 0x21, ..pass }));

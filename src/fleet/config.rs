@@ -377,7 +377,8 @@ fn apply(cx: &Ctx<'_>, v: &View<'_>, g: &mut GlobalOpts, key: &dyn Fn(&str) -> S
         g.bulk = *x.get_ref();
     }
     if let Some(x) = v.compress {
-        let c = crate::transport::frame::Compress::parse(x.get_ref()).map_err(|e| cx.err(x.span(), key("compress"), e))?;
+        let c =
+            crate::transport::frame::Compress::parse(x.get_ref()).map_err(|e| cx.err(x.span(), key("compress"), e))?;
         g.compression = Some(c);
     }
     Ok(())

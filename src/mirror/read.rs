@@ -287,7 +287,10 @@ fn read_inner(
         } else {
             if let Some(g) = &opts.gate {
                 // Queued behind other passes: not a stall.
-                permit = g.acquire(|| obs.event(&Event::Progress { bytes: 0, link_bytes: None }), || stop.load(Ordering::Relaxed));
+                permit = g.acquire(
+                    || obs.event(&Event::Progress { bytes: 0, link_bytes: None }),
+                    || stop.load(Ordering::Relaxed),
+                );
             }
             if let Some(t) = resume_at {
                 // The target holds everything before the key: say so with a

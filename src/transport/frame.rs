@@ -31,6 +31,10 @@ pub const MAX_RAW: usize = 4 << 20;
 /// Writes queued behind each other are joined into frames of up to this many bytes.
 pub const JOIN: usize = 2 << 20;
 
+/// Frames smaller than this are compressed and decompressed without a kept
+/// context (zstd's are a few MiB with their tables).
+const SMALL: usize = 64 << 10;
+
 const FLAG_RAW: u8 = 0;
 const FLAG_ZSTD: u8 = 1;
 const FLAG_LZ4: u8 = 2;
@@ -68,7 +72,9 @@ impl Compress {
                         }
                     }
                 }
-                Err(format!("invalid compression '{s}': expected auto, zstd, zstd:LEVEL (1-{MAX_ZSTD_LEVEL}), lz4 or none"))
+                Err(format!(
+                    "invalid compression '{s}': expected auto, zstd, zstd:LEVEL (1-{MAX_ZSTD_LEVEL}), lz4 or none"
+                ))
             }
         }
     }
@@ -222,9 +228,17 @@ impl<R: Read> FrameReader<R> {
             self.fill(stored, true, "payload")?;
             self.out.resize(raw, 0);
             let n = if flag == FLAG_ZSTD {
-                let d = match &mut self.zstd {
-                    Some(d) => d,
-                    None => self.zstd.insert(zstd::bulk::Decompressor::new()?),
+                // Small frames (acknowledgements, heartbeats) keep no context.
+                let mut temp;
+                let d = if raw < SMALL {
+                    self.zstd = None;
+                    temp = zstd::bulk::Decompressor::new()?;
+                    &mut temp
+                } else {
+                    match &mut self.zstd {
+                        Some(d) => d,
+                        None => self.zstd.insert(zstd::bulk::Decompressor::new()?),
+                    }
                 };
                 d.decompress_to_buffer(&self.stored[..], &mut self.out[..])
                     .map_err(|e| bad(at, format!("zstd data does not decode into {raw} bytes: {e}")))?
@@ -304,6 +318,8 @@ pub struct Adapt {
     win: Window,
     /// The current rung's last window.
     last: Window,
+    /// The current rung on the frames of a paired trial.
+    shadow: Window,
     /// The link's speed in link bytes per second, while it was the bottleneck.
     link_speed: Option<f64>,
     /// Windows to wait before trying down (index 0) or up (1) again, and the current wait.
@@ -352,6 +368,7 @@ impl Default for Adapt {
             trial: None,
             win: Window::default(),
             last: Window::default(),
+            shadow: Window::default(),
             link_speed: None,
             backoff: [1, 1],
             wait: [0, 0],
@@ -368,6 +385,25 @@ impl Adapt {
     /// The rung it stays on (between trials).
     pub fn settled(&self) -> Method {
         RUNGS[self.cur]
+    }
+
+    /// During a trial of a higher level on a bottleneck link: the current
+    /// rung, at which each trial frame is compressed too, so that both are
+    /// judged on the same bytes (small differences in ratio count).
+    pub fn paired(&self) -> Option<Method> {
+        match (self.trial, self.link_speed) {
+            (Some(t), Some(_)) if t > self.cur && self.cur > 0 => Some(RUNGS[self.cur]),
+            _ => None,
+        }
+    }
+
+    /// What the current rung did with a paired trial's frame (before its [`Adapt::record`]).
+    pub fn record_shadow(&mut self, raw: usize, link: usize, compress: Duration) {
+        let w = &mut self.shadow;
+        w.frames += 1;
+        w.raw += raw as u64;
+        w.link += link as u64;
+        w.compress += compress;
     }
 
     /// Learns how the last frame went: `raw` stream bytes sent as `link`
@@ -402,9 +438,12 @@ impl Adapt {
             }
             Some(t) if w.frames >= TRIAL => {
                 let tried = std::mem::take(&mut self.win);
+                let shadow = std::mem::take(&mut self.shadow);
                 let dir = usize::from(t > self.cur);
                 let better = match (dir, self.link_speed) {
-                    // Up on a bottleneck link: judged on the same link speed.
+                    // Up on a bottleneck link: judged on the same link speed,
+                    // against the current rung on the same frames when paired.
+                    (1, Some(s)) if shadow.frames == tried.frames => tried.worth(s) > shadow.worth(s) * 1.001,
                     (1, Some(s)) => tried.worth(s) > self.last.worth(s) * 1.05,
                     _ => tried.rate() > self.last.rate() * 1.05,
                 };
@@ -427,14 +466,14 @@ impl Adapt {
 #[derive(Debug)]
 pub enum Policy {
     Fixed(Method),
-    Auto(Adapt),
+    Auto(Box<Adapt>),
 }
 
 impl Policy {
     /// The policy for a `--compress` choice on a framed link.
     pub fn of(c: Compress) -> Policy {
         match c {
-            Compress::Auto => Policy::Auto(Adapt::default()),
+            Compress::Auto => Policy::Auto(Box::default()),
             Compress::Zstd(l) => Policy::Fixed(Method::Zstd(l)),
             Compress::Lz4 => Policy::Fixed(Method::Lz4),
             Compress::None => Policy::Fixed(Method::Raw),
@@ -447,8 +486,11 @@ pub struct FrameWriter<W> {
     inner: W,
     policy: Policy,
     hello: bool,
-    zstd: Option<(zstd::bulk::Compressor<'static>, i32)>,
+    /// zstd contexts by level: the current one, and the one `auto` tries.
+    zstd: Vec<(i32, zstd::bulk::Compressor<'static>)>,
     buf: Vec<u8>,
+    /// What the current rung would have sent, during `auto`'s paired trials.
+    shadow: Vec<u8>,
     stats: Option<Arc<LinkStats>>,
 }
 
@@ -463,34 +505,54 @@ fn workers(level: i32) -> u32 {
 
 impl<W: Write> FrameWriter<W> {
     pub fn new(inner: W, policy: Policy, stats: Option<Arc<LinkStats>>) -> Self {
-        FrameWriter { inner, policy, hello: false, zstd: None, buf: Vec::new(), stats }
+        FrameWriter { inner, policy, hello: false, zstd: Vec::new(), buf: Vec::new(), shadow: Vec::new(), stats }
     }
 
     fn compressor(&mut self, level: i32) -> io::Result<&mut zstd::bulk::Compressor<'static>> {
-        if self.zstd.as_ref().is_none_or(|(_, l)| *l != level) {
-            let mut c = zstd::bulk::Compressor::new(level)?;
-            let n = workers(level);
-            if n > 0 {
+        let i = match self.zstd.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                let n = workers(level);
                 // Without worker threads in this libzstd, stay single-threaded.
-                if c.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(n)).is_ok() {
+                if n > 0 && c.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(n)).is_ok() {
                     let _ = c.set_parameter(zstd::zstd_safe::CParameter::JobSize(512 << 10));
                 }
+                if self.zstd.len() >= 2 {
+                    self.zstd.remove(0);
+                }
+                self.zstd.push((level, c));
+                self.zstd.len() - 1
             }
-            self.zstd = Some((c, level));
-        }
-        Ok(&mut self.zstd.as_mut().expect("set above").0)
+        };
+        Ok(&mut self.zstd[i].1)
     }
 
     /// Compresses `data` into `self.buf` as one frame (header included).
     fn encode(&mut self, data: &[u8], method: Method) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
+        let r = self.encode_into(data, method, &mut buf);
+        self.buf = buf;
+        r
+    }
+
+    /// Compresses `data` into `buf` as one frame (header included).
+    fn encode_into(&mut self, data: &[u8], method: Method, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
         buf.resize(HEADER + data.len(), 0);
         let stored = match method {
             Method::Raw => None,
             // Output that would not fit in fewer bytes than the input is an
             // error here: the frame goes raw.
-            Method::Zstd(l) => self.compressor(l)?.compress_to_buffer(data, &mut buf[HEADER..HEADER + data.len() - 1]).ok(),
+            Method::Zstd(l) if data.len() < SMALL => {
+                // A pass's end or an idle stream's heartbeat: no context is
+                // kept for it (an idle stream holds little memory).
+                self.zstd.clear();
+                zstd::bulk::Compressor::new(l)?.compress_to_buffer(data, &mut buf[HEADER..HEADER + data.len() - 1]).ok()
+            }
+            Method::Zstd(l) => {
+                self.compressor(l)?.compress_to_buffer(data, &mut buf[HEADER..HEADER + data.len() - 1]).ok()
+            }
             Method::Lz4 => {
                 // lz4_flex wants room for its worst case.
                 buf.resize(HEADER + lz4_flex::block::get_maximum_output_size(data.len()), 0);
@@ -511,7 +573,6 @@ impl<W: Write> FrameWriter<W> {
         buf[4..8].copy_from_slice(&(len as u32).to_le_bytes());
         buf[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
         buf.truncate(HEADER + len);
-        self.buf = buf;
         Ok(())
     }
 
@@ -532,6 +593,26 @@ impl<W: Write> FrameWriter<W> {
         };
         self.encode(data, method)?;
         let compressing = t.elapsed();
+        // A paired trial: the same frame at the current rung, for comparison.
+        let shadow = match &self.policy {
+            Policy::Auto(a) => a.paired(),
+            Policy::Fixed(_) => None,
+        };
+        let shadow = match shadow {
+            Some(m) => {
+                let t = Instant::now();
+                let mut b = std::mem::take(&mut self.shadow);
+                self.encode_into(data, m, &mut b)?;
+                let r = (b.len(), t.elapsed());
+                b.clear();
+                self.shadow = b;
+                Some(r)
+            }
+            None => {
+                self.shadow = Vec::new();
+                None
+            }
+        };
         let w = Instant::now();
         self.inner.write_all(&self.buf)?;
         let blocked = w.elapsed();
@@ -540,6 +621,9 @@ impl<W: Write> FrameWriter<W> {
             LinkStats::add(&s.link_out, self.buf.len());
         }
         if let Policy::Auto(a) = &mut self.policy {
+            if let Some((link, compress)) = shadow {
+                a.record_shadow(data.len(), link, compress);
+            }
             a.record(data.len(), self.buf.len(), compressing, blocked);
             if let Some(s) = &self.stats {
                 let level = match a.method() {

@@ -58,7 +58,8 @@ fn same(e: &Env, a: &Path, b: &Path) {
 
 fn pass_json(o: &std::process::Output) -> serde_json::Value {
     let out = stdout(o);
-    let line = out.lines().find(|l| l.contains("\"event\":\"pass\"")).unwrap_or_else(|| panic!("a pass object:\n{}", show(o)));
+    let line =
+        out.lines().find(|l| l.contains("\"event\":\"pass\"")).unwrap_or_else(|| panic!("a pass object:\n{}", show(o)));
     serde_json::from_str(line).unwrap()
 }
 
@@ -69,7 +70,12 @@ fn copy_both_ways_equals_the_source_in_every_mode() {
     for (i, mode) in ["auto", "zstd", "zstd:19", "lz4", "none"].iter().enumerate() {
         // Local source, remote target.
         let s = e.path(&format!("to{i}"));
-        let o = hm(&e).args(["-y", "--json", "--compress", mode, "copy"]).arg(&m).arg(format!("h:{}", s.display())).output().unwrap();
+        let o = hm(&e)
+            .args(["-y", "--json", "--compress", mode, "copy"])
+            .arg(&m)
+            .arg(format!("h:{}", s.display()))
+            .output()
+            .unwrap();
         ok(&o);
         same(&e, &m, &s);
         let words = remote_words(calls(&e).last().unwrap());
@@ -90,7 +96,12 @@ fn copy_both_ways_equals_the_source_in_every_mode() {
         }
         // Remote source, local target: the link is decoded here.
         let s = e.path(&format!("from{i}"));
-        let o = hm(&e).args(["-y", "--json", "--compress", mode, "copy"]).arg(format!("h:{}", m.display())).arg(&s).output().unwrap();
+        let o = hm(&e)
+            .args(["-y", "--json", "--compress", mode, "copy"])
+            .arg(format!("h:{}", m.display()))
+            .arg(&s)
+            .output()
+            .unwrap();
         ok(&o);
         same(&e, &m, &s);
         let p = pass_json(&o);
@@ -100,7 +111,12 @@ fn copy_both_ways_equals_the_source_in_every_mode() {
     }
     // Remote to remote: both halves frame their link to each other.
     let s = e.path("r2r");
-    let o = hm(&e).args(["-y", "--compress", "lz4", "copy"]).arg(format!("h:{}", m.display())).arg(format!("h:{}", s.display())).output().unwrap();
+    let o = hm(&e)
+        .args(["-y", "--compress", "lz4", "copy"])
+        .arg(format!("h:{}", m.display()))
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap();
     ok(&o);
     same(&e, &m, &s);
     // Local to local: nothing to frame, and nothing is started.
@@ -184,7 +200,14 @@ fn stock_hammer_gets_no_compression_and_an_explicit_one_is_a_usage_error() {
         let mut c = e.cmd();
         stock(&mut c);
         let o = c.args(["-y", "--compress", mode, "copy"]).arg(&m).arg(format!("h:{}", s.display())).output().unwrap();
-        fails(&o, 2, &format!("--compress {} needs hammer-mirror on the remote side", if mode == "zstd" { "zstd:3" } else { mode }));
+        fails(
+            &o,
+            2,
+            &format!(
+                "--compress {} needs hammer-mirror on the remote side",
+                if mode == "zstd" { "zstd:3" } else { mode }
+            ),
+        );
     }
 }
 
@@ -207,7 +230,10 @@ fn a_remote_that_does_not_know_link_compress_fails_naming_both_sides() {
         c.env("HAMMER_RSH", fake_ssh()).arg("--remote-cmd").arg(&old);
     };
     let s = e.path("s");
-    for (src, dst) in [(m.display().to_string(), format!("h:{}", s.display())), (format!("h:{}", m.display()), s.display().to_string())] {
+    for (src, dst) in [
+        (m.display().to_string(), format!("h:{}", s.display())),
+        (format!("h:{}", m.display()), s.display().to_string()),
+    ] {
         let mut c = e.cmd();
         old_cmd(&mut c);
         let o = c.args(["-y", "copy", &src, &dst]).output().unwrap();
@@ -236,10 +262,22 @@ fn ssh_remote_allows_link_compress_for_both_roles() {
     let m = mixed_master(&e, "m");
     let s = e.path("s");
     let forced = |role: &str| format!("{} ssh-remote {role} {}", bin(), e.dir.path().display());
-    ok(&hm(&e).env("FAKE_SSH_FORCED", forced("write")).args(["-y", "--compress", "zstd", "copy"]).arg(&m).arg(format!("h:{}", s.display())).output().unwrap());
+    ok(&hm(&e)
+        .env("FAKE_SSH_FORCED", forced("write"))
+        .args(["-y", "--compress", "zstd", "copy"])
+        .arg(&m)
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap());
     same(&e, &m, &s);
     let s2 = e.path("s2");
-    ok(&hm(&e).env("FAKE_SSH_FORCED", forced("read")).args(["-y", "--compress", "lz4", "copy"]).arg(format!("h:{}", m.display())).arg(&s2).output().unwrap());
+    ok(&hm(&e)
+        .env("FAKE_SSH_FORCED", forced("read"))
+        .args(["-y", "--compress", "lz4", "copy"])
+        .arg(format!("h:{}", m.display()))
+        .arg(&s2)
+        .output()
+        .unwrap());
     same(&e, &m, &s2);
 }
 
@@ -250,7 +288,12 @@ fn bandwidth_limits_link_bytes_after_compression() {
     let m = e.master_with("m", &[("big", &"the same line again and again\n".repeat(110_000))]);
     let s = e.path("s");
     let t = Instant::now();
-    let o = hm(&e).args(["-y", "--json", "-b", "256k", "--compress", "zstd", "copy"]).arg(&m).arg(format!("h:{}", s.display())).output().unwrap();
+    let o = hm(&e)
+        .args(["-y", "--json", "-b", "256k", "--compress", "zstd", "copy"])
+        .arg(&m)
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap();
     ok(&o);
     let secs = t.elapsed();
     same(&e, &m, &s);
@@ -271,7 +314,12 @@ fn bandwidth_limits_link_bytes_after_compression() {
     std::fs::write(e.path("m.tree/noise"), noise).unwrap();
     ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
     let t = Instant::now();
-    ok(&hm(&e).args(["-b", "256k", "--compress", "zstd", "copy"]).arg(&m).arg(format!("h:{}", s.display())).output().unwrap());
+    ok(&hm(&e)
+        .args(["-b", "256k", "--compress", "zstd", "copy"])
+        .arg(&m)
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap());
     assert!(t.elapsed() >= Duration::from_millis(1800), "600 KiB of noise at 256 KiB/s: {:?}", t.elapsed());
     same(&e, &m, &s);
 }
@@ -298,7 +346,11 @@ fn damaged_framed_links_fail_with_the_link_offset_and_leave_the_target_at_its_la
     let s = e.path("s");
     let t0 = {
         // A first pass, then the damaged second one must leave s here.
-        ok(&e.sh(&format!("$HM --link-compress zstd read {} | $HM -y --link-compress zstd write {}", m.display(), s.display())));
+        ok(&e.sh(&format!(
+            "$HM --link-compress zstd read {} | $HM -y --link-compress zstd write {}",
+            m.display(),
+            s.display()
+        )));
         sync_end_tid(&e, &s)
     };
     assert_eq!(t0, sync_end_tid(&e, &m));
@@ -324,7 +376,11 @@ fn damaged_framed_links_fail_with_the_link_offset_and_leave_the_target_at_its_la
             ok(&e.sh(&format!("$HM read {} > raw.stream", m.display())));
             let o = e.sh(&format!("$HM --link-compress zstd write {} < raw.stream", s.display()));
             assert_ne!(o.status.code(), Some(0), "{}", show(&o));
-            assert!(stderr(&o).contains("an uncompressed mirror stream: the peer does not frame the link"), "{}", show(&o));
+            assert!(
+                stderr(&o).contains("an uncompressed mirror stream: the peer does not frame the link"),
+                "{}",
+                show(&o)
+            );
             assert_eq!(sync_end_tid(&e, &s), t0, "{what}");
             continue;
         }
@@ -347,13 +403,23 @@ fn through_a_real_sshd_every_mode_copies_and_auto_reports_its_link_bytes() {
     let m = mixed_master(&e, "m");
     for (i, mode) in ["auto", "zstd:1", "lz4", "none"].iter().enumerate() {
         let s = e.path(&format!("s{i}"));
-        let o = crate::sshd::hm(&e, &d).args(["-y", "--json", "--compress", mode, "copy"]).arg(&m).arg(format!("127.0.0.1:{}", s.display())).output().unwrap();
+        let o = crate::sshd::hm(&e, &d)
+            .args(["-y", "--json", "--compress", mode, "copy"])
+            .arg(&m)
+            .arg(format!("127.0.0.1:{}", s.display()))
+            .output()
+            .unwrap();
         ok(&o);
         same(&e, &m, &s);
         let p = pass_json(&o);
         assert!(p["link_bytes"].as_u64().unwrap() <= p["bytes"].as_u64().unwrap() + 4096, "{mode}: {p}");
         let back = e.path(&format!("b{i}"));
-        ok(&crate::sshd::hm(&e, &d).args(["-y", "--compress", mode, "copy"]).arg(format!("127.0.0.1:{}", m.display())).arg(&back).output().unwrap());
+        ok(&crate::sshd::hm(&e, &d)
+            .args(["-y", "--compress", mode, "copy"])
+            .arg(format!("127.0.0.1:{}", m.display()))
+            .arg(&back)
+            .output()
+            .unwrap());
         same(&e, &m, &back);
     }
 }
