@@ -271,9 +271,12 @@ impl<R: Read> Read for FrameReader<R> {
                 self.pos = 0;
                 return Ok(0);
             }
-            // A small frame (an acknowledgement) needs no big buffer kept.
-            if self.out.capacity() > 4 * self.out.len().max(64 << 10) {
+            // A small frame (an acknowledgement, a heartbeat) needs no big buffer kept.
+            if self.out.capacity() > 4 * self.out.len().max(SMALL) {
                 self.out.shrink_to(self.out.len());
+            }
+            if self.stored.capacity() > 4 * self.stored.len().max(SMALL) {
+                self.stored.shrink_to(self.stored.len());
             }
         }
         let k = buf.len().min(self.out.len() - self.pos);
@@ -545,9 +548,7 @@ impl<W: Write> FrameWriter<W> {
             // Output that would not fit in fewer bytes than the input is an
             // error here: the frame goes raw.
             Method::Zstd(l) if data.len() < SMALL => {
-                // A pass's end or an idle stream's heartbeat: no context is
-                // kept for it (an idle stream holds little memory).
-                self.zstd.clear();
+                // No context is kept for a small frame.
                 zstd::bulk::Compressor::new(l)?.compress_to_buffer(data, &mut buf[HEADER..HEADER + data.len() - 1]).ok()
             }
             Method::Zstd(l) => {
@@ -591,6 +592,11 @@ impl<W: Write> FrameWriter<W> {
             Policy::Fixed(m) => *m,
             Policy::Auto(a) => a.method(),
         };
+        if data.len() < SMALL {
+            // A pass's end or an idle stream's heartbeat: the contexts go
+            // (an idle stream holds little memory); big frames make them again.
+            self.zstd.clear();
+        }
         self.encode(data, method)?;
         let compressing = t.elapsed();
         // A paired trial: the same frame at the current rung, for comparison.
@@ -634,7 +640,7 @@ impl<W: Write> FrameWriter<W> {
             }
         }
         // A big buffer is not kept for small frames (an idle stream's acknowledgements).
-        if self.buf.capacity() > 4 * self.buf.len().max(64 << 10) {
+        if self.buf.capacity() > 4 * self.buf.len().max(SMALL) {
             self.buf = Vec::new();
         }
         Ok(())
