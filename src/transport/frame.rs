@@ -98,8 +98,6 @@ pub struct LinkStats {
     pub link_out: AtomicU64,
     pub stream_in: AtomicU64,
     pub link_in: AtomicU64,
-    /// The zstd level `auto` uses now (0: raw), for messages and tests.
-    pub level: AtomicU64,
 }
 
 impl LinkStats {
@@ -631,13 +629,6 @@ impl<W: Write> FrameWriter<W> {
                 a.record_shadow(data.len(), link, compress);
             }
             a.record(data.len(), self.buf.len(), compressing, blocked);
-            if let Some(s) = &self.stats {
-                let level = match a.method() {
-                    Method::Zstd(l) => l as u64,
-                    _ => 0,
-                };
-                s.level.store(level, Ordering::Relaxed);
-            }
         }
         // A big buffer is not kept for small frames (an idle stream's acknowledgements).
         if self.buf.capacity() > 4 * self.buf.len().max(SMALL) {
