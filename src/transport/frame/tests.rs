@@ -88,7 +88,9 @@ fn an_empty_link_is_an_empty_stream_and_a_truncated_one_an_error_with_the_offset
     let link = encode(Compress::Zstd(3), &[&data[..1000], &data[1000..]]);
     // Frame boundaries: after the hello, after the first frame, at the end.
     let first = HELLO.len() + HEADER + u32::from_le_bytes(link[12..16].try_into().unwrap()) as usize;
-    for cut in 1..link.len() {
+    // Every byte of the hello and both headers, then a sample of the payloads.
+    let cuts = (1..link.len()).filter(|&c| c < first + HEADER + 40 || c % 97 == 0 || c + 40 > link.len());
+    for cut in cuts {
         let r = decode(&link[..cut]);
         if cut == HELLO.len() || cut == first {
             let got = r.unwrap();
