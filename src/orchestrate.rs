@@ -534,6 +534,7 @@ pub fn run_once(
         })
     };
     let (ws, wt) = (watch(src_local, &src_link, true), watch(!src_local, &dst_link, false));
+    let framed = src_link.frame.is_some() || dst_link.frame.is_some();
     let source = start_source(cfg, obs, src, &a, streaming, ws, &run_stop, &done_tx, src_link)?;
     let target = start_target(cfg, obs, dst, &b, wt, &run_stop, &done_tx, dst_link)?;
     // The children and threads hold their own ends now; ours only cut the link.
@@ -545,7 +546,11 @@ pub fn run_once(
     // so only a pass under way can stall then. Remote-to-remote: nothing to watch.
     let reader_beats = src_local || !cfg.ssh.stock_remote();
     let local = src_local || matches!(dst, Endpoint::Local(_));
-    let watchdog = cfg.stall_timeout.filter(|_| local).map(|l| (l, Watched { act: &act, reader_beats }));
+    let link = Some(stats).filter(|_| framed);
+    let watchdog = cfg
+        .stall_timeout
+        .filter(|_| local)
+        .map(|l| (l, Watched { act: &act, reader_beats, link, seen: AtomicU64::new(0) }));
     let stalled = supervise(obs, &mut slots, watchdog, stop, &done_rx)?;
     if streaming || stop.load(Ordering::Relaxed) {
         // A stream pass cannot go on without both sides: a local reader
@@ -561,10 +566,20 @@ pub fn run_once(
 struct Watched<'a> {
     act: &'a Activity,
     reader_beats: bool,
+    /// A framed link: bytes moving on it are life too (the half may be
+    /// waiting for its queued frames to reach a slow link).
+    link: Option<Arc<LinkStats>>,
+    seen: AtomicU64,
 }
 
 impl Watched<'_> {
     fn stalled(&self, limit: Duration) -> bool {
+        if let Some(s) = &self.link {
+            let n = s.link_out.load(Ordering::Relaxed) + s.link_in.load(Ordering::Relaxed);
+            if self.seen.swap(n, Ordering::Relaxed) != n {
+                self.act.touch();
+            }
+        }
         (self.reader_beats || self.act.in_pass.load(Ordering::Relaxed)) && self.act.idle() > limit
     }
 }

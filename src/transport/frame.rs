@@ -618,11 +618,25 @@ impl<W: Write> FrameWriter<W> {
             }
         };
         let w = Instant::now();
-        self.inner.write_all(&self.buf)?;
+        // Counted as it goes: on a slow link a frame takes seconds, and the
+        // stall watchdog sees the bytes move.
+        let mut off = 0;
+        while off < self.buf.len() {
+            match self.inner.write(&self.buf[off..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the link took no bytes")),
+                Ok(n) => {
+                    off += n;
+                    if let Some(s) = &self.stats {
+                        LinkStats::add(&s.link_out, n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         let blocked = w.elapsed();
         if let Some(s) = &self.stats {
             LinkStats::add(&s.stream_out, data.len());
-            LinkStats::add(&s.link_out, self.buf.len());
         }
         if let Policy::Auto(a) = &mut self.policy {
             if let Some((link, compress)) = shadow {

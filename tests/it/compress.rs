@@ -423,3 +423,81 @@ fn through_a_real_sshd_every_mode_copies_and_auto_reports_its_link_bytes() {
         same(&e, &m, &back);
     }
 }
+
+#[test]
+fn json_progress_carries_link_bytes_and_the_ratio() {
+    let e = Env::new();
+    // 6 MiB of text and 3 MiB of noise: about 3.2 MB on the link at 1 MiB/s,
+    // beyond what the link thread queues, so progress comes during the pass.
+    let tree = e.path("m.tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..6 {
+        std::fs::write(tree.join(format!("text{i}")), format!("a line of text {i}\n").repeat(65_000)).unwrap();
+        let noise: Vec<u8> = (0..(512 << 10))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(tree.join(format!("noise{i}")), noise).unwrap();
+    }
+    let m = e.path("m");
+    ok(&e.run([OsStr::new("pfs-master"), m.as_os_str()]));
+    ok(&e.run([OsStr::new("import"), tree.as_os_str(), m.as_os_str()]));
+    let s = e.path("s");
+    let o = hm(&e)
+        .args(["-y", "--json", "-b", "1m", "--compress", "zstd", "copy"])
+        .arg(&m)
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    let progress: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.contains("\"event\":\"progress\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!progress.is_empty(), "{}", show(&o));
+    for p in &progress {
+        let (bytes, link) = (p["bytes"].as_u64().unwrap(), p["link_bytes"].as_u64().unwrap());
+        assert!(link > 0 && link < bytes, "{p}");
+        assert!(p["ratio"].as_f64().unwrap() < 1.0, "{p}");
+    }
+    let p = pass_json(&o);
+    assert!(p["ratio"].as_f64().unwrap() < 0.5, "two thirds of the tree are text: {p}");
+}
+
+#[test]
+fn frames_still_on_their_way_to_a_slow_link_are_not_a_stall() {
+    let e = Env::new();
+    // 3 MiB of noise at 512 KiB/s: the half has handed over its last batch
+    // seconds before the link thread has sent it; the watchdog (2 s) must
+    // see the link bytes move.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..(3 << 20))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::create_dir_all(e.path("m.tree")).unwrap();
+    std::fs::write(e.path("m.tree/noise"), noise).unwrap();
+    let m = e.path("m");
+    ok(&e.run([OsStr::new("pfs-master"), m.as_os_str()]));
+    ok(&e.run([OsStr::new("import"), e.path("m.tree").as_os_str(), m.as_os_str()]));
+    let s = e.path("s");
+    let o = hm(&e)
+        .args(["-y", "-b", "512k", "--stall-timeout", "2", "--compress", "zstd", "copy"])
+        .arg(&m)
+        .arg(format!("h:{}", s.display()))
+        .output()
+        .unwrap();
+    ok(&o);
+    same(&e, &m, &s);
+}
