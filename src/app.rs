@@ -513,6 +513,7 @@ fn run_pair_with(
             bytes: o.bytes,
             seconds: crate::progress::since(started),
             idle: o.bytes == 0,
+            link_bytes: None,
         };
         crate::event::Observer::event(state, &crate::event::Event::PassDone(pass));
     }
@@ -545,6 +546,8 @@ fn run_pair_with(
                 tid_end: o.acked_tid.map(crate::log::tid),
                 records: 0,
                 bytes: o.bytes,
+                link_bytes: o.bytes,
+                ratio: crate::progress::ratio(o.bytes, o.bytes),
                 seconds: crate::progress::since(started),
                 result: "synced",
                 reason: None,

@@ -140,6 +140,14 @@ pub struct GlobalOpts {
     #[arg(short = 'X', short_alias = 'C', global = true)]
     pub compress: bool,
 
+    /// Compress the ssh link: auto (the default; zstd at a level that follows the link), zstd[:LEVEL] (1-19, default 3), lz4, none; only with hammer-mirror on the remote side (stock hammer, local copies and -X get none)
+    #[arg(long = "compress", value_name = "HOW", value_parser = crate::transport::frame::Compress::parse, global = true)]
+    pub compression: Option<crate::transport::frame::Compress>,
+
+    /// Internal: this remote half's link is framed and compressed (sent by copy, stream and verify to their own remote)
+    #[arg(long, value_name = "HOW", value_parser = crate::transport::frame::Compress::parse, hide = true, global = true)]
+    pub link_compress: Option<crate::transport::frame::Compress>,
+
     /// ssh port of remote endpoints
     #[arg(short = 'p', value_name = "PORT", global = true)]
     pub port: Option<u16>,

@@ -13,6 +13,7 @@ use crate::mirror::read::ReadOpts;
 use crate::mirror::write::WriteOpts;
 use crate::ssh::SshOpts;
 use crate::transport::LinkOpts;
+use crate::transport::frame::Compress;
 
 pub use crate::defaults;
 
@@ -104,6 +105,8 @@ impl Config {
             Some(cmd) => crate::ssh::split_command(cmd).map_err(crate::error::usage)?,
             None => vec![defaults::SSH.into()],
         };
+        // -X asks for ssh's compression: ours would only feed it what it cannot shrink.
+        let compression = g.compression.unwrap_or(if g.compress { Compress::None } else { Compress::Auto });
         let ssh = SshOpts {
             program,
             compress: g.compress,
@@ -121,7 +124,16 @@ impl Config {
             bulk: g.bulk,
             delay: (g.delay != defaults::DELAY).then_some(g.delay),
             stall_timeout: (g.stall_timeout != defaults::STALL_TIMEOUT).then_some(g.stall_timeout),
+            link_compress: (compression != Compress::None).then_some(compression),
         };
+        if ssh.stock_remote() && matches!(compression, Compress::Zstd(_) | Compress::Lz4) {
+            return Err(crate::error::usage(format!(
+                "--compress {} needs hammer-mirror on the remote side: stock hammer (--remote-cmd {}) cannot decompress; \
+                 use --compress none (or -X for ssh -C)",
+                compression.word(),
+                g.remote_cmd
+            )));
+        }
         let first = Duration::from_secs(g.retry_delay.unwrap_or(defaults::RETRY_BASE + g.delay));
         Ok(Config {
             output: Output { bars, forced: bars && !term.stderr, quiet: g.quiet, json: g.json, verbose: g.verbose },
@@ -139,7 +151,13 @@ impl Config {
                 gate: None,
             },
             write: WriteOpts { verbose: g.verbose, two_way: g.two_way },
-            link: LinkOpts { bandwidth: g.bandwidth.as_ref().map(|b| b.bytes), read_ahead: None, budget: None },
+            link: LinkOpts {
+                bandwidth: g.bandwidth.as_ref().map(|b| b.bytes),
+                read_ahead: None,
+                budget: None,
+                frame: g.link_compress.filter(|c| *c != Compress::None),
+                stats: None,
+            },
             ssh,
             create: if g.yes {
                 CreatePolicy::Yes
@@ -211,6 +229,24 @@ mod tests {
         assert!(!c.output.bars);
         let c = cfg(&["--progress", "always"], NOHUP);
         assert!(c.output.bars && c.output.forced);
+    }
+
+    #[test]
+    fn compression_is_auto_unless_told_or_ssh_compresses() {
+        assert_eq!(cfg(&[], NOHUP).ssh.link_compress, Some(Compress::Auto));
+        assert_eq!(cfg(&["--compress", "zstd:7"], NOHUP).ssh.link_compress, Some(Compress::Zstd(7)));
+        assert_eq!(cfg(&["--compress", "none"], NOHUP).ssh.link_compress, None);
+        assert_eq!(cfg(&["-X"], NOHUP).ssh.link_compress, None, "-X alone: ssh compresses");
+        assert_eq!(cfg(&["-X", "--compress", "lz4"], NOHUP).ssh.link_compress, Some(Compress::Lz4));
+        let stock = cfg(&["--remote-cmd", "/sbin/hammer"], NOHUP);
+        assert_eq!(stock.ssh.framing(), None, "stock hammer gets no frames");
+        let g = Cli::try_parse_from(["hammer-mirror", "--remote-cmd", "hammer", "--compress", "zstd", "dump"])
+            .unwrap()
+            .global;
+        let e = Config::from_cli(&g, NOHUP).unwrap_err();
+        assert!(e.to_string().contains("needs hammer-mirror on the remote side"), "{e:#}");
+        assert_eq!(cfg(&[], NOHUP).link.frame, None, "only a remote half is framed");
+        assert_eq!(cfg(&["--link-compress", "zstd:2"], NOHUP).link.frame, Some(Compress::Zstd(2)));
     }
 
     #[test]

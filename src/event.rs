@@ -22,6 +22,8 @@ pub struct Pass {
     /// Stream bytes of the pass.
     pub bytes: u64,
     pub seconds: f64,
+    /// Bytes that crossed a compressed link for the pass (None: the link carries the stream as it is).
+    pub link_bytes: Option<u64>,
     /// A heartbeat: an empty pass sent so that an idle link is told from a dead one.
     pub idle: bool,
 }
@@ -35,8 +37,8 @@ pub enum Event {
     Prescan { total: u64, chunks: usize },
     /// A pass over TIDs `tid_beg..=tid_end` starts; the master is at `tid_end`.
     PassStarted { tid_beg: u64, tid_end: u64, estimate: Option<u64> },
-    /// Bytes of the current pass so far.
-    Progress { bytes: u64 },
+    /// Bytes of the current pass so far (and, on a compressed link, the link bytes).
+    Progress { bytes: u64, link_bytes: Option<u64> },
     /// See [`Pass`].
     PassDone(Pass),
     /// A message of a half, a remote peer or the orchestrator.

@@ -28,6 +28,7 @@ use crate::mirror::write::{Create, NO_TERMINAL_TO_ASK, WriteSummary};
 use crate::side::{Ended, Side};
 use crate::ssh::{self, Verb};
 use crate::store::Access;
+use crate::transport::frame::{Compress, LinkStats};
 use crate::transport::{self, Role, SOCKET_READ_AHEAD};
 
 /// The outcome of one run of both sides.
@@ -71,6 +72,18 @@ struct Watch {
     inner: Arc<dyn Observer>,
     reports: bool,
     act: Arc<Activity>,
+    /// The reporting half's framed link, and which way its stream goes
+    /// (true: it sends it): link bytes for its progress and passes.
+    link: Option<(Arc<LinkStats>, bool)>,
+    /// Link bytes counted when the last pass ended.
+    link_base: AtomicU64,
+}
+
+impl Watch {
+    /// Link bytes of the stream's direction so far.
+    fn link_now(&self) -> Option<u64> {
+        self.link.as_ref().map(|(s, sends)| if *sends { &s.link_out } else { &s.link_in }.load(Ordering::Relaxed))
+    }
 }
 
 impl Observer for Watch {
@@ -81,8 +94,20 @@ impl Observer for Watch {
             Event::PassDone(_) => self.act.in_pass.store(false, Ordering::Relaxed),
             _ => {}
         }
-        if self.reports || matches!(e, Event::Message { .. }) {
-            self.inner.event(e);
+        if !(self.reports || matches!(e, Event::Message { .. })) {
+            return;
+        }
+        // A framed link: the reporter hears the link bytes too.
+        match (e, self.link_now()) {
+            (Event::Progress { bytes, .. }, Some(now)) => {
+                let link = now.saturating_sub(self.link_base.load(Ordering::Relaxed));
+                self.inner.event(&Event::Progress { bytes: *bytes, link_bytes: Some(link) });
+            }
+            (Event::PassDone(p), Some(now)) => {
+                let link = now.saturating_sub(self.link_base.swap(now, Ordering::Relaxed));
+                self.inner.event(&Event::PassDone(crate::event::Pass { link_bytes: Some(link), ..p.clone() }));
+            }
+            _ => self.inner.event(e),
         }
     }
 }
@@ -127,6 +152,8 @@ fn spawn_remote(
     end: &UnixStream,
     role: &'static str,
 ) -> anyhow::Result<Side<Summary>> {
+    // The remote half is told to frame its link (`--link-compress`) by
+    // `ssh::argv`, from `cfg.ssh.framing()`; our local half does the same.
     let argv = ssh::argv(&cfg.ssh, r, verb);
     let (obs, host, stock, quiet) = (Arc::clone(obs), r.host.clone(), cfg.ssh.stock_remote(), cfg.output.quiet);
     // A missing remote slave is asked about here, on our terminal: its
@@ -164,6 +191,21 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
         })
         .into()
     };
+    if exit.code() != 0
+        && let Some(c) = cfg.ssh.framing()
+        && exit.stderr.iter().any(|l| l.text.contains("--link-compress"))
+    {
+        return Err(fail(
+            format!(
+                "the {role} on {host} does not know --link-compress: its {} is older than this hammer-mirror {} \
+                 (which asked for --compress {}); upgrade the remote one, or give --compress none here",
+                cfg.ssh.remote_cmd.to_string_lossy(),
+                env!("CARGO_PKG_VERSION"),
+                cfg_compress_word(c),
+            ),
+            true,
+        ));
+    }
     match exit.code() {
         0 => Ok(()),
         3 if role == "target" && last.is_some_and(|l| l.text.contains(NO_TERMINAL_TO_ASK)) => {
@@ -188,6 +230,20 @@ fn remote_result(exit: &Exit, role: &str, host: &str, cfg: &Config) -> anyhow::R
     }
 }
 
+fn cfg_compress_word(c: Compress) -> String {
+    c.word()
+}
+
+/// What wraps a local half's end of the run's socketpair: framed when the
+/// other side is our own remote half, told so; `stats` count its bytes.
+fn local_link(cfg: &Config, peer: &Endpoint, stats: &Arc<LinkStats>) -> transport::LinkOpts {
+    let frame = match peer {
+        Endpoint::Remote(_) => cfg.ssh.framing(),
+        Endpoint::Local(_) => None,
+    };
+    transport::LinkOpts { stats: frame.map(|_| Arc::clone(stats)), frame, ..cfg.link.clone() }
+}
+
 fn create_policy(p: CreatePolicy) -> Create<'static> {
     match p {
         CreatePolicy::Yes => Create::Yes,
@@ -207,6 +263,7 @@ fn start_source(
     watch: Arc<dyn Observer>,
     run_stop: &Arc<AtomicBool>,
     done: &mpsc::Sender<&'static str>,
+    link: transport::LinkOpts,
 ) -> anyhow::Result<Side<Summary>> {
     let path = match src {
         Endpoint::Remote(r) => {
@@ -218,7 +275,7 @@ fn start_source(
     opts.two_way = true;
     opts.streaming = streaming;
     let (rx, tx) = (end.try_clone()?, end.try_clone()?);
-    let (link_opts, stop) = (cfg.link.clone(), Arc::clone(run_stop));
+    let (link_opts, stop) = (link, Arc::clone(run_stop));
     Side::local("source", done.clone(), move || {
         let _waits = crate::store::waits_end_with(Arc::clone(&stop));
         let pfs = crate::pfs::open(&path, Access::Read)
@@ -238,6 +295,7 @@ fn start_target(
     watch: Arc<dyn Observer>,
     run_stop: &Arc<AtomicBool>,
     done: &mpsc::Sender<&'static str>,
+    link: transport::LinkOpts,
 ) -> anyhow::Result<Side<Summary>> {
     let path = match dst {
         Endpoint::Remote(r) => return spawn_remote(cfg, obs, r, Verb::Write, end, "target"),
@@ -245,7 +303,7 @@ fn start_target(
     };
     let opts = crate::mirror::write::WriteOpts { two_way: true, ..cfg.write.clone() };
     let (rx, tx) = (end.try_clone()?, end.try_clone()?);
-    let link_opts = transport::LinkOpts { read_ahead: Some(SOCKET_READ_AHEAD), ..cfg.link.clone() };
+    let link_opts = transport::LinkOpts { read_ahead: Some(SOCKET_READ_AHEAD), ..link };
     let (create, stop) = (cfg.create, Arc::clone(run_stop));
     Side::local("target", done.clone(), move || {
         let _waits = crate::store::waits_end_with(Arc::clone(&stop));
@@ -486,12 +544,22 @@ pub fn run_once(
     // the target. Both feed the watchdog.
     let act = Arc::new(Activity::default());
     act.touch();
-    let watch = |reports: bool| -> Arc<dyn Observer> {
-        Arc::new(Watch { inner: Arc::clone(obs), reports, act: Arc::clone(&act) })
-    };
+    let stats = LinkStats::new();
+    let (src_link, dst_link) = (local_link(cfg, dst, &stats), local_link(cfg, src, &stats));
     let src_local = matches!(src, Endpoint::Local(_));
-    let source = start_source(cfg, obs, src, &a, streaming, watch(src_local), &run_stop, &done_tx)?;
-    let target = start_target(cfg, obs, dst, &b, watch(!src_local), &run_stop, &done_tx)?;
+    let watch = |reports: bool, link: &transport::LinkOpts, sends: bool| -> Arc<dyn Observer> {
+        Arc::new(Watch {
+            inner: Arc::clone(obs),
+            reports,
+            act: Arc::clone(&act),
+            link: link.stats.clone().map(|s| (s, sends)),
+            link_base: AtomicU64::new(0),
+        })
+    };
+    let (ws, wt) = (watch(src_local, &src_link, true), watch(!src_local, &dst_link, false));
+    let framed = src_link.frame.is_some() || dst_link.frame.is_some();
+    let source = start_source(cfg, obs, src, &a, streaming, ws, &run_stop, &done_tx, src_link)?;
+    let target = start_target(cfg, obs, dst, &b, wt, &run_stop, &done_tx, dst_link)?;
     // The children and threads hold their own ends now; ours only cut the link.
     let ends = Ends { source: a, target: b };
     drop(done_tx);
@@ -501,7 +569,11 @@ pub fn run_once(
     // so only a pass under way can stall then. Remote-to-remote: nothing to watch.
     let reader_beats = src_local || !cfg.ssh.stock_remote();
     let local = src_local || matches!(dst, Endpoint::Local(_));
-    let watchdog = cfg.stall_timeout.filter(|_| local).map(|l| (l, Watched { act: &act, reader_beats }));
+    let link = Some(stats).filter(|_| framed);
+    let watchdog = cfg
+        .stall_timeout
+        .filter(|_| local)
+        .map(|l| (l, Watched { act: &act, reader_beats, link, seen: AtomicU64::new(0) }));
     let stalled = supervise(obs, &mut slots, watchdog, stop, &done_rx)?;
     if streaming || stop.load(Ordering::Relaxed) {
         // A stream pass cannot go on without both sides: a local reader
@@ -517,10 +589,20 @@ pub fn run_once(
 struct Watched<'a> {
     act: &'a Activity,
     reader_beats: bool,
+    /// A framed link: bytes moving on it are life too (the half may be
+    /// waiting for its queued frames to reach a slow link).
+    link: Option<Arc<LinkStats>>,
+    seen: AtomicU64,
 }
 
 impl Watched<'_> {
     fn stalled(&self, limit: Duration) -> bool {
+        if let Some(s) = &self.link {
+            let n = s.link_out.load(Ordering::Relaxed) + s.link_in.load(Ordering::Relaxed);
+            if self.seen.swap(n, Ordering::Relaxed) != n {
+                self.act.touch();
+            }
+        }
         (self.reader_beats || self.act.in_pass.load(Ordering::Relaxed)) && self.act.idle() > limit
     }
 }

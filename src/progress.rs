@@ -49,10 +49,20 @@ pub struct PassReport {
     pub tid_beg: Option<String>,
     pub tid_end: Option<String>,
     pub records: u64,
+    /// Stream bytes.
     pub bytes: u64,
+    /// Bytes on the link: fewer than `bytes` on a compressed ssh link, else the same.
+    pub link_bytes: u64,
+    /// `link_bytes / bytes` (null for no bytes).
+    pub ratio: Option<f64>,
     pub seconds: f64,
     pub result: &'static str,
     pub reason: Option<String>,
+}
+
+/// `link / stream`, to three decimals (None for no bytes).
+pub fn ratio(link: u64, stream: u64) -> Option<f64> {
+    (stream > 0).then(|| (link as f64 / stream as f64 * 1000.0).round() / 1000.0)
 }
 
 /// A progress object of `--json`.
@@ -65,6 +75,8 @@ struct ProgressReport<'a> {
     tid_beg: String,
     tid_end: String,
     bytes: u64,
+    link_bytes: u64,
+    ratio: Option<f64>,
     estimate: Option<u64>,
     bytes_per_second: u64,
     eta_seconds: Option<u64>,
@@ -294,8 +306,12 @@ impl Reporter {
                 (None, Some(e)) => format!(" to {e},"),
                 _ => String::new(),
             };
+            let link = match r.ratio {
+                Some(q) if r.link_bytes != r.bytes => format!(" ({} on the link, ratio {q:.3})", r.link_bytes),
+                _ => String::new(),
+            };
             self.line(&format!(
-                "{} {} -> {}: {}{range} {} records, {} bytes in {:.1} s ({rate:.1} MB/s)",
+                "{} {} -> {}: {}{range} {} records, {} bytes{link} in {:.1} s ({rate:.1} MB/s)",
                 r.time, r.source, r.target, r.result, r.records, r.bytes, r.seconds
             ));
         }
@@ -331,6 +347,8 @@ impl Reporter {
             tid_end: self.target_tid().map(tid),
             records: 0,
             bytes: 0,
+            link_bytes: 0,
+            ratio: None,
             seconds: since(self.lock().run_started),
             result: if refused { "refused" } else { "failed" },
             reason: Some(reason.to_string()),
@@ -358,7 +376,8 @@ impl Reporter {
         });
     }
 
-    fn progress(&self, bytes: u64) {
+    fn progress(&self, bytes: u64, link_bytes: Option<u64>) {
+        let link = link_bytes.unwrap_or(bytes);
         let mut s = self.lock();
         let done = s.done_bytes;
         let Some(p) = s.pass.as_mut() else { return };
@@ -384,6 +403,8 @@ impl Reporter {
                     tid_beg: tid(tid_beg),
                     tid_end: tid(tid_end),
                     bytes,
+                    link_bytes: link,
+                    ratio: ratio(link, bytes),
                     estimate,
                     bytes_per_second: rate,
                     eta_seconds: eta.map(|d| d.as_secs()),
@@ -394,8 +415,9 @@ impl Reporter {
             drop(s);
             let of = estimate.map(|e| format!(" of about {}", HumanBytes(e))).unwrap_or_default();
             let eta = eta.map(|d| format!(", {} left", HumanDuration(d))).unwrap_or_default();
+            let on_link = if link != bytes { format!(" ({} on the link)", HumanBytes(link)) } else { String::new() };
             self.line(&format!(
-                "{} {} -> {}: {}{of} sent, {}/s{eta}",
+                "{} {} -> {}: {}{of} sent{on_link}, {}/s{eta}",
                 timestamp(),
                 self.source,
                 self.target,
@@ -452,6 +474,8 @@ impl Reporter {
             tid_end: Some(tid(p.tid_end)),
             records: p.records,
             bytes: p.bytes,
+            link_bytes: p.link_bytes.unwrap_or(p.bytes),
+            ratio: ratio(p.link_bytes.unwrap_or(p.bytes), p.bytes),
             seconds: (p.seconds * 1000.0).round() / 1000.0,
             result: "synced",
             reason: None,
@@ -475,7 +499,7 @@ impl Observer for Reporter {
                 }
             }
             Event::PassStarted { tid_beg, tid_end, estimate } => self.pass_started(*tid_beg, *tid_end, *estimate),
-            Event::Progress { bytes } => self.progress(*bytes),
+            Event::Progress { bytes, link_bytes } => self.progress(*bytes, *link_bytes),
             Event::PassDone(p) => self.pass_done(p),
             Event::LostLink { error, retry_in, .. } => {
                 self.message(Level::Warn, &format!("{} Lost Link: {error}", timestamp()));
@@ -522,7 +546,8 @@ mod tests {
         let r = Reporter::for_stream(out(false), "m".into(), "s".into());
         r.event(&Event::PassStarted { tid_beg: 0x11, tid_end: 0x20, estimate: None });
         assert_eq!(r.target_tid(), Some(0x10), "before any ack: where the first pass started from");
-        let pass = Pass { tid_beg: 0x11, tid_end: 0x20, records: 3, bytes: 10, seconds: 0.1, idle: false };
+        let pass =
+            Pass { tid_beg: 0x11, tid_end: 0x20, records: 3, bytes: 10, seconds: 0.1, idle: false, link_bytes: None };
         r.event(&Event::PassDone(pass.clone()));
         assert_eq!(r.target_tid(), Some(0x20));
         r.event(&Event::PassDone(Pass { idle: true, tid_beg: 0x21, ..pass }));

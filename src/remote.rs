@@ -3,9 +3,10 @@
 //! sshd puts the client's command in `SSH_ORIGINAL_COMMAND`. It is split
 //! into words as a shell would (`ssh::split_line`: bytes, so any path the
 //! orchestrator quotes arrives intact; never run by a shell; anything a shell
-//! would expand is refused) and must be exactly what our orchestrator sends: `<program> [-v|-vv|-vvv] [-y] -2 [-t N] [-S X] [-b X]
+//! would expand is refused) and must be exactly what our orchestrator sends: `<program> [-v|-vv|-vvv] [-y] -2
+//! [--link-compress HOW] [-t N] [-S X] [-b X]
 //! [-B] [-i N] mirror-read|mirror-read-stream <pfs>` for `ssh-remote read`,
-//! `<program> [-v..] [-y] -2 mirror-write <pfs>` for `ssh-remote write`.
+//! `<program> [-v..] [-y] -2 [--link-compress HOW] mirror-write <pfs>` for `ssh-remote write`.
 //! The PFS must lie under the prefix: no `..`, and after resolving symlinks
 //! of the existing part of the path it must still be inside the prefix. A
 //! relative PFS path (what the client sends for `host:pfs` and `host:~/pfs`)
@@ -53,6 +54,14 @@ pub fn check(role: Role, prefix: &Path, original: Option<&OsStr>) -> Result<Vec<
                 let v = it.next().ok_or_else(|| refuse(format!("{} needs a value", w.to_string_lossy())))?;
                 if !v.as_bytes().iter().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(refuse(format!("bad value for {}: {v:?}", w.to_string_lossy())));
+                }
+                argv.push(w.into());
+                argv.push(v.into());
+            }
+            "--link-compress" => {
+                let v = it.next().ok_or_else(|| refuse("--link-compress needs a value".into()))?;
+                if crate::transport::frame::Compress::parse(&v.to_string_lossy()).is_err() {
+                    return Err(refuse(format!("bad value for --link-compress: {v:?}")));
                 }
                 argv.push(w.into());
                 argv.push(v.into());

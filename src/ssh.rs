@@ -58,12 +58,22 @@ pub struct SshOpts {
     pub delay: Option<u64>,
     /// `--stall-timeout` when not the default (source only, our own remote).
     pub stall_timeout: Option<u64>,
+    /// `--compress` unless none: our own remote is given `--link-compress`
+    /// and the link is framed both ways (see [`SshOpts::framing`]).
+    pub link_compress: Option<crate::transport::frame::Compress>,
 }
 
 impl SshOpts {
     /// True when the remote program is stock DragonFly hammer (no options of ours).
     pub fn stock_remote(&self) -> bool {
         std::path::Path::new(&self.remote_cmd).file_name().is_some_and(|n| n == "hammer")
+    }
+
+    /// How a link to a remote half is framed: only our own remote knows
+    /// frames, and only when told (`--link-compress`); None leaves the
+    /// link a plain mirror stream.
+    pub fn framing(&self) -> Option<crate::transport::frame::Compress> {
+        self.link_compress.filter(|_| !self.stock_remote())
     }
 }
 
@@ -109,6 +119,10 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
         words.push("-y".into());
     }
     words.push("-2".into());
+    if let Some(c) = o.framing() {
+        words.push("--link-compress".into());
+        words.push(c.word().into());
+    }
     if verb != Verb::Write {
         if let Some(t) = o.timeout {
             words.push("-t".into());

@@ -16,7 +16,6 @@
 //! side, and the result is "damaged"; a side whose read fails on damage
 //! fails the verify with its error.
 
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -93,8 +92,8 @@ const SHOWN: usize = 10;
 /// A side being read: its stream, and the half producing it.
 struct Reader {
     name: String,
-    r: RecordReader<UnixStream>,
-    w: RecordWriter<UnixStream>,
+    r: RecordReader<Box<dyn std::io::Read + Send>>,
+    w: RecordWriter<Box<dyn std::io::Write + Send>>,
     side: Side<()>,
     pfsd: PseudofsData,
     beyond: Beyond,
@@ -149,8 +148,15 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::
             Side::remote("reader", Child::spawn(&argv, fd_in, theirs.into(), &r.host, on_line)?)
         }
     };
-    let mut r = RecordReader::new(ours.try_clone()?);
-    let w = RecordWriter::new(ours);
+    // We play the target: a remote reader that is our own, told to, frames
+    // and compresses its stream (`--compress`).
+    let frame = match ep {
+        Endpoint::Remote(_) => ssh_opts.framing(),
+        Endpoint::Local(_) => None,
+    };
+    let link = transport::stack(ours.try_clone()?, ours, Role::Target, &LinkOpts { frame, ..LinkOpts::default() })?;
+    let mut r = RecordReader::new(link.rx);
+    let w = RecordWriter::new(link.tx);
     let got = r.next_record().map(|rec| match rec {
         Some(Record::Pfsd { pfsd, .. }) => Ok(pfsd),
         other => Err(other.map(|r| rtype::name(r.type_word()))),

@@ -71,6 +71,8 @@ macro_rules! options {
             prune: Option<Spanned<String>>,
             /// stream --prune-every, seconds
             prune_every: Option<Spanned<u64>>,
+            /// --compress: auto, zstd[:LEVEL], lz4 or none
+            compress: Option<Spanned<String>>,
         }
     };
 }
@@ -336,6 +338,7 @@ struct View<'a> {
     remote_cmd: &'a Option<Spanned<String>>,
     create: &'a Option<Spanned<bool>>,
     bulk: &'a Option<Spanned<bool>>,
+    compress: &'a Option<Spanned<String>>,
 }
 
 macro_rules! view {
@@ -355,6 +358,7 @@ macro_rules! view {
                     remote_cmd: &self.remote_cmd,
                     create: &self.create,
                     bulk: &self.bulk,
+                    compress: &self.compress,
                 }
             }
         }
@@ -409,6 +413,11 @@ fn apply(cx: &Ctx<'_>, v: &View<'_>, g: &mut GlobalOpts, key: &dyn Fn(&str) -> S
     }
     if let Some(x) = v.bulk {
         g.bulk = *x.get_ref();
+    }
+    if let Some(x) = v.compress {
+        let c =
+            crate::transport::frame::Compress::parse(x.get_ref()).map_err(|e| cx.err(x.span(), key("compress"), e))?;
+        g.compression = Some(c);
     }
     Ok(())
 }
@@ -478,6 +487,7 @@ name = "many"
 source = "/pfs/*"
 targets = ["backup:/b/"]
 create = true
+compress = "zstd:6"
 "#,
         )
         .unwrap();
@@ -496,6 +506,9 @@ create = true
         assert_eq!(f.pairs[2].config.read.delay.as_secs(), 30, "the default");
         assert_eq!(f.pairs[0].config.ssh.options, [OsString::from("IdentityFile=/k")]);
         assert_eq!(f.pairs[2].config.create, crate::config::CreatePolicy::Yes);
+        use crate::transport::frame::Compress;
+        assert_eq!(f.pairs[2].config.ssh.link_compress, Some(Compress::Zstd(6)));
+        assert_eq!(f.pairs[0].config.ssh.link_compress, Some(Compress::Auto), "the default");
     }
 
     #[test]
@@ -503,7 +516,7 @@ create = true
         let e = |t: &str| fleet(t).unwrap_err().to_string();
         assert_eq!(
             e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\nintervl = 3\n"),
-            "f.toml:5: intervl: unknown field `intervl`, expected one of `name`, `source`, `targets`, `interval`, `bandwidth`, `split`, `retry_delay`, `max_retry_delay`, `stall_timeout`, `ssh_options`, `ssh`, `port`, `remote_cmd`, `create`, `bulk`, `prune`, `prune_every`"
+            "f.toml:5: intervl: unknown field `intervl`, expected one of `name`, `source`, `targets`, `interval`, `bandwidth`, `split`, `retry_delay`, `max_retry_delay`, `stall_timeout`, `ssh_options`, `ssh`, `port`, `remote_cmd`, `create`, `bulk`, `prune`, `prune_every`, `compress`"
         );
         assert_eq!(
             e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\nbandwidth = \"5x\"\n"),
@@ -514,6 +527,12 @@ create = true
             "f.toml:4: job 1 (a) targets: endpoint '-h:/q': a host may not start with '-'"
         );
         assert_eq!(e("[global]\nmax_concurrent = 0\n"), "f.toml:2: global.max_concurrent: must be at least 1");
+        assert!(
+            e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\ncompress = \"gzip\"\n")
+                .starts_with("f.toml:5: job 1 (a) compress: invalid compression 'gzip'"),
+            "{}",
+            e("[[job]]\nname = \"a\"\nsource = \"/p\"\ntargets = [\"/q\"]\ncompress = \"gzip\"\n")
+        );
         assert!(
             e("[[job]]\nname = \"a\"\nsource = \"/p\"\n").starts_with("f.toml:1: targets: missing field `targets`"),
             "{}",

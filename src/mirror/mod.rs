@@ -67,7 +67,12 @@ pub fn recv_error(e: StreamError, from: &str) -> anyhow::Error {
         StreamError::Malformed { .. } => false,
     };
     if gone {
-        peer_gone(format!("the {from} closed the link: {e}"))
+        // The I/O error says how (a compressed link names the frame it ended in).
+        let how = match &e {
+            StreamError::Io { source, .. } => format!(" ({source})"),
+            _ => String::new(),
+        };
+        peer_gone(format!("the {from} closed the link: {e}{how}"))
     } else {
         anyhow::Error::new(e).context(format!("reading from the {from}"))
     }

@@ -318,7 +318,10 @@ fn read_inner(
         } else {
             if let Some(g) = &opts.gate {
                 // Queued behind other passes: not a stall.
-                permit = g.acquire(|| obs.event(&Event::Progress { bytes: 0 }), || stop.load(Ordering::Relaxed));
+                permit = g.acquire(
+                    || obs.event(&Event::Progress { bytes: 0, link_bytes: None }),
+                    || stop.load(Ordering::Relaxed),
+                );
             }
             if let Some(t) = resume_at {
                 // The target holds everything before the key: say so with a
@@ -353,7 +356,7 @@ fn read_inner(
                     }
                 }
                 total_bytes += n as u64;
-                obs.event(&Event::Progress { bytes: total_bytes });
+                obs.event(&Event::Progress { bytes: total_bytes, link_bytes: None });
                 if streaming != 0 && v > 0 {
                     write!(log, "{}", scan_line(&m, total_bytes))?;
                     sameline = false;
@@ -385,6 +388,7 @@ fn read_inner(
             bytes: total_bytes,
             seconds: pass_start.elapsed().as_secs_f64(),
             idle: !didwork,
+            link_bytes: None,
         };
 
         if opts.two_way && !interrupted {

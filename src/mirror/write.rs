@@ -221,7 +221,7 @@ fn write_inner(
                 crate::ioctl::PfsError::Refused { .. } => refused(format!("{e} (records at stream byte {offset})")),
                 e => anyhow::Error::new(e).context(format!("applying the records at stream byte {offset}")),
             })?;
-            obs.event(&Event::Progress { bytes: r.offset() - pass_start });
+            obs.event(&Event::Progress { bytes: r.offset() - pass_start, link_bytes: None });
             if stop.load(Ordering::Relaxed) {
                 bail!("interrupted; the target stays at TID {}", tid(ours.sync_end_tid));
             }
@@ -277,6 +277,7 @@ fn write_inner(
             bytes: r.offset() - pass_start,
             seconds: started.elapsed().as_secs_f64(),
             idle,
+            link_bytes: None,
         }));
         // Between passes (a stream may idle for hours) the batch buffer goes back.
         r.release_idle();

@@ -415,7 +415,7 @@ impl Observer for PairObserver {
                     false
                 }
             }
-            Event::Progress { bytes } => {
+            Event::Progress { bytes, .. } => {
                 let Some(c) = t.s.current.as_mut() else { return };
                 c.bytes = *bytes;
                 if t.last_write.is_some_and(|w| w.elapsed() < PROGRESS_EVERY) {
@@ -471,7 +471,7 @@ mod tests {
     use crate::event::Ignore;
 
     fn pass(tid_beg: u64, tid_end: u64, bytes: u64, idle: bool) -> Event {
-        Event::PassDone(Pass { tid_beg, tid_end, records: 1, bytes, seconds: 0.5, idle })
+        Event::PassDone(Pass { tid_beg, tid_end, records: 1, bytes, seconds: 0.5, idle, link_bytes: None })
     }
 
     fn setup() -> (tempfile::TempDir, Arc<Monitor>, Arc<PairObserver>) {

@@ -1,15 +1,20 @@
-//! The transport stack: the one place that builds what wraps a half's byte streams (bandwidth limit, read-ahead).
+//! The transport stack: the one place that builds what wraps a half's byte streams (compression frames, bandwidth limit, read-ahead).
 //!
 //! A half reads the peer's stream from one `Read` and sends its own on one
 //! `Write`. Whether those are stdin/stdout (a remote peer under ssh), one end
 //! of a socketpair (a local half of copy or verify) or anything else, the
 //! same [`stack`] wraps them: the source's output goes through the `-b`
 //! limit, the target's input through a read-ahead thread that keeps the
-//! link flowing while the store waits for the disk. Nothing here knows the
-//! mirror protocol.
+//! link flowing while the store waits for the disk. On a framed ssh link
+//! (`--compress`, see [`frame`]) both directions are frames: the data
+//! direction is compressed on a thread of its own ([`sender`]) above the
+//! `-b` limit, which so counts link bytes, and the read-ahead reads
+//! decoded frames. Nothing here knows the mirror protocol.
 
 pub mod bwlimit;
+pub mod frame;
 pub mod readahead;
+pub mod sender;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -48,6 +53,10 @@ pub struct LinkOpts {
     pub read_ahead: Option<ReadAheadSize>,
     /// A bandwidth budget shared with other links (`run`).
     pub budget: Option<Arc<bwlimit::Budget>>,
+    /// The link is framed (the peer is our own half, told so): how to compress.
+    pub frame: Option<frame::Compress>,
+    /// Counts stream and link bytes of a framed link.
+    pub stats: Option<Arc<frame::LinkStats>>,
 }
 
 /// A half's two streams, wrapped.
@@ -70,9 +79,27 @@ pub fn stack(
         (Role::Source, Some(rate), None) => Box::new(bwlimit::BwLimit::new(tx, rate)),
         _ => Box::new(tx),
     };
+    let (tx, rx): (Box<dyn Write + Send>, Box<dyn Read + Send>) = match o.frame {
+        None => (tx, Box::new(rx)),
+        Some(c) => {
+            let rx = Box::new(frame::FrameReader::new(rx, o.stats.clone()));
+            let tx: Box<dyn Write + Send> = match role {
+                Role::Source => {
+                    Box::new(sender::Sender::new(frame::FrameWriter::new(tx, frame::Policy::of(c), o.stats.clone()))?)
+                }
+                // The answers (PFSD, UPDATE) are a few bytes a pass: the
+                // fast level, on the half's own thread.
+                Role::Target => {
+                    let c = if c == frame::Compress::Auto { frame::Compress::Zstd(1) } else { c };
+                    Box::new(frame::FrameWriter::new(tx, frame::Policy::of(c), o.stats.clone()))
+                }
+            };
+            (tx, rx)
+        }
+    };
     let rx: Box<dyn Read + Send> = match (role, o.read_ahead) {
         (Role::Target, Some(s)) => Box::new(readahead::ReadAhead::new(rx, s.chunk, s.depth)?),
-        _ => Box::new(rx),
+        _ => rx,
     };
     Ok(Link { rx, tx })
 }
@@ -123,6 +150,7 @@ mod tests {
             bandwidth: Some(1 << 30),
             read_ahead: Some(ReadAheadSize { chunk: 16, depth: 2 }),
             budget: Some(bwlimit::Budget::new(1 << 30)),
+            ..Default::default()
         };
         for role in [Role::Source, Role::Target] {
             let mut l = stack(&b"from the peer"[..], Vec::new(), role, &o).unwrap();

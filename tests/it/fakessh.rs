@@ -47,6 +47,8 @@ fn copy_to_a_remote_target_sends_the_documented_argv() {
             "-vv",
             "-y",
             "-2",
+            "--link-compress",
+            "auto",
             "mirror-write",
             &s
         ]

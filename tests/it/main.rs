@@ -5,6 +5,7 @@
 
 mod cli;
 mod completions;
+mod compress;
 mod corruption;
 mod defects;
 mod docs;

@@ -130,6 +130,35 @@ fn remote_failures_name_the_host_and_the_cause() {
         "hammer-mirror: copy backup:/m to s: mirror-write s: the source sent nothing (the input ended before any PFS description); the PFS is unchanged",
     );
     assert!(!e.path("s").exists(), "no slave was created from nothing");
+    // A remote hammer-mirror too old for --link-compress: both sides named, a refusal.
+    let old = e.path("old");
+    std::fs::write(
+        &old,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --link-compress ] && {{ echo \"error: unexpected argument '--link-compress' found\" >&2; exit 2; }}; done\nexec {} \"$@\"\n",
+            crate::util::bin()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let old = old.display().to_string();
+    says(
+        &e,
+        &["--ssh", rsh, "--remote-cmd", &old, "-y", "copy", "m", "backup:/x"],
+        None,
+        3,
+        &format!(
+            "hammer-mirror: copy m to backup:/x: the target on backup does not know --link-compress: its {old} is older than this hammer-mirror {} (which asked for --compress auto); upgrade the remote one, or give --compress none here",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    says(
+        &e,
+        &["--ssh", rsh, "--remote-cmd", "hammer", "--compress", "lz4", "copy", "m", "backup:/x"],
+        None,
+        2,
+        "hammer-mirror: --compress lz4 needs hammer-mirror on the remote side: stock hammer (--remote-cmd hammer) cannot decompress; use --compress none (or -X for ssh -C)",
+    );
     // A missing remote program is a refusal that retrying cannot fix.
     let o = e
         .cmd()

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use crate::util::{Env, bin, ok, show, signal, wait_for};
 
-struct Sshd {
+pub(crate) struct Sshd {
     pid: u32,
     ssh: String,
 }
@@ -20,7 +20,7 @@ impl Drop for Sshd {
     }
 }
 
-fn start_sshd(e: &Env) -> Option<Sshd> {
+pub(crate) fn start_sshd(e: &Env) -> Option<Sshd> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/start-sshd.sh");
     let out = Command::new("bash").arg(script).arg(e.path("sshd")).stdin(Stdio::null()).output().unwrap();
     if out.status.code() == Some(2) {
@@ -38,7 +38,7 @@ fn start_sshd(e: &Env) -> Option<Sshd> {
     Some(Sshd { pid: field("PID=").parse().expect("start-sshd.sh prints PID=<number>"), ssh })
 }
 
-fn hm(e: &Env, d: &Sshd) -> Command {
+pub(crate) fn hm(e: &Env, d: &Sshd) -> Command {
     let mut c = e.cmd();
     c.args(["--ssh", &d.ssh, "--remote-cmd", bin()]);
     c
