@@ -652,7 +652,10 @@ pub enum Command {
     /// SIGINT, which record what is pending first. Pair it with
     /// `stream <pfs> host:pfs` to keep another machine's copy up to date.
     /// --poll SECONDS rescans periodically instead, for filesystems without
-    /// notifications (NFS, SMB, ...).
+    /// notifications (NFS, SMB, ...). A hard link written through (or made
+    /// in a directory created in the same quiet period) and removed before
+    /// the next recording is seen only when its file changes again or at the
+    /// next full scan.
     Watch {
         /// The directory to record
         dir: PathBuf,

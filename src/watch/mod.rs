@@ -13,6 +13,8 @@
 //! pfs-update) get their turn. `--poll` rescans the whole tree periodically
 //! instead, where notifications do not exist ([`fstype`]).
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod fresh;
 pub mod fstype;
 pub mod links;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -201,8 +203,15 @@ impl<'o> Recorder<'o> {
     /// Records `changes` as one TID (a full import when they are all); `why`
     /// says why a full scan is made.
     fn record(&mut self, changes: Changes, why: &str) -> anyhow::Result<Recorded> {
-        let full = changes.is_all();
         let mut changes = changes;
+        let mut why = why;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if self.watches.as_mut().is_some_and(|w| w.fresh.take_suspect()) && !changes.is_all() {
+            // Kept through a busy PFS: the changes given back are all.
+            changes = Changes::all();
+            why = "a new name went before it was read: it may have been a hard link";
+        }
+        let full = changes.is_all();
         if !full {
             self.links.expand(&self.dir, &mut changes);
         }

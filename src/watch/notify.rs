@@ -17,6 +17,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use super::fresh::Fresh;
 use crate::store::import::Changes;
 
 /// What a directory watch reports.
@@ -91,6 +92,8 @@ pub struct Watches {
     by_path: BTreeMap<Rc<Path>, (WatchDescriptor, u64)>,
     /// Relative paths whose events are of no interest (the PFS's own files).
     ignored: Vec<PathBuf>,
+    /// The names that appeared since the last recording, unwritten.
+    pub fresh: Fresh,
 }
 
 impl Watches {
@@ -99,7 +102,7 @@ impl Watches {
             Errno::EMFILE => WatchError::Instances { limit: sysctl("max_user_instances") },
             e => WatchError::Other { dir: PathBuf::new(), source: e.into() },
         })?;
-        Ok(Watches { ino, by_wd: HashMap::new(), by_path: BTreeMap::new(), ignored })
+        Ok(Watches { ino, by_wd: HashMap::new(), by_path: BTreeMap::new(), ignored, fresh: Fresh::default() })
     }
 
     /// The descriptor to poll for events.
@@ -208,7 +211,17 @@ impl Watches {
                         }
                         r.marked += 1;
                         let appeared = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO;
-                        if ev.mask.intersects(appeared) && ev.mask.contains(AddWatchFlags::IN_ISDIR) {
+                        let dir = ev.mask.contains(AddWatchFlags::IN_ISDIR);
+                        if ev.mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM) {
+                            self.fresh.gone(&rel, dir);
+                        } else if ev.mask.intersects(appeared) && !dir {
+                            self.fresh.appeared(&rel);
+                        } else if ev.mask.intersects(
+                            AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_ATTRIB | AddWatchFlags::IN_CLOSE_WRITE,
+                        ) {
+                            self.fresh.written(&rel);
+                        }
+                        if ev.mask.intersects(appeared) && dir {
                             // What it holds may predate its watch: all of it is read.
                             changes.mark_all(&rel);
                         } else {

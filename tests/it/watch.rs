@@ -342,6 +342,42 @@ fn a_new_link_to_a_file_in_an_unchanged_directory_is_recorded_as_a_full_import_r
 }
 
 #[test]
+fn a_link_made_and_removed_before_it_is_read_is_recorded_as_a_full_import_records_it() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    crate::util::write_tree(&tree, &[("b", "linked"), ("d/keep", "k"), ("e/keep", "k")]);
+    let (pfs, reference) = (master(&env, "pfs"), master(&env, "ref"));
+    let import_reference =
+        || ok(&env.run([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), reference.as_os_str()])).status;
+    let w = Watch::start(&env, &tree, &pfs, &[]);
+    import_reference();
+    // Only b's link count and ctime change: inotify names d/x alone, and it is gone.
+    std::fs::hard_link(tree.join("b"), tree.join("d/x")).unwrap();
+    std::fs::remove_file(tree.join("d/x")).unwrap();
+    fence(&env, &tree, &pfs, 1);
+    import_reference();
+    assert!(
+        w.log().contains("full scan (a new name went before it was read: it may have been a hard link)"),
+        "{}",
+        w.log()
+    );
+    assert_eq!(canonical_records(&pfs), canonical_records(&reference));
+    // Moved away or replaced: the same.
+    std::fs::hard_link(tree.join("b"), tree.join("d/y")).unwrap();
+    std::fs::rename(tree.join("e/keep"), tree.join("d/y")).unwrap();
+    fence(&env, &tree, &pfs, 2);
+    import_reference();
+    assert_eq!(canonical_records(&pfs), canonical_records(&reference));
+    // An ordinary temporary file (created, written, removed) costs no rescan.
+    let scans = w.log().matches("full scan").count();
+    std::fs::write(tree.join("d/tmp"), "scratch").unwrap();
+    std::fs::remove_file(tree.join("d/tmp")).unwrap();
+    fence(&env, &tree, &pfs, 3);
+    assert_eq!(w.log().matches("full scan").count(), scans, "{}", w.log());
+    assert_pfs_is_tree(&env, &tree, &pfs);
+}
+
+#[test]
 fn a_file_rewritten_while_it_is_read_is_never_recorded_torn() {
     let env = Env::new();
     let tree = env.path("tree");
@@ -548,11 +584,52 @@ mod property {
         ]
     }
 
-    /// Applies `op` to the tree at `root` (an operation that does not fit the tree is a no-op).
-    pub fn apply(root: &Path, op: &Op) {
+    /// True when `op` writes to the object at `name` or changes its
+    /// attributes, or moves it (or a directory above it) elsewhere.
+    fn reaches(op: &Op, name: &str) -> bool {
+        match *op {
+            Op::Write { path, .. }
+            | Op::Sparse { path, .. }
+            | Op::Chmod { path, .. }
+            | Op::Chown { path, .. }
+            | Op::Touch { path, .. }
+            | Op::Truncate { path, .. } => PATHS[path] == name,
+            Op::Rename { from, .. } => Path::new(name).starts_with(PATHS[from]),
+            _ => false,
+        }
+    }
+
+    /// Applies a step's operations, calling `settle` (a fence) where watch's
+    /// documented blind spot would be: a hard link that is written through,
+    /// or made in a directory that appeared in the same settle period, is
+    /// seen only when it lives until the next recording (one made and
+    /// removed otherwise is: the property covers it).
+    pub fn apply_step(root: &Path, step: &[Op], mut settle: impl FnMut()) {
+        let mut new_dirs: Vec<&str> = Vec::new();
+        let under = |dirs: &[&str], p: &str| dirs.iter().any(|d| Path::new(p).starts_with(d));
+        for (i, op) in step.iter().enumerate() {
+            let done = apply(root, op);
+            match op {
+                Op::Mkdir { path } if done => new_dirs.push(PATHS[*path]),
+                Op::Rename { from, to } if done && under(&new_dirs, PATHS[*from]) => new_dirs.push(PATHS[*to]),
+                Op::HardLink { to, .. }
+                    if done
+                        && (under(&new_dirs, PATHS[*to]) || step[i + 1..].iter().any(|o| reaches(o, PATHS[*to]))) =>
+                {
+                    settle();
+                    new_dirs.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Applies `op` to the tree at `root` (an operation that does not fit the
+    /// tree is a no-op); true when it did something.
+    pub fn apply(root: &Path, op: &Op) -> bool {
         use std::os::unix::fs::PermissionsExt;
         let at = |i: usize| root.join(PATHS[i]);
-        let _ = match op {
+        let r = match op {
             Op::Write { path, len, seed } => {
                 let data: Vec<u8> =
                     (0..*len).map(|i| if i % 20000 < 17000 { 0 } else { seed.wrapping_add(i as u8) }).collect();
@@ -589,6 +666,7 @@ mod property {
                 std::fs::OpenOptions::new().write(true).open(at(*path)).and_then(|f| f.set_len(*len))
             }
         };
+        r.is_ok()
     }
 }
 
@@ -612,9 +690,11 @@ proptest::proptest! {
         let (pfs, reference) = (master(&env, "pfs"), master(&env, "ref"));
         let w = Watch::start(&env, &tree, &pfs, &[]);
         for (i, step) in steps.iter().enumerate() {
-            for op in step {
-                property::apply(&tree, op);
-            }
+            let mut fences = 0;
+            property::apply_step(&tree, step, || {
+                fences += 1;
+                fence(&env, &tree, &pfs, 1000 * (i as u32 + 1) + fences);
+            });
             fence(&env, &tree, &pfs, i as u32);
             ok(&env.run([OsStr::new("-q"), OsStr::new("import"), tree.as_os_str(), reference.as_os_str()]));
             let out = exported(&env, &pfs);
