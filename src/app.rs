@@ -571,7 +571,7 @@ fn cmd_read(cfg: &Config, path: &Path, begin_tid: Option<u64>, streaming: bool) 
     let (stdin, stdout) = transport::stdio().context("duplicating stdin/stdout")?;
     let link = transport::stack(stdin, stdout, Role::Source, &cfg.link).context("setting up the link")?;
     let reporter = half_reporter(cfg, path.display().to_string(), "stdout".into());
-    let r = crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, reporter.as_ref(), &sig.stop);
+    let r = crate::mirror::read::read_reopening(pfs, &opts, link.tx, link.rx, reporter.as_ref(), &sig.stop);
     reporter.finish();
     r?;
     Ok(Status::Success)

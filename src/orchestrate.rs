@@ -281,7 +281,7 @@ fn start_source(
         let pfs = crate::pfs::open(&path, Access::Read)
             .map_err(|e| crate::mirror::in_half(e.into(), "mirror-read", &path))?;
         let link = transport::stack(rx, tx, Role::Source, &link_opts)?;
-        crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, watch.as_ref(), &stop).map(Summary::Read)
+        crate::mirror::read::read_reopening(pfs, &opts, link.tx, link.rx, watch.as_ref(), &stop).map(Summary::Read)
     })
 }
 
@@ -657,6 +657,7 @@ pub fn stream(
 ) -> anyhow::Result<()> {
     let mut delay = cfg.retry.first;
     let mut cfg = std::borrow::Cow::Borrowed(cfg);
+    let mut last_reopen: Option<Instant> = None;
     for attempt in 1.. {
         obs.event(&Event::RunStarted { attempt });
         let started = Instant::now();
@@ -668,6 +669,19 @@ pub fn stream(
         if stop.load(Ordering::Relaxed) {
             obs.event(&Event::Stopped { signal: "a signal" });
             return Ok(());
+        }
+        // A local store `compact` replaced in the middle of a pass: run again
+        // at once on the new file (once a second at most), no lost link.
+        if let Err(e) = &r
+            && replaced_store(e)
+            && last_reopen.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        {
+            last_reopen = Some(Instant::now());
+            crate::event::Say::info(
+                obs.as_ref(),
+                format!("{} {src} -> {dst}: {e:#}; running again on the new file", crate::log::timestamp()),
+            );
+            continue;
         }
         let (error, why) = match &r {
             Err(e) if is_refusal(e) => {
@@ -690,6 +704,11 @@ pub fn stream(
         delay = (delay * 2).min(cfg.retry.max);
     }
     unreachable!("the attempts never run out")
+}
+
+/// True when `e` comes from a local store file that `compact` replaced.
+fn replaced_store(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| matches!(c.downcast_ref(), Some(crate::ioctl::PfsError::Replaced { .. })))
 }
 
 /// Checks endpoints before anything runs.

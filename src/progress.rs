@@ -502,15 +502,21 @@ impl Observer for Reporter {
             Event::Progress { bytes, link_bytes } => self.progress(*bytes, *link_bytes),
             Event::PassDone(p) => self.pass_done(p),
             Event::LostLink { error, retry_in, .. } => {
-                self.message(Level::Warn, &format!("{} Lost Link: {error}", timestamp()));
+                let pair = format!("{} -> {}", self.source, self.target);
+                self.message(Level::Warn, &format!("{} {pair}: Lost Link: {error}", timestamp()));
                 if let Some(d) = retry_in {
-                    self.message(Level::Warn, &format!("{} retrying in {} s", timestamp(), d.as_secs()));
+                    self.message(Level::Warn, &format!("{} {pair}: retrying in {} s", timestamp(), d.as_secs()));
                 }
             }
             Event::Stalled { secs } => {
                 self.message(
                     Level::Warn,
-                    &format!("{} stall: no progress for {secs} s (--stall-timeout); ending this run", timestamp()),
+                    &format!(
+                        "{} {} -> {}: stall: no progress for {secs} s (--stall-timeout); ending this run",
+                        timestamp(),
+                        self.source,
+                        self.target
+                    ),
                 );
             }
             Event::Failed { reason, refused } => {

@@ -127,7 +127,7 @@ fn start(ep: &Endpoint, ssh_opts: &SshOpts, obs: &Arc<dyn Observer>) -> anyhow::
                 let opts = ReadOpts { two_way: true, bulk: true, ..ReadOpts::default() };
                 let link = transport::stack(theirs.try_clone()?, theirs, Role::Source, &LinkOpts::default())?;
                 let stop = AtomicBool::new(false);
-                crate::mirror::read::read(pfs.as_ref(), &opts, link.tx, link.rx, &problems, &stop).map(|_| ())
+                crate::mirror::read::read_reopening(pfs, &opts, link.tx, link.rx, &problems, &stop).map(|_| ())
             })?
         }
         Endpoint::Remote(r) => {

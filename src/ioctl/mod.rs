@@ -121,6 +121,10 @@ pub enum PfsError {
     SlaveReadOnly { path: PathBuf },
     #[error("{}: {op}: {detail}", path.display())]
     Invalid { path: PathBuf, op: &'static str, detail: String },
+    /// `compact` replaced the store file since it was opened: new TIDs go
+    /// to the new file, so whoever goes on reading must open it again.
+    #[error("{}: {op}: the store file was replaced (compacted) since it was opened; open it again", path.display())]
+    Replaced { path: PathBuf, op: &'static str },
     #[error("{}: there is already a snapshot at TID 0x{tid:016x}", path.display())]
     SnapshotExists { path: PathBuf, tid: u64 },
     #[error("{}: no snapshot at TID 0x{tid:016x}", path.display())]
@@ -155,6 +159,7 @@ impl PfsError {
             | PfsError::Damaged { path, .. }
             | PfsError::SlaveReadOnly { path }
             | PfsError::Invalid { path, .. }
+            | PfsError::Replaced { path, .. }
             | PfsError::Refused { path, .. }
             | PfsError::SnapshotExists { path, .. }
             | PfsError::NoSuchSnapshot { path, .. }

@@ -102,6 +102,8 @@ pub struct ReadSummary {
     pub peer_terminated: bool,
     /// Records sent as REC_BADCRC (their data is damaged on the source).
     pub bad_crc: u64,
+    /// Times the store file was opened again because `compact` replaced it.
+    pub reopened: u64,
 }
 
 /// Where the scan of one pass stands (for progress).
@@ -121,18 +123,52 @@ pub fn read(
     obs: &dyn Observer,
     stop: &AtomicBool,
 ) -> anyhow::Result<ReadSummary> {
-    read_inner(pfs, opts, out, back, obs, stop).map_err(|e| super::in_half(e, "mirror-read", pfs.path()))
+    read_inner(Source::Borrowed(pfs), opts, out, back, obs, stop)
+        .map_err(|e| super::in_half(e, "mirror-read", pfs.path()))
 }
 
-fn read_inner(
-    pfs: &dyn Pfs,
+/// [`read`] of a PFS it owns: a store file that `compact` replaces while
+/// the read waits for a new TID is opened again (the old one closed first),
+/// and the stream goes on.
+pub fn read_reopening(
+    pfs: Box<dyn Pfs>,
     opts: &ReadOpts,
     out: impl Write,
     back: impl Read,
     obs: &dyn Observer,
     stop: &AtomicBool,
 ) -> anyhow::Result<ReadSummary> {
-    let fs = pfs.path().display().to_string();
+    let path = pfs.path().to_path_buf();
+    read_inner(Source::Owned(Some(pfs)), opts, out, back, obs, stop)
+        .map_err(|e| super::in_half(e, "mirror-read", &path))
+}
+
+/// The PFS a read sends.
+enum Source<'a> {
+    Borrowed(&'a dyn Pfs),
+    /// None only while a replaced store file is opened again.
+    Owned(Option<Box<dyn Pfs>>),
+}
+
+impl Source<'_> {
+    fn get(&self) -> &dyn Pfs {
+        match self {
+            Source::Borrowed(p) => *p,
+            Source::Owned(p) => p.as_deref().expect("the PFS is open at the start of a pass"),
+        }
+    }
+}
+
+fn read_inner(
+    mut source: Source<'_>,
+    opts: &ReadOpts,
+    out: impl Write,
+    back: impl Read,
+    obs: &dyn Observer,
+    stop: &AtomicBool,
+) -> anyhow::Result<ReadSummary> {
+    let path = source.get().path().to_path_buf();
+    let fs = path.display().to_string();
     // hammer's -v animation, as Debug lines.
     let mut chat = LineWriter::new(|l: &str| obs.debug(l));
     let log = &mut chat;
@@ -161,6 +197,7 @@ fn read_inner(
     let flush = |w: &mut RecordWriter<_>| -> anyhow::Result<()> { w.flush().map_err(|e| send_error(e, "target")) };
 
     'again: loop {
+        let pfs: &dyn Pfs = source.get();
         let mut m = MirrorRw::for_read(0, 0);
         if streaming >= 0 && v == 1 {
             write!(log, "{}Running  \x08\x08", if sameline { '\r' } else { '\n' })?;
@@ -464,6 +501,26 @@ fn read_inner(
                 let mut target = pfs_header(pfs)?;
                 target.sync_end_tid = m.tid_end;
                 match wait_for_new_tid(pfs, &target, stop, opts.heartbeat) {
+                    // Between passes nothing is in flight: the stream goes on from the new file.
+                    Err(e)
+                        if matches!(e.downcast_ref(), Some(crate::ioctl::PfsError::Replaced { .. }))
+                            && matches!(source, Source::Owned(_)) =>
+                    {
+                        let Source::Owned(open) = &mut source else { unreachable!("matched above") };
+                        // LMDB must not have the old file open beside the new one.
+                        drop(open.take());
+                        match crate::pfs::open(&path, crate::store::Access::Read) {
+                            Ok(p) => {
+                                obs.info(format!(
+                                    "Mirror-read {fs}: the store file was compacted; reading the new one"
+                                ));
+                                summary.reopened += 1;
+                                *open = Some(p);
+                                continue 'again;
+                            }
+                            Err(e) => obs.warn(format!("Mirror-read {fs}: cannot stream: {e:#}")),
+                        }
+                    }
                     Err(e) => obs.warn(format!("Mirror-read {fs}: cannot stream: {e:#}")),
                     Ok(false) => {}
                     Ok(true) => {

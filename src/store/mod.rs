@@ -589,11 +589,7 @@ impl Store {
         let txn = self.db.env.read_txn().map_err(|e| lmdb_err(&self.path, "read", e))?;
         self.db.check(&self.path, true)?;
         if self.replaced() {
-            return Err(PfsError::invalid(
-                &self.path,
-                "read",
-                "the store file was replaced (compacted) since it was opened; open it again",
-            ));
+            return Err(PfsError::Replaced { path: self.path.clone(), op: "read" });
         }
         Ok(txn)
     }
@@ -985,11 +981,7 @@ impl Pfs for Store {
             }
             if self.replaced() {
                 // New TIDs go to the new file: whoever waits must open it.
-                return Err(PfsError::invalid(
-                    &self.path,
-                    "wait",
-                    "the store file was replaced (compacted); it must be opened again",
-                ));
+                return Err(PfsError::Replaced { path: self.path.clone(), op: "wait" });
             }
             // A change of the file wakes us; the TID is checked at least every WAIT_POLL anyway.
             change.wait(left.map_or(WAIT_POLL, |l| l.min(WAIT_POLL)));

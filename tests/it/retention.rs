@@ -398,10 +398,11 @@ fn pruned_pages_are_reused_and_compact_gives_them_back() {
 }
 
 #[test]
-fn a_stream_reading_the_old_file_of_a_compacted_store_opens_the_new_one() {
+fn a_stream_reading_the_old_file_of_a_compacted_store_opens_the_new_one_with_no_lost_link_and_no_backoff() {
     let e = Env::new();
     let (m, _) = churned_master(&e, 3);
     let s = e.path("s");
+    // A lost link would wait a minute: the waits below would time out.
     let stream = e
         .cmd()
         .args([
@@ -409,7 +410,7 @@ fn a_stream_reading_the_old_file_of_a_compacted_store_opens_the_new_one() {
             OsStr::new("-i"),
             OsStr::new("1"),
             OsStr::new("--retry-delay"),
-            OsStr::new("1"),
+            OsStr::new("60"),
             OsStr::new("stream"),
             m.as_os_str(),
             s.as_os_str(),
@@ -438,6 +439,14 @@ fn a_stream_reading_the_old_file_of_a_compacted_store_opens_the_new_one() {
     crate::util::signal(stream.id(), nix::sys::signal::Signal::SIGTERM);
     let o = stream.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("Lost Link") && !err.contains("retrying in") && !err.contains("cannot stream"), "{err}");
+    assert!(
+        err.matches("the store file was compacted; reading the new one").count()
+            + err.matches("running again on the new file").count()
+            >= 4,
+        "{err}"
+    );
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), s.as_os_str()]));
 }
 
