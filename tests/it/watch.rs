@@ -436,6 +436,57 @@ fn a_file_rewritten_while_it_is_read_is_never_recorded_torn() {
     assert_pfs_is_tree(&env, &tree, &pfs);
 }
 
+/// Each change starts a recording while the next, long write is under way:
+/// what is recorded is a state the file had between two writes, never a mix.
+#[test]
+fn a_read_overlapping_one_long_write_is_never_recorded_torn() {
+    let env = Env::new();
+    let tree = env.path("tree");
+    crate::util::write_tree(&tree, &[]);
+    let size = 32 << 20;
+    std::fs::write(tree.join("hot"), vec![b'A'; size]).unwrap();
+    let pfs = master(&env, "pfs");
+    let w = Watch::start(&env, &tree, &pfs, &["--settle", "0", "--max-delay", "0"]);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(tree.join("hot")).unwrap();
+        for round in 1..=8u8 {
+            let letter = b'A' + round;
+            // One byte (its event starts a recording), then the whole file in one write.
+            f.write_all_at(&[letter], 0).unwrap();
+            f.write_all_at(&vec![letter; size], 0).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+    fence(&env, &tree, &pfs, 1);
+    // Every TID's version is one the file had between two writes: uniform,
+    // or its first byte one round ahead of the rest.
+    for j in w.json().iter().filter(|j| j["recorded"] == true) {
+        let tid = j["tid"].as_str().unwrap();
+        let out = env.path(&format!("as-of-{tid}"));
+        ok(&env.run([
+            OsStr::new("-q"),
+            OsStr::new("export"),
+            OsStr::new("--as-of"),
+            OsStr::new(tid),
+            pfs.as_os_str(),
+            out.as_os_str(),
+        ]));
+        let Ok(data) = std::fs::read(out.join("hot")) else { continue };
+        assert_eq!(data.len(), size);
+        let rest = data[1..].iter().position(|&b| b != data[1]);
+        assert!(
+            rest.is_none(),
+            "TID {tid} recorded a torn copy: {:?} then {:?} from byte {}",
+            data[1] as char,
+            data[1 + rest.unwrap()] as char,
+            1 + rest.unwrap()
+        );
+        std::fs::remove_dir_all(out).unwrap();
+    }
+    assert_pfs_is_tree(&env, &tree, &pfs);
+}
+
 #[test]
 fn watch_and_stream_keep_a_slave_up_to_date() {
     let env = Env::new();
