@@ -478,6 +478,12 @@ pub enum Command {
     },
 
     /// Record a directory tree into a master PFS as one new transaction (TID)
+    ///
+    /// Only what changed is read. A file that changes while it is read is
+    /// read again (three tries), and one changed less than 50 ms before is
+    /// read once it has been quiet that long (up to 2 s of waiting in all):
+    /// one that keeps changing keeps its recorded version, with a warning,
+    /// and is recorded by the next import. Never a torn copy.
     Import {
         /// The directory to record
         dir: PathBuf,
@@ -655,7 +661,8 @@ pub enum Command {
     /// notifications (NFS, SMB, ...). A hard link written through (or made
     /// in a directory created in the same quiet period) and removed before
     /// the next recording is seen only when its file changes again or at the
-    /// next full scan.
+    /// next full scan. A file changed more often than every 50 ms or so is
+    /// recorded when it pauses (see import).
     Watch {
         /// The directory to record
         dir: PathBuf,

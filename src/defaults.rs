@@ -18,6 +18,10 @@ pub const SSH: &str = "ssh";
 pub const SETTLE_MS: u64 = 200;
 /// `--max-delay`: the longest, in milliseconds, a change waits under constant churn.
 pub const MAX_DELAY_MS: u64 = 2000;
+/// A file changed less than this (plus its timestamps' granularity) before
+/// `import` or `watch` reads it is read once it is that old (see
+/// `store::import::quiet`).
+pub const QUIET_MS: u64 = 50;
 /// `--hook-timeout`, seconds.
 pub const HOOK_TIMEOUT: u64 = 60;
 

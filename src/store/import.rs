@@ -24,7 +24,9 @@
 //! name whose object changed. A file that changes while it is read (its
 //! size, mtime, ctime or inode differ after the read) is read again; after
 //! [`READ_TRIES`] reads it keeps its recorded version (a new one is left
-//! out) and the [`Visitor`] is told: never a torn copy.
+//! out) and the [`Visitor`] is told: never a torn copy. A file changed a
+//! moment before is read only once it has been quiet a little ([`quiet`]):
+//! a write under way, or one within the same timestamp tick, would not show.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -210,7 +212,8 @@ pub trait Visitor {
     /// What was recorded at `rel` (and below it) is gone from the PFS.
     fn removed(&mut self, _rel: &Path) {}
     /// The name at `rel` keeps its recorded version: it changed while it
-    /// was read [`READ_TRIES`] times, or vanished while it was read.
+    /// was read [`READ_TRIES`] times (or was not quiet, see [`quiet`],
+    /// within the import's budget), or vanished while it was read.
     fn unstable(&mut self, _rel: &Path) {}
     /// Called before the commit: false abandons the import (nothing is recorded).
     fn complete(&mut self) -> bool {
@@ -254,8 +257,10 @@ pub fn import(store: &Store, dir: &Path) -> Result<ImportStats> {
     impl Visitor for Warn<'_> {
         fn unstable(&mut self, rel: &Path) {
             eprintln!(
-                "Warning: {}: changed while it was read ({READ_TRIES} times) or vanished: its recorded version is kept",
-                self.0.join(rel).display()
+                "Warning: {}: kept changing while it was read ({READ_TRIES} tries, waiting up to {} s in all for it to be \
+                 quiet) or vanished: its recorded version is kept",
+                self.0.join(rel).display(),
+                quiet::QUIET_BUDGET.as_secs()
             );
         }
     }
@@ -293,6 +298,7 @@ pub fn import_changes(
         skip,
         unstable_inodes: HashSet::new(),
         block: Vec::with_capacity(hfs::HAMMER_XBUFSIZE),
+        quiet_left: quiet::QUIET_BUDGET,
     };
     imp.visited.insert(HAMMER_OBJID_ROOT);
     let root = imp.txn.live_record(HAMMER_LOCALIZE_INODE, HAMMER_OBJID_ROOT, HAMMER_RECTYPE_INODE, 0)?;
@@ -352,6 +358,8 @@ struct Importer<'s, 'v> {
     /// Multiply linked files left at their recorded version: their other names are too.
     unstable_inodes: HashSet<(u64, u64)>,
     block: Vec<u8>,
+    /// What is left of [`quiet::QUIET_BUDGET`] for this import.
+    quiet_left: std::time::Duration,
 }
 
 /// The inode HAMMER would hold for an object with this `lstat`.
@@ -779,6 +787,15 @@ impl Importer<'_, '_> {
     /// records of `obj` that differ; returns the size read, or None when the
     /// file is not the one `m` describes once read (changed meanwhile, or gone).
     fn file_data(&mut self, path: &Path, m: &Metadata, obj: i64, had_inode: bool) -> Result<Option<u64>> {
+        // Changed a moment ago: read once quiet (a write under way now would not show).
+        let wait = quiet::wait_for(m);
+        if !wait.is_zero() {
+            if wait > self.quiet_left {
+                return Ok(None);
+            }
+            self.quiet_left -= wait;
+            std::thread::sleep(wait);
+        }
         self.visitor.reading(rel(&self.root, path));
         let file = match open_for_reading(path) {
             Ok(f) => f,
@@ -897,6 +914,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Incremental against full imports (in import/tests.rs).
+pub mod quiet;
 #[cfg(test)]
 mod tests;
 

@@ -174,3 +174,41 @@ fn the_store_file_inside_the_tree_is_not_imported() {
     names.sort();
     assert_eq!(names, vec![std::ffi::OsString::from("file")]);
 }
+
+/// A file written every 10 ms is never quiet for QUIET_MS: it keeps its
+/// recorded version (a write under way could have been read half done),
+/// with a warning naming it; one quiet a moment is read after a short wait.
+#[test]
+fn a_file_that_is_never_quiet_keeps_its_recorded_version_and_one_changed_a_moment_ago_is_read() {
+    let e = Env::new();
+    crate::util::write_tree(&e.path("t"), &[("hot", "v0"), ("calm", "c")]);
+    ok(&e.run(["pfs-master", "m"]));
+    import(&e, "t", "m");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), e.path("t/hot"));
+        std::thread::spawn(move || {
+            let mut i = 1u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&path, format!("v{i}")).unwrap();
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::fs::write(e.path("t/calm"), "changed a moment ago").unwrap();
+    let out = e.run(["import", "t", "m"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    ok(&out);
+    assert!(
+        stderr(&out)
+            .contains("t/hot: kept changing while it was read (3 tries, waiting up to 2 s in all for it to be quiet)"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&e.run(["-q", "export", "m", "x"]));
+    assert_eq!(std::fs::read_to_string(e.path("x/hot")).unwrap(), "v0");
+    assert_eq!(std::fs::read_to_string(e.path("x/calm")).unwrap(), "changed a moment ago");
+}
