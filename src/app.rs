@@ -76,16 +76,18 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             done(crate::retention::cmd::prune(pfs, &a, &mut Stdout))
         }
         Command::Compact { pfs } => done(crate::retention::cmd::compact(pfs, cfg.output.quiet)),
-        Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut Stdout)),
-        Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut Stdout)),
+        Command::PfsMaster { pfs, options } => done(crate::pfscmd::create(pfs, false, options, &mut *said(&cfg))),
+        Command::PfsSlave { pfs, options } => done(crate::pfscmd::create(pfs, true, options, &mut *said(&cfg))),
         Command::PfsStatus { pfs } => {
             let ok = crate::pfscmd::status(pfs, g.json, &mut Stdout)?;
             Ok(if ok { Status::Success } else { Status::Failure })
         }
-        Command::PfsUpdate { pfs, options } => done(crate::pfscmd::update(pfs, options, &mut Stdout)),
-        Command::PfsUpgrade { pfs } => done(crate::pfscmd::change_mode(pfs, true, &mut Stdout)),
-        Command::PfsDowngrade { pfs } => done(crate::pfscmd::change_mode(pfs, false, &mut Stdout)),
-        Command::PfsDestroy { pfs } => done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut Stdout)),
+        Command::PfsUpdate { pfs, options } => done(crate::pfscmd::update(pfs, options, &mut *said(&cfg))),
+        Command::PfsUpgrade { pfs } => done(crate::pfscmd::change_mode(pfs, true, &mut *said(&cfg))),
+        Command::PfsDowngrade { pfs } => done(crate::pfscmd::change_mode(pfs, false, &mut *said(&cfg))),
+        Command::PfsDestroy { pfs } => {
+            done(crate::pfscmd::destroy(pfs, g.yes, &ask, have_terminal(), &mut *said(&cfg)))
+        }
         Command::Import { dir, pfs } => cmd_import(&cfg, dir, pfs),
         Command::SshRemote { role, prefix } => {
             crate::state::refuse_outside_orchestration(g, "ssh-remote")?;
@@ -556,6 +558,11 @@ fn run_pair_with(
         }
         Ok(_) => Ok(Status::Success),
     }
+}
+
+/// Where a PFS command's confirmation goes: stdout, or nowhere with `-q`.
+fn said(cfg: &Config) -> Box<dyn io::Write> {
+    if cfg.output.quiet { Box::new(io::sink()) } else { Box::new(Stdout) }
 }
 
 fn cmd_read(cfg: &Config, path: &Path, begin_tid: Option<u64>, streaming: bool) -> anyhow::Result<Status> {

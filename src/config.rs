@@ -130,7 +130,12 @@ impl Config {
             return Err(crate::error::usage(format!(
                 "--compress {} needs hammer-mirror on the remote side: stock hammer (--remote-cmd {}) cannot decompress; \
                  use --compress none (or -X for ssh -C)",
-                compression.word(),
+                // As the user would write it: "zstd" for the default level.
+                if compression == Compress::Zstd(crate::transport::frame::DEFAULT_ZSTD_LEVEL) {
+                    "zstd".to_string()
+                } else {
+                    compression.word()
+                },
                 g.remote_cmd
             )));
         }

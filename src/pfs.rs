@@ -60,11 +60,18 @@ pub fn open(path: &Path, access: Access) -> Result<Box<dyn Pfs>, PfsError> {
 /// Opens a store PFS (for commands that only work on the store, like import).
 pub fn open_store(path: &Path, access: Access) -> Result<Store, PfsError> {
     match kind(path)? {
-        Kind::Kernel => {
-            // Give the kernel's answer ("not a HAMMER filesystem") for directories.
-            KernelPfs::open(path)?;
-            Err(PfsError::NotPfs { path: path.to_path_buf(), detail: "not a PFS store file".into() })
-        }
+        Kind::Kernel => match KernelPfs::open(path) {
+            Err(PfsError::NotHammer { .. }) if path.symlink_metadata().is_ok_and(|m| m.is_dir()) => {
+                Err(PfsError::NotPfs {
+                    path: path.to_path_buf(),
+                    detail: "a directory, not a store PFS (a store PFS is a file: make one with \
+                             `hammer-mirror pfs-master <file>`)"
+                        .into(),
+                })
+            }
+            Err(e) => Err(e),
+            Ok(_) => Err(PfsError::NotPfs { path: path.to_path_buf(), detail: "not a PFS store file".into() }),
+        },
         Kind::Symlink => Err(crate::store::symlink_refusal(path)),
         Kind::Store => Store::open(path, access),
     }

@@ -39,6 +39,9 @@ const FLAG_RAW: u8 = 0;
 const FLAG_ZSTD: u8 = 1;
 const FLAG_LZ4: u8 = 2;
 
+/// The level of `--compress zstd`.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
 /// The highest zstd level accepted (zstd's own maximum).
 pub const MAX_ZSTD_LEVEL: i32 = 19;
 
@@ -58,7 +61,7 @@ impl Compress {
     pub fn parse(s: &str) -> Result<Compress, String> {
         match s {
             "auto" => Ok(Compress::Auto),
-            "zstd" => Ok(Compress::Zstd(3)),
+            "zstd" => Ok(Compress::Zstd(DEFAULT_ZSTD_LEVEL)),
             "lz4" => Ok(Compress::Lz4),
             "none" => Ok(Compress::None),
             _ => {

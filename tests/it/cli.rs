@@ -75,6 +75,19 @@ fn pfs_commands_create_show_update_and_destroy() {
         "is a slave: only mirror-write changes it",
     );
     fails(&e.run([OsStr::new("pfs-status"), s.as_os_str()]), 1, "no such PFS");
+    // -q: the confirmations are routine messages; pfs-status is the output.
+    let q = e.path("q");
+    for args in [
+        vec![OsStr::new("pfs-master"), q.as_os_str()],
+        vec![OsStr::new("pfs-update"), q.as_os_str(), OsStr::new("label=quiet")],
+        vec![OsStr::new("pfs-downgrade"), q.as_os_str()],
+        vec![OsStr::new("pfs-upgrade"), q.as_os_str()],
+        vec![OsStr::new("-y"), OsStr::new("pfs-destroy"), q.as_os_str()],
+    ] {
+        let o = ok(&e.run(std::iter::once(OsStr::new("-q")).chain(args.iter().copied()))).clone();
+        assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""), "-q {args:?}");
+    }
+    assert!(!q.exists());
 }
 
 #[test]

@@ -145,6 +145,12 @@ fn import_refuses_a_slave_and_a_missing_tree() {
     assert!(stderr(&o).contains("slave"), "{}", stderr(&o));
     ok(&e.run(["pfs-master", "m"]));
     fails(&e.run(["import", "no-such-dir", "m"]), 1, "no-such-dir");
+    // The arguments the wrong way round: a directory is no store PFS.
+    fails(
+        &e.run(["import", "m", "src"]),
+        1,
+        "import: src: not a PFS: a directory, not a store PFS (a store PFS is a file: make one with `hammer-mirror pfs-master <file>`)",
+    );
 }
 
 #[test]
