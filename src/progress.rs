@@ -120,6 +120,8 @@ pub struct Reporter {
     pass_lines: bool,
     /// A stream: heartbeats are silent.
     streaming: bool,
+    /// One of `run`'s many pairs: every message says when and which pair.
+    tagged: bool,
     state: Mutex<State>,
     /// Our stdout was closed: no more JSON.
     stdout_closed: AtomicBool,
@@ -205,21 +207,34 @@ fn rate_and_eta(bytes: u64, estimate: Option<u64>, elapsed: Duration) -> (u64, O
 impl Reporter {
     /// A reporter for a transfer (or a comparison) from `source` to `target`.
     pub fn new(out: Output, source: String, target: String) -> Arc<Reporter> {
-        Self::build(out, source, target, true, false)
+        Self::build(out, source, target, true, false, false)
     }
 
     /// A reporter for a stream: heartbeats are silent.
     pub fn for_stream(out: Output, source: String, target: String) -> Arc<Reporter> {
-        Self::build(out, source, target, true, true)
+        Self::build(out, source, target, true, true, false)
+    }
+
+    /// A reporter for one pair of `run`, whose lines mix with the other
+    /// pairs': every message is timestamped and names the pair.
+    pub fn for_job(out: Output, source: String, target: String) -> Arc<Reporter> {
+        Self::build(out, source, target, true, true, true)
     }
 
     /// A reporter for a remote half (`-2`): messages only; the orchestrator on
     /// the other end reports the passes.
     pub fn for_remote_half(out: Output, source: String, target: String) -> Arc<Reporter> {
-        Self::build(Output { bars: false, json: false, ..out }, source, target, false, false)
+        Self::build(Output { bars: false, json: false, ..out }, source, target, false, false, false)
     }
 
-    fn build(out: Output, source: String, target: String, pass_lines: bool, streaming: bool) -> Arc<Reporter> {
+    fn build(
+        out: Output,
+        source: String,
+        target: String,
+        pass_lines: bool,
+        streaming: bool,
+        tagged: bool,
+    ) -> Arc<Reporter> {
         Arc::new(Reporter {
             bar: Mutex::new(None),
             out,
@@ -227,6 +242,7 @@ impl Reporter {
             target,
             pass_lines,
             streaming,
+            tagged,
             state: Mutex::new(State {
                 done_bytes: 0,
                 total: None,
@@ -483,9 +499,27 @@ impl Reporter {
     }
 }
 
+/// True when `text` begins with a [`timestamp`] ("2026-12-03T12:00:00Z "):
+/// a line that already says when (and which pair).
+fn starts_with_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() > 21
+        && b[..20].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+        && b[20] == b' '
+}
+
 impl Observer for Reporter {
     fn event(&self, e: &Event) {
         match e {
+            Event::Message { level, text } if self.tagged && !starts_with_timestamp(text) => {
+                self.message(*level, &format!("{} {} -> {}: {text}", timestamp(), self.source, self.target));
+            }
             Event::Message { level, text } => {
                 self.message(*level, text);
             }
@@ -534,6 +568,15 @@ impl Observer for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_that_says_when_is_told_from_one_that_does_not() {
+        assert!(starts_with_timestamp(&format!("{} [j] a -> b: Lost Link", timestamp())));
+        assert!(starts_with_timestamp("2026-12-03T12:00:00Z x"));
+        for t in ["Prescan 1 chunks", "2026-12-03 12:00:00 x", "2026-12-03T12:00:00Z", "2026-12-03T12:00:0xZ y"] {
+            assert!(!starts_with_timestamp(t), "{t}");
+        }
+    }
 
     #[test]
     fn rate_and_eta_from_a_pass_so_far() {

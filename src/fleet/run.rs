@@ -87,7 +87,7 @@ fn start(p: Pair, shared: &Shared) -> Running {
     remember_hosts(&p, &c, shared);
     let stop = Arc::new(AtomicBool::new(false));
     let (thread_stop, src, dst, job) = (Arc::clone(&stop), p.source.clone(), p.target.clone(), p.job.clone());
-    let reporter = Reporter::for_stream(c.output, format!("[{job}] {src}"), dst.to_string());
+    let reporter = Reporter::for_job(c.output, format!("[{job}] {src}"), dst.to_string());
     let state = shared.monitor.pair(Some(&job), crate::state::name(&src), crate::state::name(&dst), reporter.clone());
     let mut obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     if let (Some((rules, every)), Endpoint::Local(path)) = (&p.prune, &src) {

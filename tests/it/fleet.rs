@@ -115,6 +115,12 @@ fn run_streams_every_job_and_reloads_on_sighup() {
     assert!(err.contains(" stopped"), "{err}");
     assert_ne!(sync_end_tid(&e, &e.path("m-remote")), tm, "the removed pair did not get the later TID");
     ok(&e.run([OsStr::new("verify"), m.as_os_str(), e.path("m-local").as_os_str()]));
+    // Many pairs share one log: every line says when, and a pair's lines name it.
+    for line in err.lines() {
+        let b = line.as_bytes();
+        assert!(b.len() > 21 && b[4] == b'-' && b[10] == b'T' && &b[19..21] == b"Z ", "no timestamp: {line:?}\n{err}");
+    }
+    assert!(err.contains(&format!("[mjob] {} -> {}: PFS slave", m.display(), e.path("m-local").display())), "{err}");
 }
 
 /// 45 jobs × 2 targets: 135 stores open in one `run` (with 1 TiB maps each,
