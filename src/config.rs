@@ -125,6 +125,7 @@ impl Config {
             delay: (g.delay != defaults::DELAY).then_some(g.delay),
             stall_timeout: (g.stall_timeout != defaults::STALL_TIMEOUT).then_some(g.stall_timeout),
             link_compress: (compression != Compress::None).then_some(compression),
+            before_connect: None,
         };
         if ssh.stock_remote() && matches!(compression, Compress::Zstd(_) | Compress::Lz4) {
             return Err(crate::error::usage(format!(

@@ -154,6 +154,9 @@ fn spawn_remote(
 ) -> anyhow::Result<Side<Summary>> {
     // The remote half is told to frame its link (`--link-compress`) by
     // `ssh::argv`, from `cfg.ssh.framing()`; our local half does the same.
+    if let Some(b) = &cfg.ssh.before_connect {
+        b.before_connect(&cfg.ssh, r);
+    }
     let argv = ssh::argv(&cfg.ssh, r, verb);
     let (obs, host, stock, quiet) = (Arc::clone(obs), r.host.clone(), cfg.ssh.stock_remote(), cfg.output.quiet);
     // A missing remote slave is asked about here, on our terminal: its

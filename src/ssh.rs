@@ -61,6 +61,13 @@ pub struct SshOpts {
     /// `--compress` unless none: our own remote is given `--link-compress`
     /// and the link is framed both ways (see [`SshOpts::framing`]).
     pub link_compress: Option<crate::transport::frame::Compress>,
+    /// Called before each ssh child is started (`run`: its host's ControlMaster is up).
+    pub before_connect: Option<std::sync::Arc<dyn BeforeConnect>>,
+}
+
+/// What must happen before an ssh child connects to a remote host.
+pub trait BeforeConnect: std::fmt::Debug + Send + Sync {
+    fn before_connect(&self, o: &SshOpts, remote: &Remote);
 }
 
 impl SshOpts {
@@ -156,9 +163,9 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
     v
 }
 
-/// The argument vector that closes `remote`'s ControlMaster (`ssh -O exit`),
-/// with the same program, port and options as its connections.
-pub fn control_argv(o: &SshOpts, remote: &Remote) -> Vec<OsString> {
+/// The argument vector of `ssh -O <op>` (`check`, `exit`) for `remote`'s
+/// ControlMaster, with the same program, port and options as its connections.
+pub fn control_argv(o: &SshOpts, remote: &Remote, op: &str) -> Vec<OsString> {
     let mut v: Vec<OsString> = o.program.clone();
     if let Some(p) = remote.port.or(o.port) {
         v.push("-p".into());
@@ -168,7 +175,35 @@ pub fn control_argv(o: &SshOpts, remote: &Remote) -> Vec<OsString> {
         v.push("-o".into());
         v.push(opt.clone());
     }
-    v.extend(["-O".into(), "exit".into(), remote.destination().into()]);
+    v.extend(["-O".into(), op.into(), remote.destination().into()]);
+    v
+}
+
+/// The argument vector that opens `remote`'s ControlMaster in the
+/// background (`ssh -o ControlMaster=yes -N -f`; it lasts ControlPersist
+/// after its last client), with the options of its connections.
+pub fn master_argv(o: &SshOpts, remote: &Remote) -> Vec<OsString> {
+    let mut v: Vec<OsString> = o.program.clone();
+    if o.compress {
+        v.push("-C".into());
+    }
+    if let Some(p) = remote.port.or(o.port) {
+        v.push("-p".into());
+        v.push(p.to_string().into());
+    }
+    // ssh takes an option's first value: this one before the connections' ControlMaster=auto.
+    v.extend(["-o".into(), "ControlMaster=yes".into()]);
+    for opt in &o.options {
+        v.push("-o".into());
+        v.push(opt.clone());
+    }
+    if o.batch {
+        v.extend(["-o".into(), "BatchMode=yes".into()]);
+    }
+    if !o.options.iter().any(|x| x.to_string_lossy().to_ascii_lowercase().starts_with("connecttimeout")) {
+        v.extend(["-o".into(), "ConnectTimeout=30".into()]);
+    }
+    v.extend(["-N".into(), "-f".into(), remote.destination().into()]);
     v
 }
 
@@ -247,6 +282,52 @@ mod tests {
 
     fn s(v: Vec<OsString>) -> Vec<String> {
         v.into_iter().map(|x| x.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn the_control_master_is_opened_checked_and_closed_with_the_connections_options() {
+        let mut o = opts();
+        o.port = Some(2222);
+        o.batch = true;
+        o.options = vec!["ControlMaster=auto".into(), "ControlPath=/run/x/cm-%C".into()];
+        assert_eq!(
+            s(master_argv(&o, &remote("/p"))),
+            [
+                "ssh",
+                "-p",
+                "2222",
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                "ControlPath=/run/x/cm-%C",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=30",
+                "-N",
+                "-f",
+                "root@backup"
+            ]
+        );
+        assert_eq!(
+            s(control_argv(&o, &remote("/p"), "check")),
+            [
+                "ssh",
+                "-p",
+                "2222",
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                "ControlPath=/run/x/cm-%C",
+                "-O",
+                "check",
+                "root@backup"
+            ]
+        );
+        o.options.push("connecttimeout=5".into());
+        assert!(!s(master_argv(&o, &remote("/p"))).contains(&"ConnectTimeout=30".to_string()), "the user's wins");
     }
 
     #[test]

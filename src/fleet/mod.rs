@@ -1,6 +1,7 @@
 //! A host's whole replication from one configuration file: `config check` and the `run` supervisor.
 
 pub mod config;
+pub mod masters;
 pub mod run;
 
 use std::io::Write;

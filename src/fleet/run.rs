@@ -45,6 +45,8 @@ struct Shared {
     budget: Option<Arc<Budget>>,
     /// The ControlMaster sockets' directory.
     control: tempfile::TempDir,
+    /// Opens each host's ControlMaster before its streams connect.
+    masters: Arc<super::masters::Masters>,
     /// ssh of each remote host seen, to close its master at the end.
     hosts: std::sync::Mutex<HashMap<String, (Vec<OsString>, crate::endpoint::Remote)>>,
     /// State files, metrics and hooks of every pair, with a `job` label.
@@ -62,14 +64,18 @@ fn configure(p: &Pair, shared: &Shared) -> crate::config::Config {
     c.output.bars = false;
     c.read.gate = shared.gate.clone();
     c.link.budget = shared.budget.clone();
-    // One connection per host, shared by its jobs (after the user's own -o
-    // options: ssh takes the first value of an option, so theirs win).
+    // One connection per host, shared by its jobs, unless the user's own -o
+    // options say otherwise (ssh takes the first value of an option).
+    if c.ssh.options.iter().any(|o| o.to_string_lossy().to_ascii_lowercase().starts_with("controlmaster")) {
+        return c;
+    }
     let path = shared.control.path().join("cm-%C");
     for o in
         ["ControlMaster=auto".to_string(), format!("ControlPath={}", path.display()), "ControlPersist=60".to_string()]
     {
         c.ssh.options.push(OsString::from(o));
     }
+    c.ssh.before_connect = Some(shared.masters.clone());
     c
 }
 
@@ -77,7 +83,7 @@ fn remember_hosts(p: &Pair, c: &crate::config::Config, shared: &Shared) {
     let mut hosts = shared.hosts.lock().unwrap_or_else(|e| e.into_inner());
     for e in [&p.source, &p.target] {
         if let Endpoint::Remote(r) = e {
-            hosts.entry(r.destination()).or_insert_with(|| (crate::ssh::control_argv(&c.ssh, r), r.clone()));
+            hosts.entry(r.destination()).or_insert_with(|| (crate::ssh::control_argv(&c.ssh, r, "exit"), r.clone()));
         }
     }
 }
@@ -154,6 +160,7 @@ pub fn run(path: &Path, base: &GlobalOpts, term: Terminal) -> anyhow::Result<()>
             .prefix("hammer-mirror-ssh.")
             .tempdir()
             .context("making the ssh control directory")?,
+        masters: Default::default(),
         hosts: Default::default(),
         monitor: crate::state::monitor(base, "run")?,
     };

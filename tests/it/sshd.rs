@@ -12,6 +12,7 @@ use crate::util::{Env, bin, ok, show, signal, wait_for};
 pub(crate) struct Sshd {
     pid: u32,
     ssh: String,
+    port: String,
 }
 
 impl Drop for Sshd {
@@ -35,7 +36,7 @@ pub(crate) fn start_sshd(e: &Env) -> Option<Sshd> {
         field("PORT="),
         field("KEY=")
     );
-    Some(Sshd { pid: field("PID=").parse().expect("start-sshd.sh prints PID=<number>"), ssh })
+    Some(Sshd { pid: field("PID=").parse().expect("start-sshd.sh prints PID=<number>"), ssh, port: field("PORT=") })
 }
 
 pub(crate) fn hm(e: &Env, d: &Sshd) -> Command {
@@ -134,4 +135,46 @@ fn a_forced_ssh_remote_key_mirrors_under_its_prefix_and_refuses_the_rest() {
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not under"), "{}", show(&o));
     assert!(!outside.exists());
+}
+
+/// `run` with four targets on one host: one ssh connection carries them all
+/// (ControlMaster), even though they all start at once.
+#[test]
+fn run_shares_one_connection_per_host_from_the_start() {
+    let e = Env::new();
+    let Some(d) = start_sshd(&e) else { return };
+    let m = e.master_with("m", &[("a.txt", "one")]);
+    let targets: Vec<PathBuf> = (0..4).map(|i| e.path(&format!("s{i}"))).collect();
+    let conf = e.path("run.toml");
+    let list: Vec<String> = targets.iter().map(|t| format!("\"{}\"", remote(t))).collect();
+    std::fs::write(
+        &conf,
+        format!(
+            "[defaults]\ninterval = 0\ncreate = true\n\n[[job]]\nname = \"j\"\nsource = \"{}\"\ntargets = [{}]\n",
+            m.display(),
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let child =
+        hm(&e, &d).arg("--config").arg(&conf).arg("run").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let t1 = crate::util::sync_end_tid(&e, &m);
+    wait_for("every target", || targets.iter().all(|s| s.exists() && crate::util::sync_end_tid(&e, s) == t1));
+    let count = || {
+        let mut ss = Command::new("ss");
+        ss.args(["-tnH", "state", "established", "dst", &format!("127.0.0.1:{}", d.port)]);
+        ss.output().map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+    };
+    let connections = count();
+    signal(child.id(), Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    match connections {
+        Ok(n) => {
+            assert_eq!(n, 1, "ssh connections to the host while 4 streams run\n{}", show(&out));
+            // run closed its master when it stopped.
+            wait_for("the master connection to close", || count().is_ok_and(|n| n == 0));
+        }
+        Err(e) => eprintln!("skipped the connection count: cannot run ss ({e})"),
+    }
 }
