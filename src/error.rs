@@ -99,8 +99,13 @@ pub fn kind(err: &anyhow::Error) -> Option<&MirrorError> {
     err.chain().find_map(|c| c.downcast_ref::<MirrorError>())
 }
 
-/// True when the error is a refusal (exit 3; `stream` stops).
+/// True when the error is a refusal (exit 3; `stream` stops): ours, the
+/// remote's, or a store's safety check (a planted lock file, a symlinked
+/// store, a stream that would rewrite acknowledged history).
 pub fn is_refusal(err: &anyhow::Error) -> bool {
+    if err.chain().any(|c| matches!(c.downcast_ref(), Some(crate::ioctl::PfsError::Refused { .. }))) {
+        return true;
+    }
     match kind(err) {
         Some(MirrorError::Refused(_) | MirrorError::MissingSlave(_)) => true,
         Some(MirrorError::Remote(r)) => r.refusal,

@@ -39,13 +39,7 @@ pub fn worst(a: Status, b: Status) -> Status {
 
 /// The exit status for an error: the first typed cause in its chain decides.
 pub fn status_of(err: &anyhow::Error) -> Status {
-    // A store refusal (append-only history) that no half turned into a MirrorError yet.
-    if err
-        .chain()
-        .any(|c| matches!(c.downcast_ref::<crate::ioctl::PfsError>(), Some(crate::ioctl::PfsError::Refused { .. })))
-    {
-        return Status::Refused;
-    }
+    // A store refusal (append-only history, a planted lock file) counts too.
     if crate::error::is_refusal(err) {
         return Status::Refused;
     }

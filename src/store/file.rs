@@ -86,8 +86,9 @@ fn symlink_detail(path: &Path) -> String {
 
 /// The refusal of a store path that is a symlink.
 pub(crate) fn symlink_refusal(path: &Path) -> PfsError {
-    PfsError::NotPfs {
+    PfsError::Refused {
         path: path.to_path_buf(),
+        op: "open",
         detail: format!("{}; store files are never opened through one: name the file itself", link_detail(path)),
     }
 }
@@ -197,7 +198,12 @@ fn check_lock(lock: &Path, f: &File, data_uid: u32) -> std::result::Result<(), S
 
 /// The refusal of a lock file that failed a check.
 fn lock_refusal(path: &Path, why: String) -> PfsError {
-    PfsError::invalid(path, "lock file", format!("{why}; refusing to use it (remove it if you did not make it)"))
+    // Someone else's doing, or an attack: retrying cannot fix it (exit status 3; stream stops).
+    PfsError::Refused {
+        path: path.to_path_buf(),
+        op: "lock file",
+        detail: format!("{why}; refusing to use it (remove it if you did not make it)"),
+    }
 }
 
 /// Opens (creating it 0600 if needed) the lock file of the vetted store at

@@ -81,13 +81,19 @@ fn symlinked_and_foreign_lock_files_are_refused_and_their_targets_kept() {
 
     // Creating: nothing is made, the victim is untouched.
     plant("new");
-    for cmd in [&["pfs-master", "w/new"][..], &["pfs-slave", "w/new"], &["-y", "copy", "m", "w/new"]] {
+    // Refusals (exit 3): a stream stops instead of retrying.
+    for cmd in [
+        &["pfs-master", "w/new"][..],
+        &["pfs-slave", "w/new"],
+        &["-y", "copy", "m", "w/new"],
+        &["-y", "--retry-delay", "1", "stream", "m", "w/new"],
+    ] {
         let o = e.run(cmd);
-        fails(&o, 1, &format!("w/new-lock{says}"));
+        fails(&o, 3, &format!("w/new-lock{says}"));
     }
     let o =
         e.cmd().args(["-y", "write", "w/new"]).stdin(std::fs::File::open(e.path("stream")).unwrap()).output().unwrap();
-    fails(&o, 1, &format!("w/new-lock{says}"));
+    fails(&o, 3, &format!("w/new-lock{says}"));
     assert_eq!(listing(&w), ["new-lock"], "nothing created");
 
     // Opening existing stores: every command refuses the same way.
@@ -108,10 +114,10 @@ fn symlinked_and_foreign_lock_files_are_refused_and_their_targets_kept() {
     ] {
         let o = e.run(cmd);
         let name = if cmd.contains(&"w/s") { "w/s" } else { "w/m" };
-        fails(&o, 1, &format!("{name}-lock{says}"));
+        fails(&o, if cmd[0] == "pfs-status" { 1 } else { 3 }, &format!("{name}-lock{says}"));
     }
     let o = e.cmd().args(["write", "w/s"]).stdin(std::fs::File::open(e.path("stream")).unwrap()).output().unwrap();
-    fails(&o, 1, &format!("w/s-lock{says}"));
+    fails(&o, 3, &format!("w/s-lock{says}"));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's secret\n");
     assert_eq!(std::fs::metadata(&victim).unwrap().len(), 14, "not overwritten with lock data");
     assert!(!e.path("out").exists() && !e.path("s2").exists());
@@ -343,15 +349,17 @@ fn a_symlink_to_a_store_is_refused_by_name() {
     std::os::unix::fs::symlink("nowhere", e.path("dangling")).unwrap();
     let says = |name: &str, to: &str| {
         format!(
-            "{name}: not a PFS: a symbolic link (to {to}); store files are never opened through one: name the file itself"
+            "{name}: open refused: a symbolic link (to {to}); store files are never opened through one: name the file itself"
         )
     };
+    // A refusal (exit 3: a stream stops instead of retrying); pfs-status reports it per PFS.
     fails(&e.run(["pfs-status", "link"]), 1, &says("link", "m"));
-    fails(&e.run(["read", "link"]), 1, &says("link", "m"));
-    fails(&e.run(["export", "link", "out"]), 1, &says("link", "m"));
-    fails(&e.run(["import", "m.tree", "link"]), 1, &says("link", "m"));
-    fails(&e.run(["copy", "m", "slink"]), 1, &says("slink", "s"));
-    fails(&e.run(["-y", "copy", "m", "dangling"]), 1, &says("dangling", "nowhere"));
+    fails(&e.run(["read", "link"]), 3, &says("link", "m"));
+    fails(&e.run(["export", "link", "out"]), 3, &says("link", "m"));
+    fails(&e.run(["import", "m.tree", "link"]), 3, &says("link", "m"));
+    fails(&e.run(["copy", "m", "slink"]), 3, &says("slink", "s"));
+    fails(&e.run(["-y", "copy", "m", "dangling"]), 3, &says("dangling", "nowhere"));
+    fails(&e.run(["-y", "--retry-delay", "1", "stream", "m", "slink"]), 3, &says("slink", "s"));
     fails(&e.run(["pfs-master", "dangling"]), 1, "Cannot create dangling, file exists!");
     for o in [e.run(["pfs-status", "link"]), e.run(["copy", "m", "slink"])] {
         assert!(!stderr(&o).contains("not a HAMMER filesystem"), "{}", show(&o));
