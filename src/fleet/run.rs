@@ -47,6 +47,9 @@ struct Shared {
     control: tempfile::TempDir,
     /// Opens each host's ControlMaster before its streams connect.
     masters: Arc<super::masters::Masters>,
+    /// The automatic prune of each local source, shared by its targets' pairs.
+    #[allow(clippy::type_complexity)]
+    prunes: std::sync::Mutex<HashMap<(PathBuf, String, u64), Arc<crate::retention::cmd::AutoPrune>>>,
     /// ssh of each remote host seen, to close its master at the end.
     hosts: std::sync::Mutex<HashMap<String, (Vec<OsString>, crate::endpoint::Remote)>>,
     /// State files, metrics and hooks of every pair, with a `job` label.
@@ -97,8 +100,12 @@ fn start(p: Pair, shared: &Shared) -> Running {
     let state = shared.monitor.pair(Some(&job), crate::state::name(&src), crate::state::name(&dst), reporter.clone());
     let mut obs = crate::state::observer::tee(reporter.clone(), Some(Arc::clone(&state)));
     if let (Some((rules, every)), Endpoint::Local(path)) = (&p.prune, &src) {
-        let auto = crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every));
-        obs = crate::retention::cmd::PruneOnPass::wrap(obs, Arc::new(auto));
+        // One per source (and rules): its targets' passes share its interval.
+        let key = (path.clone(), format!("{rules:?}"), *every);
+        let auto = Arc::clone(shared.prunes.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(|| {
+            Arc::new(crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every)))
+        }));
+        obs = crate::retention::cmd::PruneOnPass::wrap(obs, auto);
     }
     let thread = std::thread::Builder::new()
         .name(format!("{job} {dst}"))
@@ -161,6 +168,7 @@ pub fn run(path: &Path, base: &GlobalOpts, term: Terminal) -> anyhow::Result<()>
             .tempdir()
             .context("making the ssh control directory")?,
         masters: Default::default(),
+        prunes: Default::default(),
         hosts: Default::default(),
         monitor: crate::state::monitor(base, "run")?,
     };
