@@ -32,6 +32,20 @@ pub fn check(fleet: &config::Fleet, path: &std::path::Path, out: &mut dyn Write)
             None => "no stall timeout".into(),
         });
         opts.push(format!("retry {}..{} s", c.retry.first.as_secs(), c.retry.max.as_secs()));
+        let remote = [&p.source, &p.target].iter().any(|e| matches!(e, crate::endpoint::Endpoint::Remote(_)));
+        if remote {
+            if c.ssh.remote_cmd != crate::defaults::REMOTE_CMD {
+                opts.push(format!("remote-cmd {}", c.ssh.remote_cmd.to_string_lossy()));
+            }
+            match c.ssh.framing() {
+                Some(z) => opts.push(format!("compress {}", z.word())),
+                None if c.ssh.compress => opts.push("ssh -C".into()),
+                None => opts.push("no compression".into()),
+            }
+        }
+        if let Some((rules, every)) = &p.prune {
+            opts.push(format!("prune {rules} every {every} s"));
+        }
         if c.create == crate::config::CreatePolicy::Yes {
             opts.push("creates a missing slave".into());
         }

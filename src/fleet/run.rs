@@ -102,9 +102,10 @@ fn start(p: Pair, shared: &Shared) -> Running {
     if let (Some((rules, every)), Endpoint::Local(path)) = (&p.prune, &src) {
         // One per source (and rules): its targets' passes share its interval.
         let key = (path.clone(), format!("{rules:?}"), *every);
-        let auto = Arc::clone(shared.prunes.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(|| {
-            Arc::new(crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every)))
-        }));
+        let auto =
+            Arc::clone(shared.prunes.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(|| {
+                Arc::new(crate::retention::cmd::AutoPrune::new(path, rules.clone(), Duration::from_secs(*every)))
+            }));
         obs = crate::retention::cmd::PruneOnPass::wrap(obs, auto);
     }
     let thread = std::thread::Builder::new()

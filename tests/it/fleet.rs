@@ -19,6 +19,13 @@ fn the_shipped_example_passes_config_check() {
         out.contains("projects: /pfs/projects -> backup@offsite.example.org:/backup/projects (interval 10 s"),
         "{out}"
     );
+    // Everything a pair runs with is in its line.
+    assert!(
+        out.contains(
+            "retry 45..600 s, compress auto, prune 1d:all,2d:1h,30d:1d,1y:30d every 3600 s, creates a missing slave)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]
