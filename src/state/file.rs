@@ -45,6 +45,32 @@ pub fn verify_path(pair: &Path) -> PathBuf {
     pair.with_extension("verify.json")
 }
 
+/// The lock a process holds on a pair while it keeps the pair's state.
+pub fn owner_path(pair: &Path) -> PathBuf {
+    pair.with_extension("lock")
+}
+
+/// Takes on keeping the pair's state: an exclusive lock on its
+/// [`owner_path`], held as long as the returned value lives. None when
+/// another process holds it (a second `copy` or `stream` of a running pair
+/// must not overwrite the state of the one that runs it).
+pub fn own(pair: &Path) -> std::io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(owner_path(pair))?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
 /// Makes the directory (and its parents), readable by a monitoring user.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

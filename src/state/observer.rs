@@ -46,6 +46,8 @@ struct Track {
 /// One pair's cell, shared by its observer and the monitor's writer.
 pub struct Cell {
     path: Option<PathBuf>,
+    /// The pair's ownership lock (see [`file::own`]), held while the cell lives.
+    _owner: Option<nix::fcntl::Flock<std::fs::File>>,
     track: Mutex<Track>,
     /// Hears the writer's warnings (the pair's reporter).
     log: Arc<dyn Observer>,
@@ -219,7 +221,26 @@ impl Monitor {
         target: String,
         log: Arc<dyn Observer>,
     ) -> Arc<PairObserver> {
-        let path = self.inner.opts.dir.as_ref().map(|d| file::pair_path(d, job, &source, &target));
+        let mut path = self.inner.opts.dir.as_ref().map(|d| file::pair_path(d, job, &source, &target));
+        let mut owner = None;
+        if let Some(p) = &path {
+            match file::own(p) {
+                Ok(Some(l)) => owner = Some(l),
+                Ok(None) => {
+                    let by = file::read(p).ok().flatten().map_or(String::new(), |s| format!(" (pid {})", s.pid));
+                    log.event(&Event::message(
+                        Level::Warn,
+                        format!(
+                            "hammer-mirror: warning: {source} -> {target}: another process{by} keeps this pair's \
+                             state; this one's is not recorded"
+                        ),
+                    ));
+                    path = None;
+                }
+                // Not lockable (an unwritable directory): the writes will say so.
+                Err(_) => {}
+            }
+        }
         let mut s = PairState::new(job.map(str::to_string), source, target, self.command);
         if let Some(p) = &path
             && let Ok(Some(old)) = file::read(p)
@@ -228,6 +249,7 @@ impl Monitor {
         }
         let cell = Arc::new(Cell {
             path,
+            _owner: owner,
             track: Mutex::new(Track { s, chunks_left: 0, pass_started_at: now(), last_write: None }),
             log: Arc::clone(&log),
         });
@@ -245,6 +267,7 @@ impl Monitor {
         if delete && let Some(p) = &o.cell.path {
             let _ = std::fs::remove_file(p);
             let _ = std::fs::remove_file(file::verify_path(p));
+            let _ = std::fs::remove_file(file::owner_path(p));
         }
         self.inner.dirty(None, true);
         self.inner.flush();

@@ -153,6 +153,40 @@ fn check_follows_nagios_conventions() {
     assert_eq!(o.status.code(), Some(2), "warn above crit is a usage error: {}", show(&o));
 }
 
+/// A second process on a running pair (a `copy` beside its `stream`) does
+/// not overwrite the state of the one that runs it.
+#[test]
+fn a_second_process_on_a_running_pair_leaves_its_state_alone() {
+    let e = Env::new();
+    let m = e.master_with("m", &[("a", "1")]);
+    let child = stream(&e, &[], &m, "s");
+    wait_for("the stream's first acknowledged pass in its state", || {
+        state_of(&e, &e.path("s")).is_some_and(|s| s["phase"] == "idle" && s["acked_tid"].is_string())
+    });
+    // The stream holds the slave's writer lock: the copy fails, busy.
+    let o = e.cmd().env("HAMMER_MIRROR_LOCK_WAIT", "1").args(["-y", "copy"]).arg(&m).arg("s").output().unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{} -> {}: another process (pid {}) keeps this pair's state",
+            m.display(),
+            e.path("s").display(),
+            child.id()
+        )),
+        "{err}"
+    );
+    let s = state_of(&e, &e.path("s")).unwrap();
+    assert_eq!((s["pid"].as_u64(), s["phase"].as_str()), (Some(child.id() as u64), Some("idle")), "{s}");
+    let out = stop(child);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // Once the stream is gone, the next process keeps the pair's state again.
+    let o = e.cmd().args(["-y", "copy"]).arg(&m).arg("s").output().unwrap();
+    ok(&o);
+    let s = state_of(&e, &e.path("s")).unwrap();
+    assert_eq!(s["phase"], "done", "{s}");
+}
+
 #[test]
 fn a_sigkilled_stream_is_stale_never_healthy() {
     let e = Env::new();
