@@ -162,6 +162,8 @@ impl Inner {
             for c in &cells {
                 self.write_cell(c);
             }
+            // Before flush returns: a cell let go of holds its pair's lock no more.
+            drop(cells);
             if metrics {
                 self.write_metrics();
             }
@@ -550,6 +552,8 @@ mod tests {
         assert_eq!(s.last_error.as_ref().map(|e| e.message.as_str()), Some("ssh to h failed"));
         o.event(&Event::Stalled { secs: 5 });
         o.finish(Phase::Stopped);
+        // The process lets go of the pair (and its lock) as it ends.
+        m.remove(&o, false);
         drop(o);
         drop(m);
         let m = Monitor::new(Options { dir: Some(d.path().join("state")), ..Options::default() }, "copy");
