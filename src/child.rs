@@ -110,6 +110,20 @@ impl Child {
         label: &str,
         on_line: OnLine,
     ) -> anyhow::Result<Child> {
+        Self::spawn_then(argv, stdin, stdout, label, on_line, || {})
+    }
+
+    /// [`Child::spawn`], and `at_eof` runs once the child's stderr is closed
+    /// (it exited, or gave its stderr away), so that whoever waits for it
+    /// need not look every moment.
+    pub fn spawn_then(
+        argv: &[OsString],
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        label: &str,
+        on_line: OnLine,
+        at_eof: impl FnOnce() + Send + 'static,
+    ) -> anyhow::Result<Child> {
         let (prog, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
         let resolved = which::which(prog).map_err(|_| anyhow!("command not found: {}", prog.to_string_lossy()))?;
         let (reader, writer) = std::io::pipe().context("creating a pipe for the child's stderr")?;
@@ -131,6 +145,7 @@ impl Child {
                     }
                     tail.push_back(Line { text: text.to_string(), shown });
                 });
+                at_eof();
                 tail
             })
             .context("starting the stderr thread")?;

@@ -151,6 +151,7 @@ fn spawn_remote(
     verb: Verb,
     end: &UnixStream,
     role: &'static str,
+    done: &mpsc::Sender<&'static str>,
 ) -> anyhow::Result<Side<Summary>> {
     // The remote half is told to frame its link (`--link-compress`) by
     // `ssh::argv`, from `cfg.ssh.framing()`; our local half does the same.
@@ -176,8 +177,12 @@ fn spawn_remote(
         obs.event(&Event::message(level, format!("{host}: {line}")));
         !quiet || level.kept_by_quiet()
     });
-    let child = Child::spawn(&argv, fd(end)?, fd(end)?, &r.host, on_line)
-        .with_context(|| format!("starting the {role} on {}", r.host))?;
+    // Its stderr closing (it exited) wakes the supervisor, which need not look often.
+    let done = done.clone();
+    let child = Child::spawn_then(&argv, fd(end)?, fd(end)?, &r.host, on_line, move || {
+        let _ = done.send(role);
+    })
+    .with_context(|| format!("starting the {role} on {}", r.host))?;
     Ok(Side::remote(role, child))
 }
 
@@ -270,7 +275,8 @@ fn start_source(
 ) -> anyhow::Result<Side<Summary>> {
     let path = match src {
         Endpoint::Remote(r) => {
-            return spawn_remote(cfg, obs, r, if streaming { Verb::ReadStream } else { Verb::Read }, end, "source");
+            let verb = if streaming { Verb::ReadStream } else { Verb::Read };
+            return spawn_remote(cfg, obs, r, verb, end, "source", done);
         }
         Endpoint::Local(path) => path.clone(),
     };
@@ -301,7 +307,7 @@ fn start_target(
     link: transport::LinkOpts,
 ) -> anyhow::Result<Side<Summary>> {
     let path = match dst {
-        Endpoint::Remote(r) => return spawn_remote(cfg, obs, r, Verb::Write, end, "target"),
+        Endpoint::Remote(r) => return spawn_remote(cfg, obs, r, Verb::Write, end, "target", done),
         Endpoint::Local(path) => path.clone(),
     };
     let opts = crate::mirror::write::WriteOpts { two_way: true, ..cfg.write.clone() };
@@ -385,6 +391,9 @@ impl Slot {
     }
 }
 
+/// How long the supervisor of a run with a local half waits between looks.
+const SUPERVISE_SLICE: Duration = Duration::from_secs(5);
+
 /// Waits until one side ends, the user stops us, or the watchdog fires.
 /// Returns whether the link stalled.
 fn supervise(
@@ -394,6 +403,16 @@ fn supervise(
     stop: &AtomicBool,
     done_rx: &mpsc::Receiver<&'static str>,
 ) -> anyhow::Result<bool> {
+    // A local half tells us when it ends (and ends soon after a stop, or
+    // when its remote peer's end of the link closes), so with one the
+    // looks in between can be rare: an idle stream wakes little. A remote
+    // side's exit is seen only by looking.
+    let local = slots.iter().any(|s| matches!(s, Slot::Running(side) if !side.is_remote()));
+    let slice = match &watchdog {
+        _ if !local => Duration::from_secs(1),
+        Some((limit, _)) => (*limit / 4).clamp(Duration::from_millis(100), SUPERVISE_SLICE),
+        None => SUPERVISE_SLICE,
+    };
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
@@ -404,7 +423,7 @@ fn supervise(
             obs.event(&Event::Stalled { secs: limit.as_secs() });
             return Ok(true);
         }
-        let woke = done_rx.recv_timeout(Duration::from_secs(1));
+        let woke = done_rx.recv_timeout(slice);
         for s in slots.iter_mut() {
             s.poll()?;
         }

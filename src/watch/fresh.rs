@@ -5,12 +5,14 @@
 //! file itself, not of its directories). While `x` exists, the walk finds a
 //! file with several names and [`Links`](super::links) takes over; once `x`
 //! is removed, moved away or replaced before the walk reads it, nothing
-//! says which file it was. A name that appeared (`IN_CREATE`, `IN_MOVED_TO`)
-//! and went again (`IN_DELETE`, `IN_MOVED_FROM`, replaced, or its directory
+//! says which file it was. A name created (`IN_CREATE`) that went again
+//! (`IN_DELETE`, `IN_MOVED_FROM`, replaced by a rename, or its directory
 //! removed or moved) with no write or attribute change between is such a
 //! link, a symlink or a device node: rare enough that a full rescan for it
 //! costs nothing in the usual case, and ordinary temporary files (created,
-//! written, removed) never cause one. A link written through, or made in a
+//! written, removed) never cause one, nor do names moved in and removed
+//! (an editor's backup: `file` renamed to `file~`, a new `file` written,
+//! `file~` removed). A link written through, or made in a
 //! directory that appeared in the same settle period (not watched yet), and
 //! removed before the walk remains invisible: documented in `watch --help`.
 //! Memory: one path per name created and not written since the last recording.
@@ -27,12 +29,18 @@ pub struct Fresh {
 }
 
 impl Fresh {
-    /// A non-directory appeared at `rel` (created or moved in).
-    pub fn appeared(&mut self, rel: &Path) {
+    /// A non-directory was created at `rel`.
+    pub fn created(&mut self, rel: &Path) {
         // A fresh name replaced by another is gone.
         if !self.names.insert(rel.to_path_buf()) {
             self.suspect = true;
         }
+    }
+
+    /// Something was renamed onto `rel`: a fresh name there is gone (what
+    /// moved in was not created here, and is no link of ours to track).
+    pub fn moved_in(&mut self, rel: &Path) {
+        self.suspect |= self.names.remove(rel);
     }
 
     /// The object at `rel` was written, or its attributes changed: an
@@ -71,7 +79,7 @@ mod tests {
     #[test]
     fn a_new_name_gone_unwritten_asks_for_a_rescan() {
         let mut f = Fresh::default();
-        f.appeared(p("d/x"));
+        f.created(p("d/x"));
         f.gone(p("d/x"), false);
         assert!(f.take_suspect());
         assert!(!f.take_suspect(), "once per recording");
@@ -80,10 +88,16 @@ mod tests {
     #[test]
     fn ordinary_temporary_files_and_kept_names_do_not() {
         let mut f = Fresh::default();
-        f.appeared(p("tmp.1"));
+        f.created(p("tmp.1"));
         f.written(p("tmp.1"));
         f.gone(p("tmp.1"), false);
-        f.appeared(p("kept"));
+        // An editor's backup: renamed away, a new file written, the backup removed.
+        f.gone(p("file"), false);
+        f.moved_in(p("file~"));
+        f.created(p("file"));
+        f.written(p("file"));
+        f.gone(p("file~"), false);
+        f.created(p("kept"));
         f.gone(p("other"), false);
         assert!(!f.take_suspect());
         // What a recording read is no longer fresh.
@@ -94,13 +108,16 @@ mod tests {
     #[test]
     fn a_fresh_name_replaced_or_below_a_removed_directory_is_gone() {
         let mut f = Fresh::default();
-        f.appeared(p("x"));
-        f.appeared(p("x"));
+        f.created(p("x"));
+        f.created(p("x"));
         assert!(f.take_suspect());
-        f.appeared(p("d/e/x"));
+        f.created(p("x"));
+        f.moved_in(p("x"));
+        assert!(f.take_suspect(), "renamed over");
+        f.created(p("d/e/x"));
         f.gone(p("d/ee"), true);
         assert!(!f.take_suspect());
-        f.appeared(p("d/e/x"));
+        f.created(p("d/e/x"));
         f.gone(p("d"), true);
         assert!(f.take_suspect());
     }

@@ -214,8 +214,10 @@ impl Watches {
                         let dir = ev.mask.contains(AddWatchFlags::IN_ISDIR);
                         if ev.mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM) {
                             self.fresh.gone(&rel, dir);
-                        } else if ev.mask.intersects(appeared) && !dir {
-                            self.fresh.appeared(&rel);
+                        } else if ev.mask.contains(AddWatchFlags::IN_CREATE) && !dir {
+                            self.fresh.created(&rel);
+                        } else if ev.mask.contains(AddWatchFlags::IN_MOVED_TO) {
+                            self.fresh.moved_in(&rel);
                         } else if ev.mask.intersects(
                             AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_ATTRIB | AddWatchFlags::IN_CLOSE_WRITE,
                         ) {
