@@ -913,8 +913,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Incremental against full imports (in import/tests.rs).
 pub mod quiet;
+/// Incremental against full imports (in import/tests.rs).
 #[cfg(test)]
 mod tests;
 
