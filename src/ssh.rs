@@ -84,21 +84,32 @@ impl SshOpts {
     }
 }
 
-/// The argument vector of the ssh child for `remote` running `verb`:
-/// `ssh [-C] [-p port] [-o opt ...] [user@]host -- <remote-cmd> [-v..] [-y] -2 [-t N] [-S X] <verb> <path>`.
-pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
+/// The ssh program and its leading words, `-C` when asked, and `-p port`.
+fn program_and_port(o: &SshOpts, remote: &Remote, compress: bool) -> Vec<OsString> {
     let mut v: Vec<OsString> = o.program.clone();
-    if o.compress {
+    if compress {
         v.push("-C".into());
     }
     if let Some(p) = remote.port.or(o.port) {
         v.push("-p".into());
         v.push(p.to_string().into());
     }
-    for opt in &o.options {
+    v
+}
+
+/// `-o opt` for each of `options`, in order.
+fn push_options(v: &mut Vec<OsString>, options: &[OsString]) {
+    for opt in options {
         v.push("-o".into());
         v.push(opt.clone());
     }
+}
+
+/// The argument vector of the ssh child for `remote` running `verb`:
+/// `ssh [-C] [-p port] [-o opt ...] [user@]host -- <remote-cmd> [-v..] [-y] -2 [-t N] [-S X] <verb> <path>`.
+pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
+    let mut v = program_and_port(o, remote, o.compress);
+    push_options(&mut v, &o.options);
     if o.batch {
         v.push("-o".into());
         v.push("BatchMode=yes".into());
@@ -166,15 +177,8 @@ pub fn argv(o: &SshOpts, remote: &Remote, verb: Verb) -> Vec<OsString> {
 /// The argument vector of `ssh -O <op>` (`check`, `exit`) for `remote`'s
 /// ControlMaster, with the same program, port and options as its connections.
 pub fn control_argv(o: &SshOpts, remote: &Remote, op: &str) -> Vec<OsString> {
-    let mut v: Vec<OsString> = o.program.clone();
-    if let Some(p) = remote.port.or(o.port) {
-        v.push("-p".into());
-        v.push(p.to_string().into());
-    }
-    for opt in &o.options {
-        v.push("-o".into());
-        v.push(opt.clone());
-    }
+    let mut v = program_and_port(o, remote, false);
+    push_options(&mut v, &o.options);
     v.extend(["-O".into(), op.into(), remote.destination().into()]);
     v
 }
@@ -183,20 +187,10 @@ pub fn control_argv(o: &SshOpts, remote: &Remote, op: &str) -> Vec<OsString> {
 /// background (`ssh -o ControlMaster=yes -N -f`; it lasts ControlPersist
 /// after its last client), with the options of its connections.
 pub fn master_argv(o: &SshOpts, remote: &Remote) -> Vec<OsString> {
-    let mut v: Vec<OsString> = o.program.clone();
-    if o.compress {
-        v.push("-C".into());
-    }
-    if let Some(p) = remote.port.or(o.port) {
-        v.push("-p".into());
-        v.push(p.to_string().into());
-    }
+    let mut v = program_and_port(o, remote, o.compress);
     // ssh takes an option's first value: this one before the connections' ControlMaster=auto.
     v.extend(["-o".into(), "ControlMaster=yes".into()]);
-    for opt in &o.options {
-        v.push("-o".into());
-        v.push(opt.clone());
-    }
+    push_options(&mut v, &o.options);
     if o.batch {
         v.extend(["-o".into(), "BatchMode=yes".into()]);
     }

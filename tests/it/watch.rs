@@ -121,6 +121,20 @@ fn exported(env: &Env, pfs: &Path) -> PathBuf {
     out
 }
 
+/// `export --as-of tid` into `as-of-<tid>`.
+fn exported_as_of(env: &Env, pfs: &Path, tid: &str) -> PathBuf {
+    let out = env.path(&format!("as-of-{tid}"));
+    ok(&env.run([
+        OsStr::new("-q"),
+        OsStr::new("export"),
+        OsStr::new("--as-of"),
+        OsStr::new(tid),
+        pfs.as_os_str(),
+        out.as_os_str(),
+    ]));
+    out
+}
+
 /// Writes the fence file and waits until the PFS holds it: every change
 /// made before it was seen and recorded (inotify keeps the order).
 fn fence(env: &Env, tree: &Path, pfs: &Path, n: u32) {
@@ -412,18 +426,10 @@ fn a_file_rewritten_while_it_is_read_is_never_recorded_torn() {
     // Every TID's version of the file is one whole round of the writer.
     for j in w.json() {
         let tid = j["tid"].as_str().unwrap();
-        let out = env.path(&format!("as-of-{tid}"));
-        if out.exists() {
+        if env.path(&format!("as-of-{tid}")).exists() {
             continue;
         }
-        ok(&env.run([
-            OsStr::new("-q"),
-            OsStr::new("export"),
-            OsStr::new("--as-of"),
-            OsStr::new(tid),
-            pfs.as_os_str(),
-            out.as_os_str(),
-        ]));
+        let out = exported_as_of(&env, &pfs, tid);
         let data = std::fs::read(out.join("hot")).unwrap();
         assert_eq!(data.len(), size);
         assert!(
@@ -463,15 +469,7 @@ fn a_read_overlapping_one_long_write_is_never_recorded_torn() {
     // or its first byte one round ahead of the rest.
     for j in w.json().iter().filter(|j| j["recorded"] == true) {
         let tid = j["tid"].as_str().unwrap();
-        let out = env.path(&format!("as-of-{tid}"));
-        ok(&env.run([
-            OsStr::new("-q"),
-            OsStr::new("export"),
-            OsStr::new("--as-of"),
-            OsStr::new(tid),
-            pfs.as_os_str(),
-            out.as_os_str(),
-        ]));
+        let out = exported_as_of(&env, &pfs, tid);
         let Ok(data) = std::fs::read(out.join("hot")) else { continue };
         assert_eq!(data.len(), size);
         let rest = data[1..].iter().position(|&b| b != data[1]);
